@@ -1,0 +1,22 @@
+"""The mock's settings (pydantic-settings): the names of API.md's settings table."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class MockSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MOCK_CSDLQG_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite:///./var/mock_csdlqg.db"
+    api_key: SecretStr | None = Field(default=None, description="callers send it as X-Api-Key")
+    faults: bool = Field(default=False, description="enable fault injection (also `serve --faults`)")
+    max_batch: int = 1000
+
+
+@cache
+def get_settings() -> MockSettings:
+    return MockSettings()

@@ -1,0 +1,1 @@
+"""The synthetic population: deterministic, household-based, province-scale."""

@@ -1,0 +1,94 @@
+"""Session-wide fixtures: real PostgreSQL and Redis, isolated per test session.
+
+CI runs on the same machine as developers' work, so every session creates its own PostgreSQL
+database (``dancu_t_<random>``) and drops it afterwards, uses its own Redis key prefix and never
+flushes Redis. ``DANCU_TEST_REQUIRE_SERVICES=1`` (set by ``.ci/run``) turns a missing service into
+a failure instead of a skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+POSTGRES_URL = os.environ.get("DANCU_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("DANCU_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+REQUIRE_SERVICES = os.environ.get("DANCU_TEST_REQUIRE_SERVICES", "") == "1"
+
+
+def _unavailable(what: str, err: BaseException) -> None:
+    message = f"{what} is not reachable ({type(err).__name__})"
+    if REQUIRE_SERVICES:
+        pytest.fail(message + " and DANCU_TEST_REQUIRE_SERVICES=1", pytrace=False)
+    pytest.skip(message)
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+def _plain_postgres(url: str) -> str:
+    """asyncpg wants ``postgresql://``; accept a SQLAlchemy-style driver suffix in the setting."""
+    scheme, sep, rest = url.partition("://")
+    return "postgresql" + sep + rest if scheme.startswith("postgresql") else url
+
+
+async def _admin(url: str, *statements: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(_plain_postgres(url), timeout=5)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, as a plain ``postgresql://`` URL."""
+    name = "dancu_t_" + secrets.token_hex(6)
+    try:
+        asyncio.run(_admin(POSTGRES_URL, f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncio.TimeoutError, Exception) as err:  # noqa: BLE001 - any failure means "not reachable"
+        _unavailable("PostgreSQL", err)
+    try:
+        yield _with_database(_plain_postgres(POSTGRES_URL), name)
+    finally:
+        asyncio.run(_admin(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The Redis URL for tests; skipped (or failed under CI) when Redis does not answer."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+    try:
+        client.ping()
+    except redis.RedisError as err:
+        _unavailable("Redis", err)
+    finally:
+        client.close()
+    return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def redis_prefix() -> str:
+    """A key prefix owned by this test session alone (Redis is shared with other work: never flush it)."""
+    return f"dancu_t_{secrets.token_hex(6)}:"
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing is bound to right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

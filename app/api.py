@@ -1,0 +1,34 @@
+"""Router composition: every router the gateway serves, and which of them answer without a token.
+
+Feature routers are included with their authorisation alias (``dependencies=[...]``) right here, so a route
+is authenticated by default and the public ones are the short, reviewed list below.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.routing import APIRoute
+
+from app.health.router import router as health_router
+
+PUBLIC_ROUTERS: tuple[APIRouter, ...] = (health_router,)
+"""Answered without a token. Everything else is included with a scope alias."""
+
+
+def build_router() -> APIRouter:
+    router = APIRouter()
+    for public in PUBLIC_ROUTERS:
+        router.include_router(public)
+    return router
+
+
+def public_paths() -> frozenset[str]:
+    """The paths anyone may call (a test checks that no other route is left without authorisation)."""
+    return frozenset(
+        route.path for public in PUBLIC_ROUTERS for route in public.routes if isinstance(route, APIRoute)
+    )
+
+
+def operation_id(route: APIRoute) -> str:
+    """Stable, readable OpenAPI operation ids: ``<first tag>-<function name>``."""
+    return f"{route.tags[0]}-{route.name}" if route.tags else route.name

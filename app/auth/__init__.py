@@ -1,0 +1,1 @@
+"""Clients, grants, purposes of use, tokens: who may call the gateway, for what, and why."""

@@ -1,0 +1,157 @@
+"""Persistence plumbing: the declarative base and its conventions, the engine, and the unit of work.
+
+Conventions are declared once here: constraint names follow ``NAMING_CONVENTION`` (so migrations can name
+what they drop), and every ``Mapped[datetime]`` is a timezone-aware UTC timestamp. A request gets one
+session (``DbSession``) that commits once, after the route returns and before the answer leaves; services and
+repositories flush, never commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import DateTime, MetaData, event, make_url, text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
+
+from app.config import Settings
+
+if TYPE_CHECKING:
+    from app.lifespan import AppState
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+_ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+}
+
+
+def async_database_url(url: str) -> str:
+    """The URL with its async driver named: ``sqlite+aiosqlite://`` or ``postgresql+asyncpg://``.
+
+    Accepts ``sqlite:///p``, ``sqlite+aiosqlite:///p``, ``postgresql://``, ``postgresql+asyncpg://`` and
+    ``postgres://``; anything else is a ValueError that names the scheme only (URLs carry passwords).
+    """
+    scheme, sep, rest = url.partition("://")
+    driver = _ASYNC_DRIVERS.get(scheme.lower()) if sep else None
+    if driver is None:
+        raise ValueError(
+            f"unsupported database URL scheme {scheme.lower()[:32]!r}: use sqlite:/// or postgresql://"
+            if sep
+            else "the database URL has no scheme: use sqlite:/// or postgresql://"
+        )
+    return f"{driver}://{rest}"
+
+
+def ensure_sqlite_directory(url: str) -> None:
+    """Create the directory of a SQLite database file: SQLite creates the file, not the directory."""
+    parsed = make_url(async_database_url(url))
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return
+    if not database.startswith("file:"):  # a URI filename: left to the operator
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """``TIMESTAMP WITH TIME ZONE``, always UTC and always aware, also on SQLite (which keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: the gateway stores aware UTC timestamps only")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None or value.tzinfo is not None:
+            return value
+        return value.replace(tzinfo=UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Base of the gateway's models (its tables only: the mock owns its own)."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime()}  # noqa: RUF012 - read by SQLAlchemy, never mutated
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers work while one writer commits; NORMAL survives a killed process but may lose the last
+    # commits on power loss (FULL would not). Foreign keys are off in SQLite unless asked for, per connection.
+    cursor = dbapi_connection.cursor()
+    try:
+        for pragma in (
+            "PRAGMA journal_mode=WAL",
+            "PRAGMA synchronous=NORMAL",
+            "PRAGMA foreign_keys=ON",
+            "PRAGMA busy_timeout=5000",
+        ):
+            cursor.execute(pragma)
+    finally:
+        cursor.close()
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    """The engine for ``DANCU_DATABASE_URL``; nothing connects until first use."""
+    url = async_database_url(settings.database_url)
+    if url.startswith("sqlite"):
+        ensure_sqlite_directory(url)
+        engine = create_async_engine(url)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(
+        url,
+        pool_pre_ping=True,
+        connect_args={"server_settings": {"application_name": "dancu-gateway"}},
+    )
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def ping(engine: AsyncEngine) -> None:
+    """``SELECT 1``; raises when the database cannot be reached."""
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's unit of work: commits once when the route returns, rolls back when it raises."""
+    state: AppState = request.app.state.dancu
+    async with state.sessionmaker() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        await session.commit()
+
+
+# scope="function": the commit happens before the response is sent, so a failed commit is a 500, not a 200
+# for a change that was lost.
+DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]

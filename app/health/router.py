@@ -1,0 +1,75 @@
+"""``GET /healthz`` (the process answers) and ``GET /readyz`` (its dependencies answer too); no token."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from app.db import ping
+from app.errors import NotReady
+from app.lifespan import AppState, AppStateDep
+from app.problems import Problem, problem_responses
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(tags=["health"])
+
+CheckResult = Literal["ok", "failed"]
+Probe = Callable[[AppState], Awaitable[None]]
+
+PROBE_TIMEOUT_SECONDS = 2.0
+"""A dependency that does not answer within this is down, as far as an orchestrator is concerned."""
+
+
+async def _database(state: AppState) -> None:
+    await ping(state.engine)
+
+
+# Name -> probe; a probe raises when its dependency is down. Backend and Redis join here.
+READINESS_PROBES: dict[str, Probe] = {"database": _database}
+
+
+class Liveness(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"]
+    checks: dict[str, CheckResult]
+
+
+class NotReadyProblem(Problem):
+    checks: dict[str, CheckResult]
+
+
+@router.get("/healthz")
+async def liveness() -> Liveness:
+    """The process is up and serving requests."""
+    return Liveness(status="ok")
+
+
+@router.get("/readyz", responses=problem_responses(NotReady, model=NotReadyProblem))
+async def readiness(state: AppStateDep) -> Readiness:
+    """Every dependency answers; otherwise 503 ``not_ready`` naming the checks that failed."""
+    names = list(READINESS_PROBES)
+    results = await asyncio.gather(*(_run(name, READINESS_PROBES[name], state) for name in names))
+    checks = dict(zip(names, results, strict=True))
+    if any(result != "ok" for result in checks.values()):
+        raise NotReady(checks)
+    return Readiness(status="ready", checks=checks)
+
+
+async def _run(name: str, probe: Probe, state: AppState) -> CheckResult:
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
+            await probe(state)
+    except Exception as exc:  # any failure means "not ready"
+        # The type only: driver messages can carry host names, user names or parts of the URL.
+        logger.warning("readiness check %s failed: %s", name, type(exc).__qualname__)
+        return "failed"
+    return "ok"

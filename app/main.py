@@ -1,0 +1,53 @@
+"""The gateway's ASGI application: ``create_app()`` wires lifespan, middleware, problems and routers."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+from typing import Any
+
+from fastapi import FastAPI
+
+from app.api import build_router, operation_id
+from app.config import Settings, get_settings
+from app.lifespan import build_lifespan
+from app.middleware import gateway_middleware
+from app.problems import PROBLEM_HANDLERS, problem_openapi
+
+DOCS_URL = "/docs"
+DOCS_OAUTH2_REDIRECT_URL = "/docs/oauth2-redirect"
+
+
+class _GatewayAPI(FastAPI):
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            self.openapi_schema = problem_openapi(super().openapi())
+        return self.openapi_schema
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The gateway, configured by ``settings`` (default: the environment); nothing connects until startup."""
+    settings = settings or get_settings()
+    settings.check_production()
+    # The prod profile serves neither the docs page nor /openapi.json; the contract is published in openapi/.
+    docs = settings.profile != "prod"
+    app = _GatewayAPI(
+        title="dancu-gateway",
+        summary="Access-controlled, audited access to the national population database.",
+        version=version("dancu-gateway"),
+        lifespan=build_lifespan(settings),
+        docs_url=DOCS_URL if docs else None,
+        swagger_ui_oauth2_redirect_url=DOCS_OAUTH2_REDIRECT_URL,
+        redoc_url=None,
+        openapi_url="/openapi.json" if docs else None,
+        exception_handlers=PROBLEM_HANDLERS,
+        middleware=gateway_middleware(
+            max_body_bytes=settings.max_body_bytes,
+            docs_paths=(DOCS_URL, DOCS_OAUTH2_REDIRECT_URL) if docs else (),
+        ),
+        generate_unique_id_function=operation_id,
+    )
+    app.include_router(build_router())
+    return app
+
+
+app = create_app()

@@ -1,0 +1,66 @@
+"""Fixtures for the gateway's tests: isolated settings, a migrated SQLite database, an in-process client."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from app.cli import upgrade_database
+from app.config import Settings, get_settings
+from app.main import create_app
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No DANCU_* variable or .env of the developer's leaks in; relative paths land in tmp_path."""
+    for name in list(os.environ):
+        if (name.startswith("DANCU_") and not name.startswith("DANCU_TEST_")) or name.startswith(
+            "MOCK_CSDLQG_"
+        ):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One SQLite database migrated to head by `dancu db upgrade`'s own function, copied per test."""
+    path = tmp_path_factory.mktemp("template") / "dancu.db"
+    upgrade_database(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def database_url(migrated_template: Path, tmp_path: Path) -> str:
+    """A fresh migrated database for this test alone."""
+    path = tmp_path / "dancu.db"
+    shutil.copyfile(migrated_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(_env_file=None, database_url=database_url)
+
+
+@pytest.fixture
+def app(settings: Settings) -> FastAPI:
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to ``app`` in process, with its lifespan running."""
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://testserver") as client,
+    ):
+        yield client

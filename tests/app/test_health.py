@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute, iter_route_contexts
+
+from app.api import public_paths
+from app.config import Settings
+from app.health import router as health_router
+from app.lifespan import AppState
+from app.main import create_app
+
+
+async def test_liveness(client: httpx.AsyncClient) -> None:
+    response = await client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_ready_when_the_database_answers(client: httpx.AsyncClient) -> None:
+    response = await client.get("/readyz")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready", "checks": {"database": "ok"}}
+
+
+async def test_not_ready_when_the_database_is_down() -> None:
+    # A port bound but not listening refuses connections. Building and starting the app must not need the
+    # database; /readyz must say it is down.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        app = create_app(
+            Settings(_env_file=None, database_url=f"postgresql://dancu:pw@127.0.0.1:{port}/dancu")
+        )
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://testserver") as client,
+        ):
+            liveness = await client.get("/healthz")
+            response = await client.get("/readyz", headers={"X-Request-Id": "ready-1"})
+
+    assert liveness.status_code == 200
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["code"] == "not_ready"
+    assert body["checks"] == {"database": "failed"}
+    assert body["request_id"] == "ready-1"
+    assert "pw" not in response.text
+
+
+async def test_a_probe_that_hangs_fails_after_the_timeout(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def hangs(state: AppState) -> None:
+        await asyncio.sleep(10)
+
+    monkeypatch.setattr(health_router, "PROBE_TIMEOUT_SECONDS", 0.05)
+    monkeypatch.setitem(health_router.READINESS_PROBES, "slow", hangs)
+
+    response = await client.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json()["checks"] == {"database": "ok", "slow": "failed"}
+
+
+def test_every_route_is_public_until_authentication_lands(tmp_path: Path) -> None:
+    app: FastAPI = create_app(Settings(_env_file=None, database_url=f"sqlite:///{tmp_path}/x.db"))
+
+    routes = {ctx.path for ctx in iter_route_contexts(app.routes) if isinstance(ctx.original_route, APIRoute)}
+
+    assert routes == public_paths() == {"/healthz", "/readyz"}

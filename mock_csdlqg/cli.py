@@ -45,7 +45,9 @@ def _parse_date(value: str) -> date:
 
 @cli.command()
 def seed(
-    count: Annotated[int, typer.Option(min=0, help="generated residents (the personas come on top)")] = DEFAULT_COUNT,
+    count: Annotated[
+        int, typer.Option(min=0, help="generated residents (the personas come on top)")
+    ] = DEFAULT_COUNT,
     seed: Annotated[int, typer.Option(help="the same seed gives the same population")] = DEFAULT_SEED,
     provinces: Annotated[
         str, typer.Option(help="2025 province codes where 80% of residents live, comma-separated")
@@ -56,7 +58,9 @@ def seed(
     database_url: Annotated[
         str | None, typer.Option(help="default: MOCK_CSDLQG_DATABASE_URL or sqlite:///./var/mock_csdlqg.db")
     ] = None,
-    workers: Annotated[int | None, typer.Option(min=1, help="generator processes (default: CPU count)")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="generator processes (default: CPU count)")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Replace the mock database's content with a freshly generated population."""
@@ -120,6 +124,22 @@ def serve(
         access_log=False,
         proxy_headers=False,
     )
+
+
+@cli.command("personas")
+def personas_command(
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="the table published in docs/personas.md")
+    ] = False,
+) -> None:
+    """List the scenario personas (fixed residents present after every seed)."""
+    from mock_csdlqg.personas import personas, personas_markdown
+
+    if markdown:
+        typer.echo(personas_markdown(), nl=False)
+        return
+    for p in personas():
+        typer.echo(f"{p.personal_id}  {p.scenario:28}  {p.description}")
 
 
 @openapi_cli.command("export")

@@ -57,7 +57,7 @@ def postgres_url() -> Iterator[str]:
     name = "dancu_t_" + secrets.token_hex(6)
     try:
         asyncio.run(_admin(POSTGRES_URL, f'CREATE DATABASE "{name}"'))
-    except (OSError, asyncio.TimeoutError, Exception) as err:  # noqa: BLE001 - any failure means "not reachable"
+    except (TimeoutError, OSError, Exception) as err:
         _unavailable("PostgreSQL", err)
     try:
         yield _with_database(_plain_postgres(POSTGRES_URL), name)

@@ -138,7 +138,13 @@ STREETS = ("Lê Lợi", "Trần Hưng Đạo", "Nguyễn Huệ", "Hai Bà Trưng
            "Hùng Vương", "Phan Bội Châu", "Nguyễn Trãi", "Lê Duẩn", "Võ Thị Sáu", "Điện Biên Phủ",
            "Nguyễn Thái Học", "Phạm Văn Đồng", "Trường Chinh", "Nguyễn Văn Cừ", "Tôn Đức Thắng",
            "Xuân Diệu", "An Dương Vương", "Nguyễn Tất Thành")  # fmt: skip
-ABSENCE_REASONS = ("Đi làm ăn xa", "Đi học", "Lao động có thời hạn", "Chăm sóc người thân", "Đi nghĩa vụ quân sự")
+ABSENCE_REASONS = (
+    "Đi làm ăn xa",
+    "Đi học",
+    "Lao động có thời hạn",
+    "Chăm sóc người thân",
+    "Đi nghĩa vụ quân sự",
+)
 EMAIL_DOMAINS = ("gmail.com", "yahoo.com", "outlook.com", "vnpt.vn", "fpt.vn")
 MOBILE_PREFIXES = ("032", "033", "034", "035", "036", "037", "038", "039", "070", "076", "077", "078",
                    "079", "081", "082", "083", "084", "085", "086", "088", "089", "090", "091", "093",

@@ -49,7 +49,9 @@ def check_provinces(codes: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _chunks(count: int) -> list[tuple[int, int]]:
-    return [(index, min(CHUNK_SIZE, count - start)) for index, start in enumerate(range(0, count, CHUNK_SIZE))]
+    return [
+        (index, min(CHUNK_SIZE, count - start)) for index, start in enumerate(range(0, count, CHUNK_SIZE))
+    ]
 
 
 def _generate(spec: PopulationSpec, count: int, workers: int) -> Iterator[Chunk]:

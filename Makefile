@@ -1,0 +1,63 @@
+# dancu-gateway: the two commands a new clone needs are `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+MOCK_PORT ?= 8100
+COUNT ?= 20000
+
+.PHONY: install run seed serve-mock test lint typecheck imports unit openapi bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is required"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+## run: install, migrate, seed the mock national database, print how to call it, serve it
+run: install
+	@mkdir -p var
+	@test -s var/mock_api_key || $(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(24))' > var/mock_api_key
+	$(BIN)/dancu db upgrade
+	$(BIN)/mock-csdlqg seed --count $(COUNT)
+	@echo
+	@echo "mock_csdlqg is starting on http://127.0.0.1:$(MOCK_PORT) (API key in var/mock_api_key). Try:"
+	@echo "  curl -s -X POST http://127.0.0.1:$(MOCK_PORT)/api/v1/residents/lookup \\"
+	@echo "       -H \"X-Api-Key: $$(cat var/mock_api_key)\" -H 'Content-Type: application/json' \\"
+	@echo "       -d '{\"soDinhDanh\": \"052068000108\"}'"
+	@echo "  curl -s http://127.0.0.1:$(MOCK_PORT)/_mock/personas -H \"X-Api-Key: $$(cat var/mock_api_key)\""
+	@echo
+	MOCK_CSDLQG_API_KEY="$$(cat var/mock_api_key)" $(BIN)/mock-csdlqg serve --port $(MOCK_PORT)
+
+## test: the gates (lint, format, types, import boundaries) and the whole suite
+test: install lint typecheck imports unit
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+imports: install
+	$(BIN)/lint-imports
+
+unit: install
+	$(BIN)/pytest
+
+## openapi: regenerate the published contracts in openapi/
+openapi: install
+	$(BIN)/dancu openapi export
+	$(BIN)/mock-csdlqg openapi export
+
+## bench: seeding and lookup figures (needs wrk: apt-get install wrk)
+bench: install
+	$(BIN)/python bench/seed_bench.py
+	$(BIN)/python bench/lookup_bench.py
+
+clean:
+	rm -rf var .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -40,7 +40,7 @@ capNhatLuc              _meta.record_updated_at     RFC 3339, UTC
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -189,7 +189,7 @@ class LookupRequest(WireModel):
 
 
 class BatchGetRequest(WireModel):
-    ids: list[str] = Field(min_length=1, max_length=1000)
+    ids: list[Annotated[str, Field(pattern=PERSONAL_ID_PATTERN)]] = Field(min_length=1, max_length=1000)
 
 
 class BatchGetResponse(WireModel):

@@ -10,3 +10,8 @@ app = FastAPI()
 @app.get("/bare")
 async def bare() -> dict[str, bool]:
     return {"ok": True}
+
+
+@app.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}

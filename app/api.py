@@ -9,16 +9,24 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.routing import APIRoute
 
+from app.auth.router import router as auth_router
+from app.citizens.router import router as citizens_router
 from app.health.router import router as health_router
 
-PUBLIC_ROUTERS: tuple[APIRouter, ...] = (health_router,)
+PUBLIC_ROUTERS: tuple[APIRouter, ...] = (health_router, auth_router)
 """Answered without a token. Everything else is included with a scope alias."""
+
+
+# Routers whose routes each name their scope alias (VerifyClient, ReadClient, ...) in their signature.
+SCOPED_ROUTERS: tuple[APIRouter, ...] = (citizens_router,)
 
 
 def build_router() -> APIRouter:
     router = APIRouter()
     for public in PUBLIC_ROUTERS:
         router.include_router(public)
+    for scoped in SCOPED_ROUTERS:
+        router.include_router(scoped)
     return router
 
 

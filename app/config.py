@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     backend_url: str = "http://127.0.0.1:8100"
     backend_api_key: SecretStr | None = None
     redis_url: str | None = None
+    redis_key_prefix: str = "dancu:"
+    """Every Redis key the gateway writes starts with this (replicas of one gateway share it)."""
     issuer: str | None = None
     """None: ``http://<host>:<port>`` of ``dancu serve``, which exports it to its workers."""
     audience: str = "dancu-gateway"

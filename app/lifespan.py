@@ -14,6 +14,13 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.audit.writer import AuditWriter, load_subject_hasher
+from app.auth.keys import KeyStore
+from app.auth.replay import ReplayStore, build_replay_store
+from app.backends.base import Backend
+from app.backends.registry import open_backend
+from app.citizens.limits import Limiter, build_limiter
+from app.citizens.service import CitizenService
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 
@@ -25,6 +32,17 @@ class AppState:
     settings: Settings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    keys: KeyStore
+    """Signing keys and the client-secret hasher; loads the key table on first use, not at start-up."""
+    replay: ReplayStore
+    """Used ``private_key_jwt`` assertion ids: Redis when configured, else this process's memory."""
+    audit: AuditWriter
+    """Commits citizen events in their own transaction before the answer leaves."""
+    backend: Backend
+    """The population register: the embedded mock (default) or the national database over HTTP."""
+    limiter: Limiter
+    """Request rate and distinct-resident quotas: Redis when configured, else this process's memory."""
+    citizens: CitizenService
 
 
 def build_lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
@@ -33,11 +51,30 @@ def build_lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncConte
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
-        app.state.dancu = AppState(settings=settings, engine=engine, sessionmaker=create_sessionmaker(engine))
+        sessionmaker = create_sessionmaker(engine)
+        replay = build_replay_store(settings)
+        keys = KeyStore.from_settings(settings, sessionmaker)
+        audit = AuditWriter(sessionmaker, load_subject_hasher(settings))
+        backend = await open_backend(settings)
+        limiter = build_limiter(settings.redis_url, settings.redis_key_prefix)
+        app.state.dancu = AppState(
+            settings=settings,
+            engine=engine,
+            sessionmaker=sessionmaker,
+            keys=keys,
+            replay=replay,
+            audit=audit,
+            backend=backend,
+            limiter=limiter,
+            citizens=CitizenService(backend, limiter, audit, keys, settings.batch_max_items),
+        )
         try:
             yield
         finally:
             del app.state.dancu
+            await limiter.close()
+            await backend.close()
+            await replay.close()
             await engine.dispose()
 
     return lifespan

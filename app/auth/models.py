@@ -1,10 +1,11 @@
-"""The auth context's tables."""
+"""The auth context's tables: purposes of use, clients, their grants, and the gateway's signing keys."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import String, Text, func
+from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Integer, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
@@ -22,3 +23,69 @@ class Purpose(Base):
     legal_basis: Mapped[str] = mapped_column(Text)
     """The legal document and article that allows the processing."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
+class Client(Base):
+    """A calling system (a provincial portal, an auditor's tool, an administrator).
+
+    The secret is stored only as ``secret_hash``: HMAC-SHA256 under a server key derived from
+    ``DANCU_KEYS__ENCRYPTION_KEY``; ``secret_kid`` names that key. ``jwks`` holds the public keys registered
+    for ``private_key_jwt`` (public members only; validated when set).
+    """
+
+    __tablename__ = "clients"
+    __table_args__ = (CheckConstraint("status IN ('active', 'suspended')", name="status"),)
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    contact_email: Mapped[str | None] = mapped_column(String(254))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    secret_kid: Mapped[str] = mapped_column(String(32))
+    jwks: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ClientGrant(Base):
+    """What one client may do (one row per client; a new client's grant allows nothing).
+
+    Lists are stored as given (``fields`` may hold ``"*"``, ``provinces`` may be ``["*"]``); the scope
+    dependencies expand them per request into ``app.auth.context.Grant``.
+    """
+
+    __tablename__ = "grants"
+
+    client_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("clients.client_id", ondelete="CASCADE"), primary_key=True
+    )
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    fields: Mapped[list[str]] = mapped_column(JSON, default=list)
+    provinces: Mapped[list[str]] = mapped_column(JSON, default=list)
+    purposes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    verify_details: Mapped[bool] = mapped_column(Boolean, default=False)
+    rate_limit_per_minute: Mapped[int] = mapped_column(Integer, default=600)
+    distinct_subjects_per_day: Mapped[int] = mapped_column(Integer, default=5000)
+    valid_from: Mapped[datetime | None]
+    valid_until: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SigningKey(Base):
+    """A key the gateway signs access tokens and attestations with (ES256, P-256).
+
+    The private key is PEM encrypted with Fernet (``DANCU_KEYS__ENCRYPTION_KEY``). Keys are never deleted:
+    a retired key (``active`` false, ``retired_at`` set) stays published in the JWKS so that attestations it
+    signed remain verifiable offline.
+    """
+
+    __tablename__ = "signing_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alg: Mapped[str] = mapped_column(String(16))
+    private_key_encrypted: Mapped[str] = mapped_column(Text)
+    public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
+    active: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    retired_at: Mapped[datetime | None]

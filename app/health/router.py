@@ -30,8 +30,16 @@ async def _database(state: AppState) -> None:
     await ping(state.engine)
 
 
-# Name -> probe; a probe raises when its dependency is down. Backend and Redis join here.
-READINESS_PROBES: dict[str, Probe] = {"database": _database}
+async def _backend(state: AppState) -> None:
+    await state.backend.check()
+
+
+async def _limits(state: AppState) -> None:
+    await state.limiter.check()
+
+
+# Name -> probe; a probe raises when its dependency is down ("limits" is a no-op without Redis).
+READINESS_PROBES: dict[str, Probe] = {"database": _database, "backend": _backend, "limits": _limits}
 
 
 class Liveness(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
@@ -14,6 +15,7 @@ from fastapi import FastAPI
 from app.cli import upgrade_database
 from app.config import Settings, get_settings
 from app.main import create_app
+from mock_csdlqg.generator.pipeline import seed_database
 
 
 @pytest.fixture(autouse=True)
@@ -46,9 +48,17 @@ def database_url(migrated_template: Path, tmp_path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+@pytest.fixture(scope="session")
+def mock_database(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A seeded mock national database (personas only) so the embedded backend is ready."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('mock') / 'mock_csdlqg.db'}"
+    asyncio.run(seed_database(url, count=0, workers=1))
+    return url
+
+
 @pytest.fixture
-def settings(database_url: str) -> Settings:
-    return Settings(_env_file=None, database_url=database_url)
+def settings(database_url: str, mock_database: str) -> Settings:
+    return Settings(_env_file=None, database_url=database_url, MOCK_CSDLQG_DATABASE_URL=mock_database)
 
 
 @pytest.fixture

@@ -27,7 +27,10 @@ async def test_ready_when_the_database_answers(client: httpx.AsyncClient) -> Non
     response = await client.get("/readyz")
 
     assert response.status_code == 200
-    assert response.json() == {"status": "ready", "checks": {"database": "ok"}}
+    assert response.json() == {
+        "status": "ready",
+        "checks": {"database": "ok", "backend": "ok", "limits": "ok"},
+    }
 
 
 async def test_not_ready_when_the_database_is_down() -> None:
@@ -51,7 +54,7 @@ async def test_not_ready_when_the_database_is_down() -> None:
     assert response.headers["content-type"] == "application/problem+json"
     body = response.json()
     assert body["code"] == "not_ready"
-    assert body["checks"] == {"database": "failed"}
+    assert body["checks"]["database"] == "failed"
     assert body["request_id"] == "ready-1"
     assert "pw" not in response.text
 
@@ -68,12 +71,20 @@ async def test_a_probe_that_hangs_fails_after_the_timeout(
     response = await client.get("/readyz")
 
     assert response.status_code == 503
-    assert response.json()["checks"] == {"database": "ok", "slow": "failed"}
+    assert response.json()["checks"] == {"database": "ok", "backend": "ok", "limits": "ok", "slow": "failed"}
 
 
-def test_every_route_is_public_until_authentication_lands(tmp_path: Path) -> None:
+def test_only_health_and_oauth_routes_are_public(tmp_path: Path) -> None:
     app: FastAPI = create_app(Settings(_env_file=None, database_url=f"sqlite:///{tmp_path}/x.db"))
 
     routes = {ctx.path for ctx in iter_route_contexts(app.routes) if isinstance(ctx.original_route, APIRoute)}
 
-    assert routes == public_paths() == {"/healthz", "/readyz"}
+    oauth = {"/oauth2/token", "/.well-known/jwks.json", "/.well-known/oauth-authorization-server"}
+    assert public_paths() == {"/healthz", "/readyz", *oauth}
+    for ctx in iter_route_contexts(app.routes):
+        route = ctx.original_route
+        if isinstance(route, APIRoute) and ctx.path not in public_paths():
+            calls = {d.call.__name__ for d in route.dependant.dependencies if d.call is not None}
+            # require_scope(...) builds the dependency and names it after its scopes
+            assert any(name.startswith("require_") for name in calls), f"{ctx.path} has no scope dependency"
+    assert routes > public_paths()

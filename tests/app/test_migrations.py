@@ -17,11 +17,11 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
-import app.auth.models  # noqa: F401 - registers the tables on Base.metadata
+import app.models  # noqa: F401 - registers every table on Base.metadata
 from app.cli import migration_config, upgrade_database
 from app.db import Base, async_database_url
 
-GATEWAY_TABLES = {"purposes"}
+GATEWAY_TABLES = set(Base.metadata.tables)
 
 
 def _snapshot(connection: Connection) -> dict[str, Any]:

@@ -1,0 +1,51 @@
+"""Who is calling and what their grant allows: what the citizen, audit and admin routes receive.
+
+Built per request by the scope dependencies (``app.auth.dependencies``) from a verified access token and
+the client's current row and grant, read fresh from the database on every request (a suspension or a grant
+change applies at once).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+SCOPES: tuple[str, ...] = (
+    "citizen.verify",
+    "citizen.read",
+    "household.read",
+    "audit.read",
+    "audit.subject_report",
+    "admin",
+)
+CITIZEN_SCOPES = frozenset({"citizen.verify", "citizen.read", "household.read"})
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A client's grant, with ``fields`` already expanded (``"*"`` → every non-sensitive field)."""
+
+    scopes: frozenset[str]
+    fields: frozenset[str]
+    provinces: frozenset[str] | None
+    """2025 province codes; None means every province (``["*"]``)."""
+    purposes: frozenset[str]
+    verify_details: bool
+    rate_limit_per_minute: int
+    distinct_subjects_per_day: int
+    valid_from: datetime | None
+    valid_until: datetime | None
+
+    def covers_province(self, province: str | None) -> bool:
+        return self.provinces is None or (province is not None and province in self.provinces)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthContext:
+    client_id: str
+    client_name: str
+    token_scopes: frozenset[str]
+    """The scopes in the access token (a subset of the grant's)."""
+    grant: Grant
+    token_id: str
+    """The access token's ``jti``."""

@@ -1,0 +1,153 @@
+"""The auth context's request and response shapes (the CLI and, later, the admin API share them).
+
+Request models forbid unknown members (no mass assignment) and never echo a submitted value in an error.
+Semantic checks that need the database or the domain tables (registered purposes, province codes,
+separation of duties) are the service's, not these models'.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PositiveInt, StringConstraints
+
+PURPOSE_CODE_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+Email = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+]
+Token = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Status = Literal["active", "suspended"]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True, frozen=True)
+
+
+class ClientCreate(_Request):
+    name: Name
+    description: Text | None = None
+    contact_email: Email | None = None
+
+
+class ClientUpdate(_Request):
+    name: Name | None = None
+    description: Text | None = None
+    contact_email: Email | None = None
+    status: Status | None = None
+
+
+class GrantIn(_Request):
+    """A whole grant (``PUT`` replaces it); defaults allow nothing."""
+
+    scopes: Annotated[list[Token], Field(max_length=16)] = []
+    fields: Annotated[list[Token], Field(max_length=64)] = []
+    """Field names; ``"*"`` stands for every non-sensitive field and may be combined with sensitive ones."""
+    provinces: Annotated[list[Token], Field(max_length=64)] = []
+    """Two-digit 2025 province codes, or ``["*"]``."""
+    purposes: Annotated[list[Token], Field(max_length=1000)] = []
+    verify_details: bool = False
+    rate_limit_per_minute: PositiveInt = 600
+    distinct_subjects_per_day: PositiveInt = 5000
+    valid_from: AwareDatetime | None = None
+    valid_until: AwareDatetime | None = None
+
+
+class GrantOut(BaseModel):
+    client_id: str
+    scopes: list[str]
+    fields: list[str]
+    provinces: list[str]
+    purposes: list[str]
+    verify_details: bool
+    rate_limit_per_minute: int
+    distinct_subjects_per_day: int
+    valid_from: datetime | None
+    valid_until: datetime | None
+    updated_at: datetime
+
+
+class ClientOut(BaseModel):
+    client_id: str
+    name: str
+    description: str | None
+    contact_email: str | None
+    status: Status
+    jwks: dict[str, Any] | None
+    """The public keys registered for ``private_key_jwt``."""
+    created_at: datetime
+    updated_at: datetime
+
+
+class ClientCreated(ClientOut):
+    client_secret: str
+    """Shown this once; the gateway keeps only a keyed hash of it."""
+
+
+class ClientSecretOut(BaseModel):
+    client_id: str
+    client_secret: str
+
+
+class JWKSetIn(_Request):
+    keys: Annotated[list[dict[str, Any]], Field(max_length=10)]
+
+
+class PurposeIn(_Request):
+    code: Annotated[str, StringConstraints(pattern=PURPOSE_CODE_PATTERN)]
+    title: Text
+    """Vietnamese; stored in NFC."""
+    legal_basis: Text
+    """The legal document and article."""
+
+
+class PurposeOut(BaseModel):
+    code: str
+    title: str
+    legal_basis: str
+    created_at: datetime
+
+
+# --- the OAuth endpoints -------------------------------------------------------------------------------------
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["Bearer"]
+    expires_in: int
+    scope: str
+
+
+class OAuthErrorResponse(BaseModel):
+    """RFC 6749 §5.2."""
+
+    error: Literal[
+        "invalid_request",
+        "invalid_client",
+        "invalid_grant",
+        "invalid_scope",
+        "unsupported_grant_type",
+        "temporarily_unavailable",
+    ]
+    error_description: str
+
+
+class JWKSet(BaseModel):
+    keys: list[dict[str, Any]]
+
+
+class AuthorizationServerMetadata(BaseModel):
+    """RFC 8414, plus ``audience``: the ``aud`` of every access token."""
+
+    issuer: str
+    token_endpoint: str
+    jwks_uri: str
+    grant_types_supported: list[str]
+    response_types_supported: list[str]
+    token_endpoint_auth_methods_supported: list[str]
+    token_endpoint_auth_signing_alg_values_supported: list[str]
+    scopes_supported: list[str]
+    audience: str

@@ -1,0 +1,558 @@
+"""The auth context's use cases: client, grant, purpose and key administration, and issuing access tokens.
+
+The CLI calls these today and the admin API will call the same methods. Services flush, never commit: the
+caller commits once. Every administrative change writes its audit event in the same transaction
+(``add_admin_event``), with ``detail: {before, after}`` that never holds a secret or its hash.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final, TypeVar
+
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+import vnid
+from app.audit.writer import add_admin_event
+from app.auth.context import CITIZEN_SCOPES, SCOPES, Grant
+from app.auth.errors import (
+    AdminExists,
+    ClientNotFound,
+    InvalidClient,
+    InvalidScope,
+    PurposeExists,
+    ReplayStoreUnavailable,
+    TemporarilyUnavailable,
+    TokenRejected,
+)
+from app.auth.keys import KeyStore, SecretHasher, new_client_secret
+from app.auth.models import Client, ClientGrant, Purpose
+from app.auth.replay import ReplayStore
+from app.auth.repository import ClientRepository, PurposeRepository
+from app.auth.schemas import (
+    ClientCreate,
+    ClientCreated,
+    ClientOut,
+    ClientUpdate,
+    GrantIn,
+    GrantOut,
+    JWKSetIn,
+    PurposeIn,
+    PurposeOut,
+)
+from app.auth.tokens import (
+    IssuedAccessToken,
+    issue_access_token,
+    jwk_thumbprint,
+    public_jwks_problems,
+    registrable_jwks,
+    unverified_assertion_subject,
+    verify_client_assertion,
+)
+from app.backends.base import RESIDENT_FIELDS, SENSITIVE_FIELDS
+from app.config import Settings
+from app.db import utcnow
+from app.errors import FieldError, ValidationFailed
+from app.problems import field_errors
+
+logger = logging.getLogger(__name__)
+
+CLI_ACTOR: Final = "cli"
+TOKEN_PATH: Final = "/oauth2/token"  # noqa: S105 - a path
+JWKS_PATH: Final = "/.well-known/jwks.json"
+METADATA_PATH: Final = "/.well-known/oauth-authorization-server"
+AUTH_METHODS: Final = ("client_secret_basic", "client_secret_post", "private_key_jwt")
+ASSERTION_ALGS: Final = ("ES256", "RS256")
+
+DEFAULT_FIELDS: Final = frozenset(
+    f for f in RESIDENT_FIELDS if f not in SENSITIVE_FIELDS and f != "personal_id"
+)
+"""What ``"*"`` in a grant's ``fields`` stands for: every field that is not sensitive (``personal_id`` is
+always returned and never granted)."""
+
+_EXCLUSIVE_SCOPES: Final = {
+    "admin": frozenset({"audit.read", *CITIZEN_SCOPES}),
+    "audit.read": frozenset({"admin", *CITIZEN_SCOPES}),
+}
+"""Separation of duties: ``admin`` and ``audit.read`` never share a grant with each other or citizen scopes."""
+
+_DUMMY_SECRET_HASH: Final = "0" * 64
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def parse(model: type[Model], data: Mapping[str, Any], *, language: str = "en") -> Model:
+    """``data`` as ``model``; ValidationFailed (with ``errors``, never echoing a value) otherwise."""
+    try:
+        return model.model_validate(data)
+    except PydanticValidationError as exc:
+        raise ValidationFailed(
+            field_errors(exc.errors(), language="vi" if language == "vi" else "en")
+        ) from None
+
+
+def _error(loc: Sequence[str | int], code: str, message: str) -> FieldError:
+    return {"loc": list(loc), "code": code, "message": message}
+
+
+def _unique(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+# --- views --------------------------------------------------------------------------------------------------
+
+
+def client_view(client: Client) -> ClientOut:
+    return ClientOut(
+        client_id=client.client_id,
+        name=client.name,
+        description=client.description,
+        contact_email=client.contact_email,
+        status="suspended" if client.status == "suspended" else "active",
+        jwks=client.jwks,
+        created_at=client.created_at,
+        updated_at=client.updated_at,
+    )
+
+
+def grant_view(grant: ClientGrant) -> GrantOut:
+    return GrantOut(
+        client_id=grant.client_id,
+        scopes=list(grant.scopes),
+        fields=list(grant.fields),
+        provinces=list(grant.provinces),
+        purposes=list(grant.purposes),
+        verify_details=grant.verify_details,
+        rate_limit_per_minute=grant.rate_limit_per_minute,
+        distinct_subjects_per_day=grant.distinct_subjects_per_day,
+        valid_from=grant.valid_from,
+        valid_until=grant.valid_until,
+        updated_at=grant.updated_at,
+    )
+
+
+def _client_audit(client: Client) -> dict[str, Any]:
+    """What an audit event records about a client: never the secret or its hash."""
+    return {
+        "name": client.name,
+        "description": client.description,
+        "contact_email": client.contact_email,
+        "status": client.status,
+    }
+
+
+def _grant_audit(grant: ClientGrant) -> dict[str, Any]:
+    return grant_view(grant).model_dump(mode="json", exclude={"client_id", "updated_at"})
+
+
+def _jwks_audit(jwks: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not jwks:
+        return None
+    return {
+        "keys": [
+            {"kid": k.get("kid"), "kty": k.get("kty"), "thumbprint": jwk_thumbprint(k)} for k in jwks["keys"]
+        ]
+    }
+
+
+def expand_grant(grant: ClientGrant) -> Grant:
+    """The grant as the citizen, audit and admin code receive it: ``"*"`` fields expanded, ``["*"]``
+    provinces as None. Unknown names stored by an older version are dropped (deny by default)."""
+    fields: set[str] = set()
+    for name in grant.fields:
+        if name == "*":
+            fields |= DEFAULT_FIELDS
+        elif name in RESIDENT_FIELDS and name != "personal_id":
+            fields.add(name)
+    return Grant(
+        scopes=frozenset(s for s in grant.scopes if s in SCOPES),
+        fields=frozenset(fields),
+        provinces=None if list(grant.provinces) == ["*"] else frozenset(grant.provinces),
+        purposes=frozenset(grant.purposes),
+        verify_details=grant.verify_details,
+        rate_limit_per_minute=grant.rate_limit_per_minute,
+        distinct_subjects_per_day=grant.distinct_subjects_per_day,
+        valid_from=grant.valid_from,
+        valid_until=grant.valid_until,
+    )
+
+
+def grant_in_force(grant: ClientGrant | Grant, now: datetime) -> bool:
+    return (grant.valid_from is None or grant.valid_from <= now) and (
+        grant.valid_until is None or now < grant.valid_until
+    )
+
+
+def grant_problems(spec: GrantIn, registered_purposes: set[str]) -> list[FieldError]:
+    """Why ``spec`` cannot be a grant (empty when it can). Messages name the rule, never the value."""
+    problems: list[FieldError] = []
+    for index, scope in enumerate(spec.scopes):
+        if scope not in SCOPES:
+            problems.append(_error(["scopes", index], "unknown_scope", "Unknown scope."))
+    scopes = set(spec.scopes)
+    for scope, excluded in _EXCLUSIVE_SCOPES.items():
+        if scope in scopes and scopes & excluded:
+            problems.append(
+                _error(
+                    ["scopes"],
+                    "separation_of_duties",
+                    f"`{scope}` may not share a grant with {', '.join(f'`{s}`' for s in sorted(scopes & excluded))}.",
+                )
+            )
+            break
+    for index, name in enumerate(spec.fields):
+        if name == "personal_id":
+            problems.append(
+                _error(
+                    ["fields", index],
+                    "personal_id_not_grantable",
+                    "`personal_id` is always returned; do not name it.",
+                )
+            )
+        elif name != "*" and name not in RESIDENT_FIELDS:
+            problems.append(_error(["fields", index], "unknown_field", "Unknown field."))
+    if "*" in spec.provinces:
+        if spec.provinces != ["*"]:
+            problems.append(_error(["provinces"], "invalid_province", "`*` must stand alone."))
+    else:
+        for index, code in enumerate(spec.provinces):
+            if code not in vnid.PROVINCES_2025:
+                problems.append(
+                    _error(["provinces", index], "invalid_province", "Not a two-digit 2025 province code.")
+                )
+    for index, purpose in enumerate(spec.purposes):
+        if purpose not in registered_purposes:
+            problems.append(_error(["purposes", index], "unknown_purpose", "Purpose is not registered."))
+    if spec.valid_from and spec.valid_until and spec.valid_until <= spec.valid_from:
+        problems.append(_error(["valid_until"], "invalid_window", "Must be after `valid_from`."))
+    return problems
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedClient:
+    client: ClientOut
+    client_secret: str
+
+    def created(self) -> ClientCreated:
+        return ClientCreated(**self.client.model_dump(), client_secret=self.client_secret)
+
+
+class AuthService:
+    """Administration of clients, grants, purposes and signing keys, on behalf of ``actor``."""
+
+    def __init__(
+        self, session: AsyncSession, hasher: SecretHasher, *, actor: str, request_id: str | None = None
+    ) -> None:
+        self.session = session
+        self.hasher = hasher
+        self.actor = actor
+        self.request_id = request_id
+        self.clients = ClientRepository(session)
+        self.purposes = PurposeRepository(session)
+
+    def _audit(self, action: str, client_id: str | None, before: Any, after: Any) -> None:
+        add_admin_event(
+            self.session,
+            action=action,
+            actor=self.actor,
+            client_id=client_id,
+            detail={"before": before, "after": after},
+            request_id=self.request_id,
+        )
+
+    async def _client(self, client_id: str) -> Client:
+        client = await self.clients.get(client_id)
+        if client is None:
+            raise ClientNotFound()
+        return client
+
+    # clients
+
+    async def create_client(self, data: ClientCreate) -> CreatedClient:
+        """A new active client with a grant that allows nothing; the secret is returned this once."""
+        secret = new_client_secret()
+        now = utcnow()
+        client = Client(
+            client_id="c_" + secrets.token_hex(12),
+            name=unicodedata.normalize("NFC", data.name),
+            description=unicodedata.normalize("NFC", data.description) if data.description else None,
+            contact_email=data.contact_email,
+            status="active",
+            secret_hash=self.hasher.hash(secret),
+            secret_kid=self.hasher.kid,
+            jwks=None,
+            created_at=now,
+            updated_at=now,
+        )
+        grant = ClientGrant(
+            client_id=client.client_id,
+            scopes=[],
+            fields=[],
+            provinces=[],
+            purposes=[],
+            verify_details=False,
+            rate_limit_per_minute=600,
+            distinct_subjects_per_day=5000,
+            valid_from=None,
+            valid_until=None,
+            updated_at=now,
+        )
+        await self.clients.add(client, grant)
+        self._audit("admin.client.create", client.client_id, None, _client_audit(client))
+        return CreatedClient(client_view(client), secret)
+
+    async def get_client(self, client_id: str) -> ClientOut:
+        return client_view(await self._client(client_id))
+
+    async def list_clients(self, *, after: str | None = None, limit: int = 50) -> list[ClientOut]:
+        return [client_view(c) for c in await self.clients.page(after=after, limit=limit)]
+
+    async def update_client(self, client_id: str, data: ClientUpdate) -> ClientOut:
+        """Edit, suspend or reinstate; a suspended client's tokens stop working at the next request."""
+        client = await self._client(client_id)
+        before = _client_audit(client)
+        changes = data.model_dump(exclude_unset=True)
+        for name in ("name", "description"):
+            if isinstance(changes.get(name), str):
+                changes[name] = unicodedata.normalize("NFC", changes[name])
+        for name, value in changes.items():
+            if name == "name" and value is None:
+                continue  # the name is required: null leaves it as it is
+            setattr(client, name, value)
+        after = _client_audit(client)
+        if after != before:
+            client.updated_at = utcnow()
+            await self.session.flush()
+            self._audit("admin.client.update", client_id, before, after)
+        return client_view(client)
+
+    async def set_status(self, client_id: str, status: str) -> ClientOut:
+        return await self.update_client(
+            client_id, ClientUpdate(status="suspended" if status == "suspended" else "active")
+        )
+
+    async def rotate_secret(self, client_id: str) -> str:
+        """A new secret; the old one stops working when this commits."""
+        client = await self._client(client_id)
+        secret = new_client_secret()
+        client.secret_hash = self.hasher.hash(secret)
+        client.secret_kid = self.hasher.kid
+        client.updated_at = utcnow()
+        await self.session.flush()
+        self._audit("admin.client.secret_rotate", client_id, None, None)
+        return secret
+
+    async def set_jwks(self, client_id: str, jwks: JWKSetIn | Mapping[str, Any]) -> ClientOut:
+        """Register the client's public keys for ``private_key_jwt`` (a private or symmetric key is 422)."""
+        document = jwks.model_dump() if isinstance(jwks, JWKSetIn) else dict(jwks)
+        problems = public_jwks_problems(document)
+        if problems:
+            raise ValidationFailed(problems)
+        client = await self._client(client_id)
+        before = _jwks_audit(client.jwks)
+        client.jwks = registrable_jwks(document) if document["keys"] else None
+        client.updated_at = utcnow()
+        await self.session.flush()
+        self._audit("admin.client.jwks", client_id, before, _jwks_audit(client.jwks))
+        return client_view(client)
+
+    # grants
+
+    async def get_grant(self, client_id: str) -> GrantOut:
+        grant = await self.clients.get_grant(client_id)
+        if grant is None:
+            raise ClientNotFound()
+        return grant_view(grant)
+
+    async def replace_grant(self, client_id: str, spec: GrantIn) -> GrantOut:
+        """Replace the whole grant; unknown scope, field, province or purpose, or mixed duties, is 422."""
+        grant = await self.clients.get_grant(client_id)
+        if grant is None:
+            raise ClientNotFound()
+        problems = grant_problems(spec, await self.purposes.registered(set(spec.purposes)))
+        if problems:
+            raise ValidationFailed(problems)
+        before = _grant_audit(grant)
+        grant.scopes = [s for s in SCOPES if s in spec.scopes]
+        grant.fields = _unique(spec.fields)
+        grant.provinces = _unique(spec.provinces)
+        grant.purposes = _unique(spec.purposes)
+        grant.verify_details = spec.verify_details
+        grant.rate_limit_per_minute = spec.rate_limit_per_minute
+        grant.distinct_subjects_per_day = spec.distinct_subjects_per_day
+        grant.valid_from = spec.valid_from
+        grant.valid_until = spec.valid_until
+        grant.updated_at = utcnow()
+        await self.session.flush()
+        self._audit("admin.grant.replace", client_id, before, _grant_audit(grant))
+        return grant_view(grant)
+
+    # purposes
+
+    async def add_purpose(self, data: PurposeIn) -> PurposeOut:
+        """Register a purpose of use; registering a code twice is 409 ``conflict``."""
+        if await self.purposes.get(data.code) is not None:
+            raise PurposeExists()
+        purpose = Purpose(
+            code=data.code,
+            title=unicodedata.normalize("NFC", data.title),
+            legal_basis=unicodedata.normalize("NFC", data.legal_basis),
+            created_at=utcnow(),
+        )
+        await self.purposes.add(purpose)
+        after = {"code": purpose.code, "title": purpose.title, "legal_basis": purpose.legal_basis}
+        self._audit("admin.purpose.create", None, None, after)
+        return PurposeOut(
+            code=purpose.code,
+            title=purpose.title,
+            legal_basis=purpose.legal_basis,
+            created_at=purpose.created_at,
+        )
+
+    async def list_purposes(self) -> list[PurposeOut]:
+        return [
+            PurposeOut(code=p.code, title=p.title, legal_basis=p.legal_basis, created_at=p.created_at)
+            for p in await self.purposes.all()
+        ]
+
+    # keys
+
+    async def rotate_signing_key(self, keys: KeyStore) -> str:
+        """A new active signing key; the old ones stay published. Returns the new ``kid``."""
+        before = (await keys.signing_key()).kid
+        key = await keys.rotate(self.session)
+        self._audit("admin.key.rotate", None, {"active_kid": before}, {"active_kid": key.kid})
+        return key.kid
+
+    # bootstrap
+
+    async def bootstrap_admin(self, name: str) -> CreatedClient:
+        """The first admin client (scope ``admin`` alone); refused once any grant holds ``admin``."""
+        if any("admin" in scopes for scopes in await self.clients.all_grant_scopes()):
+            raise AdminExists()
+        created = await self.create_client(parse(ClientCreate, {"name": name}))
+        await self.replace_grant(created.client.client_id, GrantIn(scopes=["admin"]))
+        return created
+
+
+# --- issuing access tokens -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SecretCredentials:
+    """``client_secret_basic`` (``basic`` true) or ``client_secret_post``."""
+
+    client_id: str
+    client_secret: str
+    basic: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AssertionCredentials:
+    """``private_key_jwt``; ``client_id`` is the form's optional ``client_id``."""
+
+    assertion: str
+    client_id: str | None
+
+
+ClientCredentials = SecretCredentials | AssertionCredentials
+
+
+def token_endpoint(issuer: str) -> str:
+    return issuer.rstrip("/") + TOKEN_PATH
+
+
+class TokenService:
+    """``client_credentials``: authenticate the client, check its status and grant, sign a token."""
+
+    def __init__(
+        self, session: AsyncSession, keys: KeyStore, replay: ReplayStore, settings: Settings
+    ) -> None:
+        self.clients = ClientRepository(session)
+        self.keys = keys
+        self.replay = replay
+        self.settings = settings
+
+    async def issue(
+        self, credentials: ClientCredentials, *, scope: str | None, issuer: str
+    ) -> IssuedAccessToken:
+        """A signed access token; InvalidClient, InvalidScope or TemporarilyUnavailable otherwise."""
+        basic = isinstance(credentials, SecretCredentials) and credentials.basic
+        client, grant = await self._authenticate(credentials, issuer=issuer)
+        if client.status != "active":
+            raise InvalidClient("The client is suspended.", basic=basic)
+        if not grant_in_force(grant, utcnow()):
+            raise InvalidClient("The client's grant is not in force.", basic=basic)
+        scopes = self._scopes(grant, scope)
+        key = await self.keys.signing_key()
+        issued = issue_access_token(
+            key,
+            issuer=issuer,
+            audience=self.settings.audience,
+            client_id=client.client_id,
+            scopes=scopes,
+            ttl_seconds=self.settings.token_ttl_seconds,
+        )
+        logger.info(
+            "issued access token client_id=%s jti=%s scope=%s", client.client_id, issued.jti, issued.scope
+        )
+        return issued
+
+    async def _authenticate(
+        self, credentials: ClientCredentials, *, issuer: str
+    ) -> tuple[Client, ClientGrant]:
+        if isinstance(credentials, SecretCredentials):
+            found = (
+                await self.clients.get_with_grant(credentials.client_id)
+                if 0 < len(credentials.client_id) <= 64
+                else None
+            )
+            # The HMAC is computed for unknown clients too, so both failures take the same time.
+            stored_hash, stored_kid = (
+                (found[0].secret_hash, found[0].secret_kid) if found else (_DUMMY_SECRET_HASH, "")
+            )
+            matches = self.keys.secrets.matches(credentials.client_secret, stored_hash, stored_kid)
+            if found is None or not matches:
+                raise InvalidClient(basic=credentials.basic)
+            return found
+        subject = unverified_assertion_subject(credentials.assertion)
+        if subject is None or (credentials.client_id is not None and credentials.client_id != subject):
+            raise InvalidClient()
+        found = await self.clients.get_with_grant(subject)
+        if found is None or not found[0].jwks:
+            raise InvalidClient()
+        try:
+            await verify_client_assertion(
+                credentials.assertion,
+                found[0].jwks,
+                client_id=subject,
+                audiences=(token_endpoint(issuer), issuer),
+                replay=self.replay,
+            )
+        except TokenRejected as exc:
+            logger.info("client assertion refused for client_id=%s: %s", subject, exc)
+            raise InvalidClient() from None
+        except ReplayStoreUnavailable:
+            raise TemporarilyUnavailable(
+                "The assertion replay store is unavailable; try again later or use a client secret."
+            ) from None
+        return found
+
+    @staticmethod
+    def _scopes(grant: ClientGrant, requested: str | None) -> list[str]:
+        granted = [s for s in SCOPES if s in grant.scopes]
+        if requested is None or not requested.strip():
+            if not granted:
+                raise InvalidScope("The client's grant allows no scope.")
+            return granted
+        wanted = _unique(requested.split())
+        if any(s not in granted for s in wanted):
+            raise InvalidScope("A requested scope is not in the client's grant.")
+        return wanted

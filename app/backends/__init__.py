@@ -1,0 +1,1 @@
+"""Where resident data comes from: the national database over HTTP, the embedded mock, or a fake."""

@@ -1,0 +1,105 @@
+"""The backend contract: a small Protocol every adapter implements, and the records it returns.
+
+Records carry the API's field names (``personal_id``, ``full_name``, ...), already mapped from the
+upstream's wire names, so nothing above this layer knows the upstream's format. Adapters raise only the
+errors in ``app.backends.errors``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+RESIDENT_FIELDS: tuple[str, ...] = (
+    "personal_id",
+    "full_name",
+    "other_names",
+    "date_of_birth",
+    "gender",
+    "place_of_birth",
+    "birth_registration_place",
+    "hometown",
+    "ethnicity",
+    "religion",
+    "nationality",
+    "blood_type",
+    "old_id_number",
+    "previous_ids",
+    "id_cards",
+    "relatives",
+    "permanent_address",
+    "temporary_address",
+    "current_address",
+    "temporary_absence",
+    "residence_file_number",
+    "marital_status",
+    "household_id",
+    "relation_to_head",
+    "date_of_death",
+    "phone",
+    "email",
+)
+"""The API's resident fields (API.md, "Resident fields"), in contract order."""
+
+SENSITIVE_FIELDS: frozenset[str] = frozenset({"ethnicity", "religion", "blood_type"})
+"""Named one by one in a grant; a ``"*"`` never reaches them; their release is flagged in the audit log."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResidentRecord:
+    """One resident as the upstream holds it, in the API's names (every field of RESIDENT_FIELDS present)."""
+
+    personal_id: str
+    fields: Mapping[str, Any]
+    record_updated_at: str
+    """RFC 3339 UTC, from the upstream."""
+    source: str
+    """Which backend answered: ``csdlqg`` (http), ``mock_csdlqg`` (embedded) or ``fake``."""
+
+    @property
+    def province(self) -> str | None:
+        """The 2025 province of residence that province scope is judged by (current, then temporary, then permanent)."""
+        for key in ("current_address", "temporary_address", "permanent_address"):
+            address = self.fields.get(key)
+            if address:
+                code: str = address["province_code"]
+                return code
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class HouseholdMember:
+    personal_id: str
+    full_name: str
+    relation_to_head: str
+
+
+@dataclass(frozen=True, slots=True)
+class Household:
+    household_id: str
+    head: HouseholdMember
+    members: tuple[HouseholdMember, ...]
+    """Every member, the head included (relation ``head``)."""
+
+
+class Backend(Protocol):
+    """Read access to the population register. Every method is a read, safe to retry."""
+
+    name: str
+
+    async def get(self, personal_id: str) -> ResidentRecord | None:
+        """The record of a current ID, or None (unknown or cancelled IDs alike)."""
+        ...
+
+    async def get_many(self, personal_ids: Sequence[str]) -> dict[str, ResidentRecord]:
+        """Records for the IDs that exist; absent keys are unknown."""
+        ...
+
+    async def household(self, household_id: str) -> Household | None: ...
+
+    async def check(self) -> None:
+        """Raise when the backend cannot answer (used by ``/readyz``)."""
+        ...
+
+    async def close(self) -> None: ...

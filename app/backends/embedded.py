@@ -1,0 +1,193 @@
+"""The mock national database read in-process (``DANCU_BACKEND=embedded``, dev and tests only).
+
+Opens ``MOCK_CSDLQG_DATABASE_URL`` read-only through the mock's own store and never seeds it. The only
+module of ``app`` that imports ``mock_csdlqg`` (an import-linter contract holds it to that). Records go
+through the same wire mapping as the HTTP adapter, so both answer identical fields.
+
+A missing, unseeded, empty or unreachable database does not stop the gateway starting: ``check()`` raises
+(``/readyz`` answers 503) and every call answers ``UpstreamUnavailable``, while the store is opened again on
+use, at most once per ``reopen_interval`` seconds, so the gateway picks the data up once it is seeded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+from typing import Any, TypeVar
+
+import asyncpg
+import orjson
+
+from app.backends.base import Household, ResidentRecord
+from app.backends.breaker import Clock
+from app.backends.errors import (
+    UpstreamBadResponse,
+    UpstreamIdentityMismatch,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from app.backends.wire import HOUSEHOLD_ID, PERSONAL_ID, household_from_wire, record_from_wire
+from mock_csdlqg.store import ResidentStore, StoreError, StoreMissing, open_store, parse_url
+
+logger = logging.getLogger(__name__)
+
+SOURCE = "mock_csdlqg"
+_T = TypeVar("_T")
+_STORE_ERRORS = (StoreError, sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+_IN_CHUNK = 1000
+"""IDs per ``IN (...)`` query (SQLite's bound-parameter limit is far above; this keeps statements small)."""
+
+
+class EmbeddedBackend:
+    """The mock's database at ``database_url`` (SQLite or PostgreSQL), read-only."""
+
+    name: str = "embedded"
+
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        deadline: float = 5.0,
+        open_timeout: float = 3.0,
+        reopen_interval: float = 1.0,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        try:
+            parse_url(database_url)
+        except StoreError as err:  # a configuration error stops the start; a missing database does not
+            raise ValueError(f"MOCK_CSDLQG_DATABASE_URL: {err}") from None
+        self._url = database_url
+        self.deadline = deadline
+        self.open_timeout = open_timeout
+        self.reopen_interval = reopen_interval
+        self._clock = clock
+        self._store: ResidentStore | None = None
+        self._opening = False
+        self._next_open = 0.0
+        self.calls = 0
+        self.open_attempts = 0
+
+    @property
+    def ready(self) -> bool:
+        return self._store is not None
+
+    async def open(self) -> None:
+        """Try to open the store now; a missing database is logged, not raised (the gateway still starts)."""
+        if self._store is None and not self._opening:
+            await self._try_open()
+
+    async def close(self) -> None:
+        if self._store is not None:
+            store, self._store = self._store, None
+            await store.close()
+
+    async def _try_open(self) -> None:
+        self._opening = True
+        self.open_attempts += 1
+        self._next_open = self._clock() + self.reopen_interval
+        store: ResidentStore | None = None
+        try:
+            async with asyncio.timeout(self.open_timeout):
+                store = await open_store(self._url)
+                empty = not await store.sample(1, None, random.Random())  # noqa: S311 - any row will do
+        except StoreMissing:
+            logger.warning("the mock database is not seeded yet (run `mock-csdlqg seed`)")
+            return
+        except (TimeoutError, *_STORE_ERRORS) as err:
+            logger.warning("the mock database cannot be opened: %s", type(err).__name__)
+            if store is not None:
+                await store.close()
+            return
+        finally:
+            self._opening = False
+        if empty:
+            logger.warning("the mock database holds no residents (run `mock-csdlqg seed`)")
+            await store.close()
+            return
+        self._store = store
+
+    async def _ensure(self) -> ResidentStore:
+        if self._store is None:
+            wait = self._next_open - self._clock()
+            if not self._opening and wait <= 0:
+                await self._try_open()
+            if self._store is None:
+                retry = max(1, math.ceil(self._next_open - self._clock()))
+                raise UpstreamUnavailable(retry_after=retry)
+        return self._store
+
+    async def _read(self, operation: str, read: Callable[[ResidentStore], Awaitable[_T]]) -> _T:
+        self.calls += 1
+        store = await self._ensure()
+        try:
+            async with asyncio.timeout(self.deadline):
+                return await read(store)
+        except TimeoutError:
+            logger.warning("mock database %s: deadline of %.2fs passed", operation, self.deadline)
+            raise UpstreamTimeout() from None
+        except _STORE_ERRORS as err:
+            logger.warning("mock database %s failed: %s", operation, type(err).__name__)
+            raise UpstreamUnavailable() from None
+
+    # ------------------------------------------------------------------------------------------ the calls
+
+    async def get(self, personal_id: str) -> ResidentRecord | None:
+        if type(personal_id) is not str or not PERSONAL_ID.fullmatch(personal_id):
+            return None
+        blob = await self._read("lookup", lambda store: store.get(personal_id))
+        if blob is None:
+            return None
+        record = record_from_wire(_json(blob), source=SOURCE)
+        if record.personal_id != personal_id:
+            raise UpstreamIdentityMismatch(reason="identity")
+        return record
+
+    async def get_many(self, personal_ids: Sequence[str]) -> dict[str, ResidentRecord]:
+        wanted = list(
+            dict.fromkeys(pid for pid in personal_ids if type(pid) is str and PERSONAL_ID.fullmatch(pid))
+        )
+        found: dict[str, ResidentRecord] = {}
+        for start in range(0, len(wanted), _IN_CHUNK):
+            chunk = wanted[start : start + _IN_CHUNK]
+            blobs = await self._read("batch_get", partial(_get_many, ids=chunk))
+            asked = set(chunk)
+            for pid, blob in blobs.items():
+                record = record_from_wire(_json(blob), source=SOURCE)
+                if record.personal_id != pid or pid not in asked:
+                    raise UpstreamIdentityMismatch(reason="identity")
+                found[pid] = record
+        return found
+
+    async def household(self, household_id: str) -> Household | None:
+        if type(household_id) is not str or not HOUSEHOLD_ID.fullmatch(household_id):
+            return None
+        blob = await self._read("household", lambda store: store.household(household_id))
+        if blob is None:
+            return None
+        household = household_from_wire(_json(blob))
+        if household.household_id != household_id:
+            raise UpstreamIdentityMismatch(reason="identity")
+        return household
+
+    async def check(self) -> None:
+        """Raises UpstreamUnavailable while the database is missing, empty or unreachable."""
+        rows = await self._read("check", lambda store: store.sample(1, None, random.Random()))  # noqa: S311
+        if not rows:
+            raise UpstreamUnavailable()
+
+
+async def _get_many(store: ResidentStore, ids: list[str]) -> dict[str, bytes]:
+    return await store.get_many(ids)
+
+
+def _json(blob: bytes) -> Any:
+    try:
+        return orjson.loads(blob)
+    except orjson.JSONDecodeError:
+        raise UpstreamBadResponse(reason="malformed_json") from None

@@ -1,0 +1,153 @@
+"""An in-memory backend for unit tests, with hooks to inject failures and a record builder.
+
+Not in the registry: tests construct it themselves (``FakeBackend(records=[resident("052090000118")])``)
+and hand it to whatever they test. It records every call, so a test can assert that something was answered
+without an upstream call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from app.backends.base import RESIDENT_FIELDS, Household, HouseholdMember, ResidentRecord
+from app.backends.errors import UpstreamUnavailable
+
+SOURCE = "fake"
+
+
+def resident(personal_id: str, *, province: str = "52", **fields: Any) -> ResidentRecord:
+    """A complete record (every field of RESIDENT_FIELDS) for ``personal_id``; ``fields`` override defaults.
+
+    Gender and birth year follow the ID's digits 4-6 (sex and century, year), so the record never
+    contradicts its own ID unless a test says so.
+    """
+    unknown = fields.keys() - set(RESIDENT_FIELDS) - {"record_updated_at"}
+    if unknown:
+        raise ValueError(f"not resident fields: {sorted(unknown)}")
+    century_sex = int(personal_id[3])
+    year = 1900 + 100 * (century_sex // 2) + int(personal_id[4:6])
+    address = {
+        "province_code": province,
+        "province_name": "Gia Lai" if province == "52" else f"Tỉnh {province}",
+        "ward_code": "21601",
+        "ward_name": "Phường Quy Nhơn Đông",
+        "detail": "Số 12 Lê Lợi",
+        "text": "Số 12 Lê Lợi, Phường Quy Nhơn Đông, Tỉnh Gia Lai",
+    }
+    place = {"legacy_province_code": "052", "legacy_province_name": "Bình Định", "text": "Tỉnh Bình Định"}
+    values: dict[str, Any] = {
+        "personal_id": personal_id,
+        "full_name": "Nguyễn Văn An" if century_sex % 2 == 0 else "Nguyễn Thị An",
+        "other_names": [],
+        "date_of_birth": f"{year:04d}-01-15",
+        "gender": "male" if century_sex % 2 == 0 else "female",
+        "place_of_birth": place,
+        "birth_registration_place": place,
+        "hometown": place,
+        "ethnicity": {"code": "01", "name": "Kinh"},
+        "religion": {"code": "00", "name": "Không"},
+        "nationality": ["VN"],
+        "blood_type": None,
+        "old_id_number": None,
+        "previous_ids": [],
+        "id_cards": [],
+        "relatives": [],
+        "permanent_address": address,
+        "temporary_address": None,
+        "current_address": address,
+        "temporary_absence": None,
+        "residence_file_number": None,
+        "marital_status": "single",
+        "household_id": None,
+        "relation_to_head": None,
+        "date_of_death": None,
+        "phone": None,
+        "email": None,
+    }
+    updated = fields.pop("record_updated_at", "2025-12-01T08:00:00Z")
+    values.update(fields)
+    return ResidentRecord(personal_id=personal_id, fields=values, record_updated_at=updated, source=SOURCE)
+
+
+class FakeBackend:
+    """Records and households in memory. Failure hooks, checked on every call in this order:
+
+    * ``fail_next(error, times)``: the next ``times`` calls raise ``error`` (queued, first in first out);
+    * ``failure``: every call raises it while set (``fail_always(error)``, ``fail_always(None)`` clears);
+    * ``failures_by_id``: a ``get``/``get_many`` naming that ID raises the error given for it;
+    * ``delay``: seconds every call sleeps first (to test deadlines above the backend);
+    * ``healthy``: ``check()`` raises ``check_error`` while False.
+    """
+
+    name: str = "fake"
+
+    def __init__(
+        self,
+        records: Mapping[str, ResidentRecord] | Iterable[ResidentRecord] = (),
+        households: Mapping[str, Household] | Iterable[Household] = (),
+    ) -> None:
+        self.records: dict[str, ResidentRecord] = (
+            dict(records) if isinstance(records, Mapping) else {r.personal_id: r for r in records}
+        )
+        self.households: dict[str, Household] = (
+            dict(households) if isinstance(households, Mapping) else {h.household_id: h for h in households}
+        )
+        self.calls: list[tuple[str, tuple[str, ...]]] = []
+        """Every call as ``(method, arguments)``: ``("get", (pid,))``, ``("get_many", pids)``, ..."""
+        self.failure: BaseException | None = None
+        self.failures_by_id: dict[str, BaseException] = {}
+        self.delay = 0.0
+        self.healthy = True
+        self.check_error: BaseException | None = None
+        self.closed = False
+        self._queued: deque[BaseException] = deque()
+
+    def fail_next(self, error: BaseException, times: int = 1) -> None:
+        self._queued.extend([error] * times)
+
+    def fail_always(self, error: BaseException | None) -> None:
+        self.failure = error
+
+    def add(self, *records: ResidentRecord) -> None:
+        for record in records:
+            self.records[record.personal_id] = record
+
+    def add_household(self, household_id: str, head: HouseholdMember, *others: HouseholdMember) -> Household:
+        household = Household(household_id=household_id, head=head, members=(head, *others))
+        self.households[household_id] = household
+        return household
+
+    async def _enter(self, method: str, args: tuple[str, ...]) -> None:
+        self.calls.append((method, args))
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self._queued:
+            raise self._queued.popleft()
+        if self.failure is not None:
+            raise self.failure
+        for arg in args:
+            if arg in self.failures_by_id:
+                raise self.failures_by_id[arg]
+
+    async def get(self, personal_id: str) -> ResidentRecord | None:
+        await self._enter("get", (personal_id,))
+        return self.records.get(personal_id)
+
+    async def get_many(self, personal_ids: Sequence[str]) -> dict[str, ResidentRecord]:
+        await self._enter("get_many", tuple(personal_ids))
+        return {pid: self.records[pid] for pid in dict.fromkeys(personal_ids) if pid in self.records}
+
+    async def household(self, household_id: str) -> Household | None:
+        await self._enter("household", (household_id,))
+        return self.households.get(household_id)
+
+    async def check(self) -> None:
+        await self._enter("check", ())
+        if not self.healthy:
+            raise self.check_error or UpstreamUnavailable()
+
+    async def close(self) -> None:
+        self.closed = True

@@ -1,0 +1,334 @@
+"""The upstream's wire format (Vietnamese names) mapped to the API's resident fields; pure, runs per request.
+
+The national database and the mock speak the same contract (``mock_csdlqg/wire.py`` documents it and holds
+the name table this module implements). Every value is checked against that contract while it is renamed, in
+one pass of plain dict and regex work (about 18 µs for a full record here; validating with a pydantic model
+costs about as much and would still need a renaming pass): a missing member, a wrong type, an unknown code
+or a malformed ID, date or code raises ``UpstreamBadResponse``, whose ``reason`` names the wire path, never
+a value. The output is built from the known fields only, so a member the upstream adds is dropped, never
+passed through. Text is returned in NFC. Some checks are stricter than the mock's pydantic models, following
+API.md where those leave a string free: dates in cards and absences are ISO 8601, ``capNhatLuc`` is RFC 3339
+UTC, ``quocTich`` items are ISO alpha-2 codes, ``soDinhDanhCu`` items are IDs, ``maHo`` is a URL-safe code.
+
+The code tables below are copied from ``mock_csdlqg/wire.py`` (``app`` does not import the mock outside
+the embedded backend); ``tests/backends/test_wire.py`` keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any, NoReturn
+
+from app.backends.base import Household, HouseholdMember, ResidentRecord
+from app.backends.errors import UpstreamBadResponse
+
+GENDER = {"Nam": "male", "Nữ": "female"}
+MARITAL_STATUS = {"doc_than": "single", "da_ket_hon": "married", "ly_hon": "divorced", "goa": "widowed"}
+RELATION_TO_HEAD = {
+    "chu_ho": "head",
+    "vo_chong": "spouse",
+    "con": "child",
+    "cha_me": "parent",
+    "chau": "grandchild",
+    "ong_ba": "grandparent",
+    "anh_chi_em": "sibling",
+    "con_dau": "daughter_in_law",
+    "con_re": "son_in_law",
+    "khac": "other",
+}
+RELATIVE = {
+    "cha": "father",
+    "me": "mother",
+    "vo_chong": "spouse",
+    "con": "child",
+    "nguoi_dai_dien": "legal_representative",
+    "nguoi_duoc_dai_dien": "represented_person",
+}
+ID_CARD_TYPES = frozenset({"cccd", "can_cuoc", "cmnd12"})
+BLOOD_TYPES = frozenset({"A", "B", "AB", "O"})
+
+PERSONAL_ID = re.compile(r"[0-9]{12}")
+HOUSEHOLD_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
+"""The household codes the upstream's ``GET /api/v1/households/{maHo}`` accepts (safe in a URL path)."""
+_OLD_ID = re.compile(r"[0-9]{9}")
+_DATE = re.compile(r"[0-9]{4}(?:-[0-9]{2}(?:-[0-9]{2})?)?")
+_TIMESTAMP = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:Z|\+00:00)"
+)
+_LEGACY_PROVINCE = re.compile(r"[0-9]{3}")
+_PROVINCE = re.compile(r"[0-9]{2}")
+_WARD = re.compile(r"[0-9]{5}")
+_GSO_CODE = re.compile(r"[0-9]{2}")
+_COUNTRY = re.compile(r"[A-Z]{2}")
+_PHONE = re.compile(r"0[35789][0-9]{8}")
+
+_NFC = unicodedata.normalize
+_MISSING: Any = object()
+
+
+class _Bad(Exception):
+    """Where the shape broke (a wire path, never a value); turned into UpstreamBadResponse at the top."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__(where)
+        self.where = where
+
+
+def _fail(where: str, key: str | None = None) -> NoReturn:
+    raise _Bad(where if key is None else f"{where}.{key}")
+
+
+# ------------------------------------------------------------------------------------------ member readers
+# Each reads one member of an object and checks it in a single call; the error path is built only on failure.
+# ``None`` is a value (JSON null), ``_MISSING`` an absent member: required members may be null only where the
+# contract says so, and only the contract's optional members (ngayHetHan, a relative's IDs) may be absent.
+
+
+def _obj(value: Any, where: str) -> dict[str, Any]:
+    if type(value) is not dict:
+        _fail(where)
+    return value
+
+
+def _list(data: dict[str, Any], key: str, where: str) -> list[Any]:
+    value = data.get(key, _MISSING)
+    if type(value) is not list:
+        _fail(where, key)
+    return value
+
+
+def _text(data: dict[str, Any], key: str, where: str) -> str:
+    value = data.get(key, _MISSING)
+    if type(value) is not str:
+        _fail(where, key)
+    return _NFC("NFC", value)
+
+
+def _opt_text(data: dict[str, Any], key: str, where: str) -> str | None:
+    value = data.get(key, _MISSING)
+    if value is None:
+        return None
+    if type(value) is not str:
+        _fail(where, key)
+    return _NFC("NFC", value)
+
+
+def _match(data: dict[str, Any], key: str, pattern: re.Pattern[str], where: str) -> str:
+    value = data.get(key, _MISSING)
+    if type(value) is not str or pattern.fullmatch(value) is None:
+        _fail(where, key)
+    return value
+
+
+def _opt_match(
+    data: dict[str, Any], key: str, pattern: re.Pattern[str], where: str, *, may_be_absent: bool = False
+) -> str | None:
+    value = data.get(key, None if may_be_absent else _MISSING)
+    if value is None:
+        return None
+    if type(value) is not str or pattern.fullmatch(value) is None:
+        _fail(where, key)
+    return value
+
+
+def _code(data: dict[str, Any], key: str, table: dict[str, str], where: str) -> str:
+    value = data.get(key, _MISSING)
+    mapped = table.get(value) if type(value) is str else None
+    if mapped is None:
+        _fail(where, key)
+    return mapped
+
+
+def _opt_code(data: dict[str, Any], key: str, table: dict[str, str], where: str) -> str | None:
+    value = data.get(key, _MISSING)
+    if value is None:
+        return None
+    mapped = table.get(value) if type(value) is str else None
+    if mapped is None:
+        _fail(where, key)
+    return mapped
+
+
+def _member(data: dict[str, Any], key: str, where: str) -> Any:
+    value = data.get(key, _MISSING)
+    if value is _MISSING:
+        _fail(where, key)
+    return value
+
+
+# ----------------------------------------------------------------------------------------- structured values
+
+
+def _place(value: Any, where: str) -> dict[str, str] | None:
+    """``DiaDanhCu``: a place in the pre-2025 units."""
+    if value is None:
+        return None
+    data = _obj(value, where)
+    return {
+        "legacy_province_code": _match(data, "maTinhCu", _LEGACY_PROVINCE, where),
+        "legacy_province_name": _text(data, "tenTinhCu", where),
+        "text": _text(data, "chiTiet", where),
+    }
+
+
+def _address(value: Any, where: str) -> dict[str, str] | None:
+    """``DiaChi``: an address in the 2025 units (no district)."""
+    if value is None:
+        return None
+    data = _obj(value, where)
+    return {
+        "province_code": _match(data, "maTinh", _PROVINCE, where),
+        "province_name": _text(data, "tenTinh", where),
+        "ward_code": _match(data, "maXa", _WARD, where),
+        "ward_name": _text(data, "tenXa", where),
+        "detail": _text(data, "chiTiet", where),
+        "text": _text(data, "diaChiDayDu", where),
+    }
+
+
+def _code_name(value: Any, where: str) -> dict[str, str]:
+    """``MaTen``: a GSO code and its name."""
+    data = _obj(value, where)
+    return {"code": _match(data, "ma", _GSO_CODE, where), "name": _text(data, "ten", where)}
+
+
+def _id_card(value: Any) -> dict[str, str | None]:
+    where = "theCanCuoc[]"
+    data = _obj(value, where)
+    kind = data.get("loai")
+    if type(kind) is not str or kind not in ID_CARD_TYPES:
+        _fail(where, "loai")
+    return {
+        "type": kind,
+        "number": _match(data, "so", PERSONAL_ID, where),
+        "issued_on": _match(data, "ngayCap", _DATE, where),
+        "issuer": _text(data, "noiCap", where),
+        "expires_on": _opt_match(data, "ngayHetHan", _DATE, where, may_be_absent=True),
+    }
+
+
+def _relative(value: Any) -> dict[str, str | None]:
+    where = "thanNhan[]"
+    data = _obj(value, where)
+    return {
+        "relation": _code(data, "quanHe", RELATIVE, where),
+        "personal_id": _opt_match(data, "soDinhDanh", PERSONAL_ID, where, may_be_absent=True),
+        "old_id_number": _opt_match(data, "soCmnd", _OLD_ID, where, may_be_absent=True),
+        "full_name": _text(data, "hoVaTen", where),
+        "nationality": _match(data, "quocTich", _COUNTRY, where),
+    }
+
+
+def _absence(value: Any) -> dict[str, str | None] | None:
+    if value is None:
+        return None
+    where = "tamVang"
+    data = _obj(value, where)
+    return {
+        "from": _match(data, "tuNgay", _DATE, where),
+        "to": _opt_match(data, "denNgay", _DATE, where),
+        "reason": _text(data, "lyDo", where),
+        "destination": _text(data, "noiDen", where),
+    }
+
+
+def _strings(data: dict[str, Any], key: str, pattern: re.Pattern[str] | None, where: str) -> list[str]:
+    items = _list(data, key, where)
+    for item in items:
+        if type(item) is not str or (pattern is not None and pattern.fullmatch(item) is None):
+            _fail(where, key + "[]")
+    return items if pattern is not None else [_NFC("NFC", item) for item in items]
+
+
+# ------------------------------------------------------------------------------------------------ records
+
+
+def record_from_wire(data: Any, *, source: str) -> ResidentRecord:
+    """One ``CongDan`` as a ResidentRecord with every field of RESIDENT_FIELDS; UpstreamBadResponse if off-contract."""
+    try:
+        return _record(data, source)
+    except _Bad as bad:
+        raise UpstreamBadResponse(reason=f"shape:{bad.where}") from None
+
+
+def _record(value: Any, source: str) -> ResidentRecord:
+    w = "CongDan"
+    d = _obj(value, w)
+    personal_id = _match(d, "soDinhDanh", PERSONAL_ID, w)
+    nationality = _strings(d, "quocTich", _COUNTRY, w)
+    if not nationality:
+        _fail(w, "quocTich")
+    blood_type = _member(d, "nhomMau", w)
+    if blood_type is not None and (type(blood_type) is not str or blood_type not in BLOOD_TYPES):
+        _fail(w, "nhomMau")
+    fields: dict[str, Any] = {
+        "personal_id": personal_id,
+        "full_name": _text(d, "hoVaTen", w),
+        "other_names": _strings(d, "tenGoiKhac", None, w),
+        "date_of_birth": _match(d, "ngaySinh", _DATE, w),
+        "gender": _code(d, "gioiTinh", GENDER, w),
+        "place_of_birth": _place(_member(d, "noiSinh", w), "noiSinh"),
+        "birth_registration_place": _place(
+            _obj(_member(d, "noiDangKyKhaiSinh", w), "noiDangKyKhaiSinh"), "noiDangKyKhaiSinh"
+        ),
+        "hometown": _place(_member(d, "queQuan", w), "queQuan"),
+        "ethnicity": _code_name(_member(d, "danToc", w), "danToc"),
+        "religion": _code_name(_member(d, "tonGiao", w), "tonGiao"),
+        "nationality": nationality,
+        "blood_type": blood_type,
+        "old_id_number": _opt_match(d, "soCmnd", _OLD_ID, w),
+        "previous_ids": _strings(d, "soDinhDanhCu", PERSONAL_ID, w),
+        "id_cards": [_id_card(item) for item in _list(d, "theCanCuoc", w)],
+        "relatives": [_relative(item) for item in _list(d, "thanNhan", w)],
+        "permanent_address": _address(_member(d, "noiThuongTru", w), "noiThuongTru"),
+        "temporary_address": _address(_member(d, "noiTamTru", w), "noiTamTru"),
+        "current_address": _address(_member(d, "noiOHienTai", w), "noiOHienTai"),
+        "temporary_absence": _absence(_member(d, "tamVang", w)),
+        "residence_file_number": _opt_text(d, "soHoSoCuTru", w),
+        "marital_status": _opt_code(d, "tinhTrangHonNhan", MARITAL_STATUS, w),
+        "household_id": _opt_match(d, "maHo", HOUSEHOLD_ID, w),
+        "relation_to_head": _opt_code(d, "quanHeVoiChuHo", RELATION_TO_HEAD, w),
+        "date_of_death": _opt_match(d, "ngayMat", _DATE, w),
+        "phone": _opt_match(d, "soDienThoai", _PHONE, w),
+        "email": _opt_text(d, "email", w),
+    }
+    updated = _match(d, "capNhatLuc", _TIMESTAMP, w)
+    return ResidentRecord(
+        personal_id=personal_id,
+        fields=fields,
+        record_updated_at=updated[:-6] + "Z" if updated.endswith("+00:00") else updated,
+        source=source,
+    )
+
+
+# --------------------------------------------------------------------------------------------- households
+
+
+def household_from_wire(data: Any) -> Household:
+    """One ``HoGiaDinh``; its members must include the head (relation ``head``), or UpstreamBadResponse."""
+    try:
+        return _household(data)
+    except _Bad as bad:
+        raise UpstreamBadResponse(reason=f"shape:{bad.where}") from None
+
+
+def _household_member(value: Any, where: str) -> HouseholdMember:
+    data = _obj(value, where)
+    return HouseholdMember(
+        personal_id=_match(data, "soDinhDanh", PERSONAL_ID, where),
+        full_name=_text(data, "hoVaTen", where),
+        relation_to_head=_code(data, "quanHeVoiChuHo", RELATION_TO_HEAD, where),
+    )
+
+
+def _household(value: Any) -> Household:
+    w = "HoGiaDinh"
+    d = _obj(value, w)
+    head = _household_member(_member(d, "chuHo", w), "chuHo")
+    members = tuple(_household_member(item, "thanhVien[]") for item in _list(d, "thanhVien", w))
+    if head.relation_to_head != "head" or head not in members:
+        _fail("chuHo")
+    if len({member.personal_id for member in members}) != len(members):
+        _fail("thanhVien")
+    return Household(household_id=_match(d, "maHo", HOUSEHOLD_ID, w), head=head, members=members)

@@ -1,0 +1,1 @@
+"""Citizen endpoints: verify, batch verify, read with field selection, household."""

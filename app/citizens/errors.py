@@ -1,0 +1,83 @@
+"""Errors of the citizen endpoints (API.md, "Purpose of use", "Citizens", "Statuses").
+
+Hierarchy::
+
+    GatewayError
+    ├── PurposeRequired        400 purpose_required
+    ├── PurposeNotAllowed      403 purpose_not_allowed
+    ├── FieldNotAllowed        403 field_not_allowed     (+ fields: [...])
+    ├── BatchTooLarge          413 batch_too_large
+    └── ValidationFailed
+        └── InvalidPersonalId  422 invalid_personal_id  (+ errors)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from app.errors import FieldError, GatewayError, ValidationFailed
+
+
+class PurposeRequired(GatewayError):
+    status = 400
+    code = "purpose_required"
+    title_en = "Purpose of use required"
+    title_vi = "Thiếu mục đích sử dụng"
+    default_detail_en = "Every citizen request names its purpose of use in the X-Purpose header."
+    default_detail_vi = "Mỗi yêu cầu về công dân phải nêu mục đích sử dụng trong tiêu đề X-Purpose."
+
+
+class PurposeNotAllowed(GatewayError):
+    status = 403
+    code = "purpose_not_allowed"
+    title_en = "Purpose of use not allowed"
+    title_vi = "Mục đích sử dụng không được phép"
+    default_detail_en = "The purpose is not registered or not in this client's grant."
+    default_detail_vi = "Mục đích sử dụng chưa được đăng ký hoặc không thuộc quyền được cấp của hệ thống."
+
+
+class FieldNotAllowed(GatewayError):
+    status = 403
+    code = "field_not_allowed"
+    title_en = "Field not allowed"
+    title_vi = "Trường thông tin không được phép"
+    default_detail_en = "Some requested fields are outside this client's grant; see `fields`."
+    default_detail_vi = "Một số trường thông tin được yêu cầu nằm ngoài quyền được cấp; xem `fields`."
+
+    def __init__(self, fields: Sequence[str]) -> None:
+        super().__init__()
+        self.fields = sorted(fields)
+
+    def extensions(self) -> dict[str, Any]:
+        return {"fields": self.fields}
+
+
+class BatchTooLarge(GatewayError):
+    status = 413
+    code = "batch_too_large"
+    title_en = "Batch too large"
+    title_vi = "Lô yêu cầu quá lớn"
+    default_detail_en = "The batch has more items than the gateway accepts."
+    default_detail_vi = "Lô yêu cầu có nhiều phần tử hơn mức cổng kết nối chấp nhận."
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"A batch may hold at most {limit} items.", detail_vi=f"Mỗi lô tối đa {limit} phần tử."
+        )
+
+
+class InvalidPersonalId(ValidationFailed):
+    code = "invalid_personal_id"
+    title_en = "Invalid personal ID"
+    title_vi = "Số định danh cá nhân không hợp lệ"
+    default_detail_en = "A personal ID is 12 ASCII digits starting with one of the 63 province codes."
+    default_detail_vi = "Số định danh cá nhân gồm 12 chữ số, bắt đầu bằng một trong 63 mã tỉnh."
+
+    def __init__(self, loc: Sequence[str | int] = ("body", "personal_id")) -> None:
+        error: FieldError = {
+            "loc": list(loc),
+            "code": "invalid_personal_id",
+            "message": self.default_detail_en,
+        }
+        super().__init__([error])

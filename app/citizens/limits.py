@@ -1,0 +1,176 @@
+"""Request rate and distinct-resident quotas per client (SECURITY.md, "Enumeration").
+
+The request rate uses the ``limits`` library (moving window). The distinct-resident quota counts each
+resident once per UTC day per client, found or not, with a set per (client, day). Both live in process
+memory by default and in Redis when ``DANCU_REDIS_URL`` is set, shared by every replica; a configured Redis
+that cannot be reached fails closed (503 ``limits_unavailable``).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Protocol
+
+import redis.asyncio as aioredis
+from limits import RateLimitItemPerMinute
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+from app.errors import GatewayError, ServiceUnavailable
+
+DAY_SECONDS = 86_400
+
+
+class RateLimited(GatewayError):
+    status = 429
+    code = "rate_limited"
+    title_en = "Too many requests"
+    title_vi = "Quá nhiều yêu cầu"
+    default_detail_en = "The client's request rate limit is used up; retry after the time given."
+    default_detail_vi = "Đã vượt hạn mức số yêu cầu của hệ thống; vui lòng thử lại sau thời gian cho biết."
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__()
+        self.retry_after = max(1, retry_after)
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class SubjectQuotaExceeded(RateLimited):
+    code = "subject_quota_exceeded"
+    title_en = "Daily resident quota used up"
+    title_vi = "Đã hết hạn mức số công dân trong ngày"
+    default_detail_en = "The client has reached the number of different residents it may query today (UTC)."
+    default_detail_vi = "Hệ thống đã tra cứu đủ số công dân khác nhau được phép trong ngày (giờ UTC)."
+
+
+class LimitsUnavailable(ServiceUnavailable):
+    code = "limits_unavailable"
+    title_en = "Rate limits unavailable"
+    title_vi = "Không kiểm tra được hạn mức"
+    default_detail_en = "The shared rate-limit store cannot be reached; no data is released until it can."
+    default_detail_vi = "Không kết nối được kho hạn mức dùng chung; chưa thể cung cấp dữ liệu."
+
+
+class Limiter(Protocol):
+    async def hit_request(self, client_id: str, per_minute: int) -> None: ...
+    async def hit_subjects(self, client_id: str, subject_refs: list[str], per_day: int) -> list[bool]: ...
+    async def check(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+def seconds_to_utc_midnight(now: float | None = None) -> int:
+    """Until the distinct-resident quota starts again (it counts per UTC day)."""
+    return DAY_SECONDS - int(time.time() if now is None else now) % DAY_SECONDS
+
+
+def _day(now: float) -> str:
+    return datetime.fromtimestamp(now, UTC).strftime("%Y%m%d")
+
+
+class _RateWindow:
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+        self._limiter = MovingWindowRateLimiter(storage)
+
+    async def hit(self, client_id: str, per_minute: int) -> None:
+        item = RateLimitItemPerMinute(per_minute)
+        if not await self._limiter.hit(item, "client", client_id):
+            stats = await self._limiter.get_window_stats(item, "client", client_id)
+            raise RateLimited(int(stats.reset_time - time.time()) + 1)
+
+
+class MemoryLimiter:
+    """One process's counts (refused by ``dancu serve`` when more than one worker would multiply them)."""
+
+    def __init__(self) -> None:
+        self._rate = _RateWindow(MemoryStorage())
+        self._seen: dict[tuple[str, str], set[str]] = {}
+
+    async def hit_request(self, client_id: str, per_minute: int) -> None:
+        await self._rate.hit(client_id, per_minute)
+
+    async def hit_subjects(self, client_id: str, subject_refs: list[str], per_day: int) -> list[bool]:
+        """Count each subject once per UTC day; True where the subject is within the quota."""
+        now = time.time()
+        day = _day(now)
+        for key in [k for k in self._seen if k[1] != day]:  # yesterday's sets
+            del self._seen[key]
+        seen = self._seen.setdefault((client_id, day), set())
+        allowed: list[bool] = []
+        for ref in subject_refs:
+            if ref in seen:
+                allowed.append(True)
+            elif len(seen) < per_day:
+                seen.add(ref)
+                allowed.append(True)
+            else:
+                allowed.append(False)
+        return allowed
+
+    async def check(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+# Adds the subject unless the day's set is full; answers 1 when the subject is (now) counted, else 0.
+_ADD_SUBJECT = """
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 1 end
+if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+return 1
+"""
+
+
+class RedisLimiter:
+    """Counts shared by every replica through Redis; any Redis failure is LimitsUnavailable (fail closed)."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self._prefix = prefix
+        self._redis = aioredis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        storage_url = "async+" + url if not url.startswith("async+") else url
+        self._rate = _RateWindow(
+            RedisStorage(
+                storage_url, implementation="redispy", key_prefix=prefix + "rate", wrap_exceptions=True
+            )
+        )
+        self._script = self._redis.register_script(_ADD_SUBJECT)
+
+    async def hit_request(self, client_id: str, per_minute: int) -> None:
+        try:
+            await self._rate.hit(client_id, per_minute)
+        except RateLimited:
+            raise
+        except Exception as exc:
+            raise LimitsUnavailable() from exc
+
+    async def hit_subjects(self, client_id: str, subject_refs: list[str], per_day: int) -> list[bool]:
+        now = time.time()
+        key = f"{self._prefix}subjects:{client_id}:{_day(now)}"
+        ttl = seconds_to_utc_midnight(now) + 3600
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for ref in subject_refs:
+                    await self._script(keys=[key], args=[ref, per_day, ttl], client=pipe)
+                results = await pipe.execute()
+        except Exception as exc:
+            raise LimitsUnavailable() from exc
+        return [bool(r) for r in results]
+
+    async def check(self) -> None:
+        try:
+            await self._redis.ping()
+        except Exception as exc:
+            raise LimitsUnavailable() from exc
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+def build_limiter(redis_url: str | None, prefix: str) -> Limiter:
+    return RedisLimiter(redis_url, prefix) if redis_url else MemoryLimiter()

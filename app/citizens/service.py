@@ -1,0 +1,394 @@
+"""Citizen use cases: verify, batch verify, lookup, household.
+
+Every request that gets this far (an authenticated client) leaves audit events, written and committed
+before the answer is returned, whether the request is allowed, denied or fails: the ``_Audit`` collector
+gathers them while the use case runs and ``finish`` writes them, also on the error path. If they cannot be
+written the caller gets 503 ``audit_unavailable`` and no data.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from app.audit.writer import AuditEvent, AuditWriter, Outcome
+from app.auth.context import AuthContext
+from app.backends.base import SENSITIVE_FIELDS, Backend, ResidentRecord
+from app.backends.errors import UpstreamBadResponse, UpstreamTimeout, UpstreamUnavailable
+from app.citizens import matching
+from app.citizens.errors import BatchTooLarge, FieldNotAllowed, InvalidPersonalId
+from app.citizens.limits import Limiter, LimitsUnavailable, SubjectQuotaExceeded, seconds_to_utc_midnight
+from app.citizens.schemas import HouseholdRequest, LookupRequest, VerifyRequest
+from app.errors import GatewayError, NotFound
+from app.problems import Language, problem_type
+from vnid import InvalidPersonalId as _BadId
+from vnid import PersonalId, parse_personal_id
+
+MEMBER_FIELDS = ("full_name", "relation_to_head")
+UPSTREAM_ERRORS = (UpstreamBadResponse, UpstreamTimeout, UpstreamUnavailable)
+
+
+class Attester(Protocol):
+    """Signs compact JWS with a key published in the JWKS (``app.auth.keys.KeyStore``)."""
+
+    async def sign_jws(self, claims: Mapping[str, Any], typ: str) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    """Who asks, for what, and how to answer: built once per request by the router."""
+
+    auth: AuthContext
+    purpose: str
+    dossier_id: str | None
+    request_id: str | None
+    issuer: str
+    language: Language
+
+
+@dataclass(slots=True)
+class _Audit:
+    """Events of one request, written together before the answer leaves."""
+
+    ctx: CallContext
+    action: str
+    events: list[AuditEvent] = field(default_factory=list)
+
+    def add(
+        self,
+        outcome: Outcome,
+        status: int,
+        *,
+        subject: str | None = None,
+        fields: Sequence[str] = (),
+        reason: str | None = None,
+        action: str | None = None,
+    ) -> None:
+        released = tuple(f for f in fields if f != "personal_id")
+        self.events.append(
+            AuditEvent(
+                action=action or self.action,
+                outcome=outcome,
+                status_code=status,
+                actor=self.ctx.auth.client_id,
+                client_id=self.ctx.auth.client_id,
+                request_id=self.ctx.request_id,
+                purpose=self.ctx.purpose,
+                dossier_id=self.ctx.dossier_id,
+                subject=subject,
+                fields=released,
+                sensitive_fields=tuple(f for f in released if f in SENSITIVE_FIELDS),
+                reason=reason,
+            )
+        )
+
+    def refused(self, error: GatewayError, *, subject: str | None = None, fields: Sequence[str] = ()) -> None:
+        outcome: Outcome = "error" if error.status >= 500 else "denied"
+        self.add(outcome, error.status, subject=subject, fields=fields, reason=error.code)
+
+
+def _parse(personal_id: str, loc: Sequence[str | int] = ("body", "personal_id")) -> PersonalId:
+    try:
+        return parse_personal_id(personal_id)
+    except _BadId as err:
+        raise InvalidPersonalId(loc) from err
+
+
+class CitizenService:
+    def __init__(
+        self, backend: Backend, limiter: Limiter, audit: AuditWriter, attester: Attester, batch_max_items: int
+    ) -> None:
+        self._backend = backend
+        self._limiter = limiter
+        self._audit = audit
+        self._attester = attester
+        self._batch_max = batch_max_items
+
+    # ------------------------------------------------------------------------------------------ helpers
+    async def _finish(self, audit: _Audit) -> None:
+        await self._audit.write(audit.events)
+
+    async def _admit(self, ctx: CallContext, subjects: Sequence[str]) -> list[bool]:
+        """Count the request against the rate limit and each subject against the distinct quota."""
+        grant = ctx.auth.grant
+        await self._limiter.hit_request(ctx.auth.client_id, grant.rate_limit_per_minute)
+        if not subjects:
+            return []
+        refs = [self._audit.hasher.ref(s) for s in subjects]
+        return await self._limiter.hit_subjects(ctx.auth.client_id, refs, grant.distinct_subjects_per_day)
+
+    async def _attest(
+        self,
+        ctx: CallContext,
+        verification_id: str,
+        personal_id: str,
+        checked: Sequence[str],
+        result: matching.Verification,
+    ) -> str:
+        return await self._attester.sign_jws(
+            {
+                "iss": ctx.issuer,
+                "verification_id": verification_id,
+                "personal_id": personal_id,
+                "checked_fields": list(checked),
+                "match": result.match,
+                "reason": result.reason,
+                "client_id": ctx.auth.client_id,
+                "purpose": ctx.purpose,
+                "dossier_id": ctx.dossier_id,
+                "iat": int(datetime.now(UTC).timestamp()),
+            },
+            "verification+jwt",
+        )
+
+    async def _answer(
+        self, ctx: CallContext, body: VerifyRequest, result: matching.Verification
+    ) -> dict[str, Any]:
+        verification_id = str(uuid.uuid4())
+        checked = self._checked(body)
+        answer: dict[str, Any] = {
+            "verification_id": verification_id,
+            "match": result.match,
+            "reason": result.reason,
+        }
+        if ctx.auth.grant.verify_details:
+            answer["fields"] = result.fields
+        answer["attestation"] = await self._attest(ctx, verification_id, body.personal_id, checked, result)
+        return answer
+
+    @staticmethod
+    def _checked(body: VerifyRequest) -> list[str]:
+        return [name for name in ("full_name", "date_of_birth", "gender") if getattr(body, name) is not None]
+
+    # ------------------------------------------------------------------------------------------- verify
+    async def verify(self, ctx: CallContext, body: VerifyRequest) -> dict[str, Any]:
+        audit = _Audit(ctx, "citizen.verify")
+        try:
+            pid = _parse(body.personal_id)
+            (within,) = await self._admit(ctx, [pid.number])
+            if not within:
+                raise _quota_error()
+            result = matching.precheck_verification(pid, body)
+            if result is None:
+                record = await self._backend.get(pid.number)
+                result = _compare(record, body)
+            answer = await self._answer(ctx, body, result)
+            audit.add("allowed", 200, subject=pid.number, fields=self._checked(body), reason=result.reason)
+            return answer
+        except GatewayError as error:
+            audit.refused(error, subject=_subject_of(body.personal_id), fields=self._checked(body))
+            raise
+        finally:
+            await self._finish(audit)
+
+    async def verify_batch(self, ctx: CallContext, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        audit = _Audit(ctx, "citizen.verify")
+        results: list[dict[str, Any] | None] = [None] * len(items)
+        try:
+            if len(items) > self._batch_max:
+                raise BatchTooLarge(self._batch_max)
+            await self._limiter.hit_request(ctx.auth.client_id, ctx.auth.grant.rate_limit_per_minute)
+            valid: list[tuple[int, VerifyRequest, PersonalId]] = []
+            for index, item in enumerate(items):
+                try:
+                    body = VerifyRequest.model_validate(item)
+                    pid = _parse(body.personal_id, ("body", "items", index, "personal_id"))
+                except ValidationError:
+                    results[index] = self._item_problem(ctx, index, _ItemInvalid())
+                    audit.refused(_ItemInvalid())
+                    continue
+                except InvalidPersonalId as error:
+                    results[index] = self._item_problem(ctx, index, error)
+                    audit.refused(error)
+                    continue
+                valid.append((index, body, pid))
+            refs = [self._audit.hasher.ref(pid.number) for _, _, pid in valid]
+            within = (
+                await self._limiter.hit_subjects(
+                    ctx.auth.client_id, refs, ctx.auth.grant.distinct_subjects_per_day
+                )
+                if refs
+                else []
+            )
+            pending: list[tuple[int, VerifyRequest, PersonalId]] = []
+            for (index, body, pid), ok in zip(valid, within, strict=True):
+                if not ok:
+                    quota = _quota_error()
+                    results[index] = self._item_problem(ctx, index, quota)
+                    audit.refused(quota, subject=pid.number, fields=self._checked(body))
+                    continue
+                result = matching.precheck_verification(pid, body)
+                if result is not None:
+                    results[index] = {"index": index, **(await self._answer(ctx, body, result))}
+                    audit.add(
+                        "allowed", 200, subject=pid.number, fields=self._checked(body), reason=result.reason
+                    )
+                    continue
+                pending.append((index, body, pid))
+            if pending:
+                try:
+                    records = await self._backend.get_many([pid.number for _, _, pid in pending])
+                except UPSTREAM_ERRORS as upstream:
+                    for index, body, pid in pending:
+                        results[index] = self._item_problem(ctx, index, upstream)
+                        audit.refused(upstream, subject=pid.number, fields=self._checked(body))
+                else:
+                    for index, body, pid in pending:
+                        try:
+                            result = _compare(records.get(pid.number), body)
+                        except UpstreamBadResponse as bad:
+                            results[index] = self._item_problem(ctx, index, bad)
+                            audit.refused(bad, subject=pid.number, fields=self._checked(body))
+                            continue
+                        results[index] = {"index": index, **(await self._answer(ctx, body, result))}
+                        audit.add(
+                            "allowed",
+                            200,
+                            subject=pid.number,
+                            fields=self._checked(body),
+                            reason=result.reason,
+                        )
+            return [r for r in results if r is not None]
+        except GatewayError as error:
+            if not audit.events:
+                audit.refused(error)
+            raise
+        finally:
+            await self._finish(audit)
+
+    @staticmethod
+    def _item_problem(ctx: CallContext, index: int, error: GatewayError) -> dict[str, Any]:
+        vietnamese = ctx.language == "vi"
+        return {
+            "index": index,
+            "problem": {
+                "type": problem_type(error.code),
+                "title": error.title_vi if vietnamese else error.title_en,
+                "status": error.status,
+                "code": error.code,
+            },
+        }
+
+    # ------------------------------------------------------------------------------------------- lookup
+    async def lookup(self, ctx: CallContext, body: LookupRequest) -> dict[str, Any]:
+        audit = _Audit(ctx, "citizen.read")
+        grant = ctx.auth.grant
+        requested = [f for f in (body.fields or sorted(grant.fields)) if f != "personal_id"]
+        try:
+            pid = _parse(body.personal_id)
+            outside = sorted(set(requested) - grant.fields)
+            (within,) = await self._admit(ctx, [pid.number])
+            if not within:
+                raise _quota_error()
+            if outside:
+                raise FieldNotAllowed(outside)
+            record = await self._backend.get(pid.number)
+            if record is None:
+                audit.add("allowed", 404, subject=pid.number, reason="not_found")
+                raise NotFound(_UNKNOWN_EN, detail_vi=_UNKNOWN_VI)
+            if not grant.covers_province(record.province):
+                audit.add("denied", 404, subject=pid.number, fields=requested, reason="out_of_scope")
+                raise NotFound(_UNKNOWN_EN, detail_vi=_UNKNOWN_VI)
+            answer = _released(record, requested)
+            audit.add("allowed", 200, subject=pid.number, fields=requested)
+            return answer
+        except GatewayError as error:
+            if not audit.events:
+                audit.refused(error, subject=_subject_of(body.personal_id), fields=requested)
+            raise
+        finally:
+            await self._finish(audit)
+
+    # ---------------------------------------------------------------------------------------- household
+    async def household(self, ctx: CallContext, body: HouseholdRequest) -> dict[str, Any]:
+        audit = _Audit(ctx, "household.read")
+        try:
+            pid = _parse(body.personal_id)
+            (within,) = await self._admit(ctx, [pid.number])
+            if not within:
+                raise _quota_error()
+            record = await self._backend.get(pid.number)
+            if record is None:
+                audit.add("allowed", 404, subject=pid.number, reason="not_found")
+                raise NotFound(_UNKNOWN_EN, detail_vi=_UNKNOWN_VI)
+            if not ctx.auth.grant.covers_province(record.province):
+                audit.add("denied", 404, subject=pid.number, reason="out_of_scope")
+                raise NotFound(_UNKNOWN_EN, detail_vi=_UNKNOWN_VI)
+            household_id = record.fields.get("household_id")
+            household = await self._backend.household(household_id) if household_id else None
+            if household is None:
+                audit.add("allowed", 404, subject=pid.number, reason="no_household")
+                raise NotFound(_UNKNOWN_EN, detail_vi=_UNKNOWN_VI)
+            audit.add("allowed", 200, subject=pid.number, fields=["household_id"])
+            for member in household.members:
+                audit.add("allowed", 200, subject=member.personal_id, fields=MEMBER_FIELDS)
+            return {
+                "household_id": household.household_id,
+                "head": {"personal_id": household.head.personal_id, "full_name": household.head.full_name},
+                "members": [
+                    {
+                        "personal_id": m.personal_id,
+                        "full_name": m.full_name,
+                        "relation_to_head": m.relation_to_head,
+                    }
+                    for m in household.members
+                ],
+            }
+        except GatewayError as error:
+            if not audit.events:
+                audit.refused(error, subject=_subject_of(body.personal_id))
+            raise
+        finally:
+            await self._finish(audit)
+
+
+_UNKNOWN_EN = "No resident with this personal ID is available to this client."
+_UNKNOWN_VI = "Không có công dân nào với số định danh này trong phạm vi được cấp."
+
+
+class _ItemInvalid(GatewayError):
+    """A batch item that does not match the verify body (its own 422; the other items are answered)."""
+
+    status = 422
+    code = "validation_failed"
+    title_en = "Validation failed"
+    title_vi = "Dữ liệu không hợp lệ"
+
+
+def _quota_error() -> SubjectQuotaExceeded:
+    return SubjectQuotaExceeded(seconds_to_utc_midnight())
+
+
+def _compare(record: ResidentRecord | None, body: VerifyRequest) -> matching.Verification:
+    try:
+        return matching.verify_record(record.fields if record else None, body)
+    except matching.InvalidRecordValue as err:  # the upstream's data, not the caller's
+        raise UpstreamBadResponse() from err
+
+
+def _subject_of(personal_id: str) -> str | None:
+    """The subject of an audit event: only a structurally valid ID (never store arbitrary input)."""
+    try:
+        return parse_personal_id(personal_id).number
+    except _BadId:
+        return None
+
+
+def _released(record: ResidentRecord, fields: Sequence[str]) -> dict[str, Any]:
+    answer: dict[str, Any] = {"personal_id": record.personal_id}
+    for name in fields:
+        answer[name] = record.fields.get(name)
+    answer["_meta"] = {
+        "source": record.source,
+        "retrieved_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "record_updated_at": record.record_updated_at,
+    }
+    return answer
+
+
+__all__ = ["Attester", "CallContext", "CitizenService", "LimitsUnavailable"]

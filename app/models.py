@@ -1,0 +1,8 @@
+"""Every context's tables, imported once so that ``Base.metadata`` is complete (Alembic, tests)."""
+
+from __future__ import annotations
+
+import app.audit.models
+import app.auth.models
+
+__all__ = ["app"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from limits import RateLimitItemPerMinute
@@ -134,11 +134,12 @@ class RedisLimiter:
         self._prefix = prefix
         self._redis = aioredis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
         storage_url = "async+" + url if not url.startswith("async+") else url
-        self._rate = _RateWindow(
-            RedisStorage(
-                storage_url, implementation="redispy", key_prefix=prefix + "rate", wrap_exceptions=True
-            )
+        # One connection pool for both, so that close() releases every connection the limiter opened.
+        shared: dict[str, Any] = {"connection_pool": self._redis.connection_pool}  # typed as scalars upstream
+        storage = RedisStorage(
+            storage_url, implementation="redispy", key_prefix=prefix + "rate", wrap_exceptions=True, **shared
         )
+        self._rate = _RateWindow(storage)
         self._script = self._redis.register_script(_ADD_SUBJECT)
 
     async def hit_request(self, client_id: str, per_minute: int) -> None:

@@ -124,7 +124,7 @@ async def _context(
 @router.post(
     "/verify",
     response_model=VerifyResponse,
-    response_model_exclude_none=False,
+    response_model_exclude_unset=True,
     responses=problem_responses(*COMMON_ERRORS),
 )
 async def verify(

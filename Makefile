@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 MOCK_PORT ?= 8100
 COUNT ?= 20000
 
-.PHONY: install run seed serve-mock test lint typecheck imports unit openapi bench clean
+.PHONY: install run serve-mock test lint typecheck imports unit openapi bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is required"'
@@ -18,19 +18,29 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## run: install, migrate, seed the mock national database, print how to call it, serve it
+## run: install, migrate, seed the mock national database, create a demo client, print how to call it, serve
+PORT ?= 8000
+DEMO_PURPOSE := DEMO-1.000001
+PERSONA := 052068000108
 run: install
 	@mkdir -p var
-	@test -s var/mock_api_key || $(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(24))' > var/mock_api_key
 	$(BIN)/dancu db upgrade
 	$(BIN)/mock-csdlqg seed --count $(COUNT)
-	@echo
-	@echo "mock_csdlqg is starting on http://127.0.0.1:$(MOCK_PORT) (API key in var/mock_api_key). Try:"
-	@echo "  curl -s -X POST http://127.0.0.1:$(MOCK_PORT)/api/v1/residents/lookup \\"
-	@echo "       -H \"X-Api-Key: $$(cat var/mock_api_key)\" -H 'Content-Type: application/json' \\"
-	@echo "       -d '{\"soDinhDanh\": \"052068000108\"}'"
-	@echo "  curl -s http://127.0.0.1:$(MOCK_PORT)/_mock/personas -H \"X-Api-Key: $$(cat var/mock_api_key)\""
-	@echo
+	@test -s var/demo_client.json || { \
+	  $(BIN)/dancu purposes add --code $(DEMO_PURPOSE) --title "Thủ tục minh họa (demo)" \
+	    --legal-basis "Luật Căn cước 2023, Điều 10" 2>/dev/null || true; \
+	  $(BIN)/dancu clients create --name "Cổng dịch vụ công minh họa (demo)" \
+	    --scopes citizen.verify,citizen.read,household.read --fields '*' --provinces 52 \
+	    --purposes $(DEMO_PURPOSE) --verify-details --json > var/demo_client.json.tmp \
+	  && mv var/demo_client.json.tmp var/demo_client.json; }
+	@$(BIN)/python scripts/demo_hint.py --port $(PORT) --purpose $(DEMO_PURPOSE) --persona $(PERSONA) --count $(COUNT)
+	$(BIN)/dancu serve --port $(PORT)
+
+## serve-mock: the mock national database as its own HTTP service (for DANCU_BACKEND=http)
+serve-mock: install
+	@mkdir -p var
+	@test -s var/mock_api_key || $(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(24))' > var/mock_api_key
+	@echo "mock_csdlqg on http://127.0.0.1:$(MOCK_PORT); X-Api-Key: $$(cat var/mock_api_key)"
 	MOCK_CSDLQG_API_KEY="$$(cat var/mock_api_key)" $(BIN)/mock-csdlqg serve --port $(MOCK_PORT)
 
 ## test: the gates (lint, format, types, import boundaries) and the whole suite

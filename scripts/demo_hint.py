@@ -1,0 +1,43 @@
+"""Print how to call the gateway with the demo client `make run` created (var/demo_client.json)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", default="8000")
+    parser.add_argument("--purpose", required=True)
+    parser.add_argument("--persona", required=True)
+    parser.add_argument("--count", default="20000")
+    args = parser.parse_args()
+    client = json.loads(Path("var/demo_client.json").read_text())
+    base = f"http://127.0.0.1:{args.port}"
+    auth = f'-H "Authorization: Bearer $TOKEN" -H "X-Purpose: {args.purpose}" -H "Content-Type: application/json"'
+    verify = json.dumps(
+        {"personal_id": args.persona, "full_name": "Nguyễn Văn Thành", "date_of_birth": "1968-04-15"},
+        ensure_ascii=False,
+    )
+    lookup = json.dumps({"personal_id": args.persona, "fields": ["full_name", "date_of_birth", "current_address"]})
+    print(
+        f"""
+dancu-gateway is starting on {base} over the embedded mock ({args.count} residents + the personas of
+docs/personas.md). Demo client in var/demo_client.json: purpose {args.purpose}, provinces 52. Try:
+
+  TOKEN=$(curl -s -u {client["client_id"]}:{client["client_secret"]} -d grant_type=client_credentials \\
+      {base}/oauth2/token | python3 -c 'import sys, json; print(json.load(sys.stdin)["access_token"])')
+  curl -s -X POST {base}/v1/citizens/verify {auth} \\
+      -d '{verify}'
+  curl -s -X POST {base}/v1/citizens/lookup {auth} \\
+      -d '{lookup}'
+  curl -s -X POST {base}/v1/citizens/household {auth} \\
+      -d '{{"personal_id": "{args.persona}"}}'
+"""
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -102,13 +102,19 @@ def require_scope(*accepted: str) -> Callable[..., Awaitable[AuthContext]]:
         scopes = claims.scopes & grant.scopes
         if not scopes & wanted:
             raise InvalidToken("The client's grant no longer allows this scope.")
-        return AuthContext(
+        context = AuthContext(
             client_id=client.client_id,
             client_name=client.name,
             token_scopes=scopes,
             grant=grant,
             token_id=claims.jti,
         )
+        # End the read's transaction now (after the last attribute access: it expires the rows). The
+        # connection goes back to the pool instead of staying checked out for the whole request while the
+        # route waits for another one (the audit writer's), which deadlocks the pool under concurrency.
+        # The session begins a new transaction if the route writes.
+        await session.rollback()
+        return context
 
     authorised.__name__ = "require_" + "_or_".join(s.replace(".", "_") for s in accepted)
     return authorised

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.writer import AuditEvent, AuditUnavailable
 from app.auth.context import AuthContext
@@ -75,6 +76,12 @@ async def get_citizen_service(state: AppStateDep) -> CitizenService:
 CitizenServiceDep = Annotated[CitizenService, Depends(get_citizen_service)]
 
 
+async def _registered(session: AsyncSession, purpose: str) -> bool:
+    found = await session.scalar(select(Purpose.code).where(Purpose.code == purpose))
+    await session.rollback()  # release the connection before the audit writer needs one (see auth deps)
+    return found is not None
+
+
 async def _context(
     request: Request,
     state: AppState,
@@ -88,10 +95,7 @@ async def _context(
     error: GatewayError | None = None
     if not purpose:
         error = PurposeRequired()
-    elif (
-        purpose not in auth.grant.purposes
-        or await session.scalar(select(Purpose.code).where(Purpose.code == purpose)) is None
-    ):
+    elif purpose not in auth.grant.purposes or not await _registered(session, purpose):
         error = PurposeNotAllowed()
     if error is not None:
         await state.audit.write(

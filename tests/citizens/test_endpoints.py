@@ -385,3 +385,14 @@ async def test_on_postgresql(gateway_pg: Gateway) -> None:
     response = await gateway_pg.call(client, "/v1/citizens/household", {"personal_id": HEAD})
     assert response.status_code == 200
     assert len(await gateway_pg.events()) == 1 + 1 + 8
+
+
+async def test_many_concurrent_calls_do_not_exhaust_the_connection_pool(sqlite_gateway: Gateway) -> None:
+    """Each request uses one pooled connection at a time (auth, purpose, audit): 60 at once all succeed."""
+    import asyncio
+
+    client = await sqlite_gateway.register()
+    body = {"personal_id": HEAD, "full_name": "Nguyễn Văn Thành"}
+    responses = await asyncio.gather(*(sqlite_gateway.call(client, "/v1/citizens/verify", body) for _ in range(60)))
+    assert [r.status_code for r in responses] == [200] * 60
+    assert len(await sqlite_gateway.events()) == 60

@@ -21,7 +21,9 @@ def main() -> None:
         {"personal_id": args.persona, "full_name": "Nguyễn Văn Thành", "date_of_birth": "1968-04-15"},
         ensure_ascii=False,
     )
-    lookup = json.dumps({"personal_id": args.persona, "fields": ["full_name", "date_of_birth", "current_address"]})
+    lookup = json.dumps(
+        {"personal_id": args.persona, "fields": ["full_name", "date_of_birth", "current_address"]}
+    )
     print(
         f"""
 dancu-gateway is starting on {base} over the embedded mock ({args.count} residents + the personas of

@@ -393,6 +393,8 @@ async def test_many_concurrent_calls_do_not_exhaust_the_connection_pool(sqlite_g
 
     client = await sqlite_gateway.register()
     body = {"personal_id": HEAD, "full_name": "Nguyễn Văn Thành"}
-    responses = await asyncio.gather(*(sqlite_gateway.call(client, "/v1/citizens/verify", body) for _ in range(60)))
+    responses = await asyncio.gather(
+        *(sqlite_gateway.call(client, "/v1/citizens/verify", body) for _ in range(60))
+    )
     assert [r.status_code for r in responses] == [200] * 60
     assert len(await sqlite_gateway.events()) == 60

@@ -195,6 +195,8 @@ class HttpBackend:
 
     async def open(self) -> None:
         """Build the pooled client (connects lazily: a down upstream does not stop the gateway starting)."""
+        # httpx logs every request URL at INFO; household codes travel in URLs: keep them out of the logs.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         if self._client is None:
             self._client = httpx.AsyncClient(
                 base_url=self.base_url,

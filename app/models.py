@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import app.admin.models
 import app.audit.models
 import app.auth.models
 

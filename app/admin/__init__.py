@@ -1,0 +1,1 @@
+"""Administration over REST: clients, grants, purposes, keys; owns only the pending-changes table."""

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 MOCK_PORT ?= 8100
 COUNT ?= 20000
 
-.PHONY: install run serve-mock test lint typecheck imports unit openapi bench clean
+.PHONY: install run serve-mock test lint typecheck imports unit openapi bench bench-mock clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is required"'
@@ -64,8 +64,12 @@ openapi: install
 	$(BIN)/dancu openapi export
 	$(BIN)/mock-csdlqg openapi export
 
-## bench: seeding and lookup figures (needs wrk: apt-get install wrk)
+## bench: the gateway's hot paths beside bare FastAPI (wrk, 64 connections); writes docs/performance.md
 bench: install
+	$(BIN)/python bench/harness.py
+
+## bench-mock: seeding time and mock lookup figures (issue 2)
+bench-mock: install
 	$(BIN)/python bench/seed_bench.py
 	$(BIN)/python bench/lookup_bench.py
 

@@ -475,6 +475,7 @@ class TokenService:
     def __init__(
         self, session: AsyncSession, keys: KeyStore, replay: ReplayStore, settings: Settings
     ) -> None:
+        self.session = session
         self.clients = ClientRepository(session)
         self.keys = keys
         self.replay = replay
@@ -491,17 +492,21 @@ class TokenService:
         if not grant_in_force(grant, utcnow()):
             raise InvalidClient("The client's grant is not in force.", basic=basic)
         scopes = self._scopes(grant, scope)
+        client_id = client.client_id
+        # Give the connection back before the key store may need one (it reloads keys with its own
+        # session): holding it here deadlocks the pool when many token requests arrive at once.
+        await self.session.rollback()
         key = await self.keys.signing_key()
         issued = issue_access_token(
             key,
             issuer=issuer,
             audience=self.settings.audience,
-            client_id=client.client_id,
+            client_id=client_id,
             scopes=scopes,
             ttl_seconds=self.settings.token_ttl_seconds,
         )
         logger.info(
-            "issued access token client_id=%s jti=%s scope=%s", client.client_id, issued.jti, issued.scope
+            "issued access token client_id=%s jti=%s scope=%s", client_id, issued.jti, issued.scope
         )
         return issued
 

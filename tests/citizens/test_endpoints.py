@@ -398,3 +398,31 @@ async def test_many_concurrent_calls_do_not_exhaust_the_connection_pool(sqlite_g
     )
     assert [r.status_code for r in responses] == [200] * 60
     assert len(await sqlite_gateway.events()) == 60
+
+
+async def test_many_concurrent_token_requests_do_not_exhaust_the_connection_pool(
+    sqlite_gateway: Gateway,
+) -> None:
+    """The first tokens of a fresh process: 60 at once, while the key store loads its keys."""
+    import asyncio
+
+    from app.auth.schemas import ClientCreate, GrantIn
+    from app.auth.service import AuthService
+
+    state = sqlite_gateway.state
+    async with state.sessionmaker() as session:
+        service = AuthService(session, state.keys.secrets, actor="test")
+        created = await service.create_client(ClientCreate(name="Cổng DVC"))
+        await service.replace_grant(created.client.client_id, GrantIn(scopes=["citizen.verify"]))
+        await session.commit()
+    responses = await asyncio.gather(
+        *(
+            sqlite_gateway.http.post(
+                "/oauth2/token",
+                data={"grant_type": "client_credentials"},
+                auth=(created.client.client_id, created.client_secret),
+            )
+            for _ in range(60)
+        )
+    )
+    assert [r.status_code for r in responses] == [200] * 60

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
@@ -10,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.writer import AuditEvent, AuditUnavailable
 from app.auth.context import AuthContext
-from app.auth.dependencies import HouseholdClient, ReadClient, VerifyClient
+from app.auth.dependencies import require_household, require_read, require_verify
 from app.auth.models import Purpose
 from app.backends.errors import (
     UpstreamBadResponse,
@@ -125,24 +126,39 @@ async def _context(
     )
 
 
+def _call(
+    action: str, require: Callable[..., Awaitable[AuthContext]]
+) -> Callable[..., Awaitable[CallContext]]:
+    """A dependency giving the route its CallContext: the scope check, then the audited purpose check."""
+
+    async def call_context(
+        request: Request,
+        state: AppStateDep,
+        session: DbSession,
+        # A default, not Annotated: the annotation is a string that cannot see this closure's `require`.
+        auth: AuthContext = Depends(require),  # noqa: B008
+        purpose: PurposeHeader = None,
+        dossier_id: DossierHeader = None,
+    ) -> CallContext:
+        return await _context(request, state, session, auth, action, purpose, dossier_id)
+
+    call_context.__name__ = "call_" + action.replace(".", "_")
+    return call_context
+
+
+VerifyCall = Annotated[CallContext, Depends(_call("citizen.verify", require_verify))]
+ReadCall = Annotated[CallContext, Depends(_call("citizen.read", require_read))]
+HouseholdCall = Annotated[CallContext, Depends(_call("household.read", require_household))]
+
+
 @router.post(
     "/verify",
     response_model=VerifyResponse,
     response_model_exclude_unset=True,
     responses=problem_responses(*COMMON_ERRORS),
 )
-async def verify(
-    body: VerifyRequest,
-    request: Request,
-    auth: VerifyClient,
-    state: AppStateDep,
-    session: DbSession,
-    service: CitizenServiceDep,
-    purpose: PurposeHeader = None,
-    dossier_id: DossierHeader = None,
-) -> dict[str, Any]:
+async def verify(body: VerifyRequest, ctx: VerifyCall, service: CitizenServiceDep) -> dict[str, Any]:
     """Is this the person on record? Yes/no, per-field detail where granted, and a signed attestation."""
-    ctx = await _context(request, state, session, auth, "citizen.verify", purpose, dossier_id)
     return await service.verify(ctx, body)
 
 
@@ -152,49 +168,21 @@ async def verify(
     responses=problem_responses(BatchTooLarge, *COMMON_ERRORS),
 )
 async def verify_batch(
-    body: BatchVerifyRequest,
-    request: Request,
-    auth: VerifyClient,
-    state: AppStateDep,
-    session: DbSession,
-    service: CitizenServiceDep,
-    purpose: PurposeHeader = None,
-    dossier_id: DossierHeader = None,
+    body: BatchVerifyRequest, ctx: VerifyCall, service: CitizenServiceDep
 ) -> dict[str, Any]:
     """Verify up to DANCU_BATCH_MAX_ITEMS residents; one bad item does not fail the others."""
-    ctx = await _context(request, state, session, auth, "citizen.verify", purpose, dossier_id)
     return {"results": await service.verify_batch(ctx, body.items)}
 
 
 @router.post("/lookup", responses=problem_responses(FieldNotAllowed, NotFound, *COMMON_ERRORS))
-async def lookup(
-    body: LookupRequest,
-    request: Request,
-    auth: ReadClient,
-    state: AppStateDep,
-    session: DbSession,
-    service: CitizenServiceDep,
-    purpose: PurposeHeader = None,
-    dossier_id: DossierHeader = None,
-) -> dict[str, Any]:
+async def lookup(body: LookupRequest, ctx: ReadCall, service: CitizenServiceDep) -> dict[str, Any]:
     """What is on record, limited to the grant's fields and provinces (out of province = unknown)."""
-    ctx = await _context(request, state, session, auth, "citizen.read", purpose, dossier_id)
     return await service.lookup(ctx, body)
 
 
 @router.post(
     "/household", response_model=HouseholdResponse, responses=problem_responses(NotFound, *COMMON_ERRORS)
 )
-async def household(
-    body: HouseholdRequest,
-    request: Request,
-    auth: HouseholdClient,
-    state: AppStateDep,
-    session: DbSession,
-    service: CitizenServiceDep,
-    purpose: PurposeHeader = None,
-    dossier_id: DossierHeader = None,
-) -> dict[str, Any]:
+async def household(body: HouseholdRequest, ctx: HouseholdCall, service: CitizenServiceDep) -> dict[str, Any]:
     """The resident's household: head and members (personal ID, name, relation only)."""
-    ctx = await _context(request, state, session, auth, "household.read", purpose, dossier_id)
     return await service.household(ctx, body)

@@ -14,7 +14,7 @@ import shutil
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -44,7 +44,6 @@ MOCK_KEY = "citizens-test-mock-key-0123"
 PURPOSE = "1.001234.000.00.00.H12"
 SUBJECT_KEYS = "k1:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVpBQkNERUY="  # 32 bytes, base64
 ENCRYPTION_KEY = Fernet.generate_key().decode()
-GATEWAY_TABLES = ("audit_events", "grants", "clients", "purposes", "signing_keys")
 
 # Personas (docs/personas.md)
 HEAD = "052068000108"  # Nguyễn Văn Thành, 1968-04-15, male, Gia Lai, household of eight
@@ -118,9 +117,9 @@ def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def migrated_postgres(postgres_url: str) -> Iterator[str]:
-    """A database of the citizen tests' own, migrated once (tables emptied per test)."""
+@contextmanager
+def fresh_postgres(postgres_url: str) -> Iterator[str]:
+    """A database of its own, migrated to head, dropped afterwards (the audit table refuses TRUNCATE)."""
     name = "dancu_t_" + secrets.token_hex(6)
 
     async def admin(statement: str) -> None:
@@ -137,6 +136,12 @@ def migrated_postgres(postgres_url: str) -> Iterator[str]:
         yield url
     finally:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def migrated_postgres(postgres_url: str) -> Iterator[str]:
+    with fresh_postgres(postgres_url) as url:
+        yield url
 
 
 @dataclass(frozen=True)
@@ -254,14 +259,6 @@ def gateway_settings(
     return Settings(_env_file=None, **values)
 
 
-async def _truncate(url: str) -> None:
-    conn = await asyncpg.connect(url, timeout=5)
-    try:
-        await conn.execute(f"TRUNCATE {', '.join(GATEWAY_TABLES)} CASCADE")
-    finally:
-        await conn.close()
-
-
 @asynccontextmanager
 async def running(settings: Settings, backend: str) -> AsyncIterator[Gateway]:
     app = create_app(settings)
@@ -297,7 +294,6 @@ async def sqlite_gateway(migrated_sqlite: Path, tmp_path: Path, mock_db: str) ->
 
 @pytest.fixture
 async def gateway_pg(migrated_postgres: str, mock_db: str) -> AsyncIterator[Gateway]:
-    """The gateway's own tables on PostgreSQL (emptied for this test), embedded backend."""
-    await _truncate(migrated_postgres)
+    """The gateway's own tables on PostgreSQL (a fresh database), embedded backend."""
     async with running(gateway_settings(migrated_postgres, mock_db, "embedded", None), "embedded") as gw:
         yield gw

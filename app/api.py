@@ -6,11 +6,16 @@ is authenticated by default and the public ones are the short, reviewed list bel
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.routing import APIRoute
 
+from app.admin.router import router as admin_router
+from app.audit.integrity_router import router as integrity_router
+from app.audit.router import router as audit_router
+from app.auth.dependencies import require_admin
 from app.auth.router import router as auth_router
 from app.citizens.router import router as citizens_router
+from app.health.router import metrics_router
 from app.health.router import router as health_router
 
 PUBLIC_ROUTERS: tuple[APIRouter, ...] = (health_router, auth_router)
@@ -18,7 +23,7 @@ PUBLIC_ROUTERS: tuple[APIRouter, ...] = (health_router, auth_router)
 
 
 # Routers whose routes each name their scope alias (VerifyClient, ReadClient, ...) in their signature.
-SCOPED_ROUTERS: tuple[APIRouter, ...] = (citizens_router,)
+SCOPED_ROUTERS: tuple[APIRouter, ...] = (citizens_router, audit_router, integrity_router, metrics_router)
 
 
 def build_router() -> APIRouter:
@@ -27,6 +32,8 @@ def build_router() -> APIRouter:
         router.include_router(public)
     for scoped in SCOPED_ROUTERS:
         router.include_router(scoped)
+    # Every admin route needs the `admin` scope, whatever its signature says.
+    router.include_router(admin_router, dependencies=[Depends(require_admin)])
     return router
 
 

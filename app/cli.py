@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -19,12 +20,16 @@ from alembic.config import Config
 from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.admin.service import AdminService
+from app.audit.checkpoints import Checkpoint, Checkpointer, CheckpointKeyError, load_checkpoint_key
+from app.audit.integrity import CheckpointFileError, verify_database
 from app.auth.keys import KeyConfigurationError, KeyStore
-from app.auth.schemas import ClientCreate, GrantIn, PurposeIn
+from app.auth.schemas import ClientCreate, ClientOut, GrantIn, GrantOut, PurposeIn
 from app.auth.service import CLI_ACTOR, AuthService, CreatedClient, parse
 from app.config import ProductionSettingsError, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.errors import GatewayError, ValidationFailed
+from app.logs import LOG_LEVELS, log_config
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
@@ -36,11 +41,13 @@ openapi_cli = typer.Typer(help="The published HTTP contract.", no_args_is_help=T
 clients_cli = typer.Typer(help="Clients and their grants.", no_args_is_help=True)
 purposes_cli = typer.Typer(help="Purposes of use.", no_args_is_help=True)
 keys_cli = typer.Typer(help="Token and attestation signing keys.", no_args_is_help=True)
+grants_cli = typer.Typer(help="What each client may do.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(openapi_cli, name="openapi")
 cli.add_typer(clients_cli, name="clients")
 cli.add_typer(purposes_cli, name="purposes")
 cli.add_typer(keys_cli, name="keys")
+cli.add_typer(grants_cli, name="grants")
 
 EXIT_USAGE = 2
 
@@ -55,8 +62,14 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes; more than 1 needs Redis.")] = 1,
+    log_level: Annotated[str, typer.Option(help="critical, error, warning, info or debug.")] = "info",
+    access_log: Annotated[
+        bool, typer.Option("--access-log", help="One JSON line per request (route template, no path).")
+    ] = False,
 ) -> None:
-    """Serve the gateway with uvicorn."""
+    """Serve the gateway with uvicorn; logs are JSON lines on stderr."""
+    if log_level not in LOG_LEVELS:
+        _refuse(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
     settings = get_settings()
     if workers > 1 and settings.redis_url is None:
         _refuse(
@@ -71,7 +84,15 @@ def serve(
         # Workers build their own settings from the environment: hand them the derived issuer that way.
         os.environ["DANCU_ISSUER"] = f"http://{f'[{host}]' if ':' in host else host}:{port}"
         get_settings.cache_clear()
-    uvicorn.run("app.main:app", host=host, port=port, workers=workers, server_header=False)
+    uvicorn.run(
+        "app.main:app",
+        host=host,
+        port=port,
+        workers=workers,
+        server_header=False,
+        log_config=log_config(log_level, access_log=access_log),
+        access_log=False,  # uvicorn's line has the raw path and query string; `dancu.access` replaces it
+    )
 
 
 def migration_config(database_url: str | None = None) -> Config:
@@ -176,6 +197,9 @@ def _print_created(created: CreatedClient, as_json: bool) -> None:
 JsonOption = Annotated[
     bool, typer.Option("--json", help='Print only {"client_id", "client_secret"} as JSON.')
 ]
+JsonOutput = Annotated[
+    bool, typer.Option("--json", help="Print one JSON object on stdout instead of a readable table.")
+]
 
 
 @cli.command("bootstrap-admin")
@@ -239,21 +263,28 @@ def clients_create(
     _print_created(_administer(work), as_json)
 
 
-def _set_status(client_id: str, status: str) -> None:
-    _administer(lambda service, _keys: service.set_status(client_id, status))
+def _set_status(client_id: str, status: str, as_json: bool = False) -> None:
+    client = _administer(lambda service, _keys: service.set_status(client_id, status))
+    if as_json:
+        typer.echo(json.dumps(client.model_dump(mode="json"), ensure_ascii=False))
+        return
     typer.echo(f"{client_id} is {status}")
 
 
 @clients_cli.command("suspend")
-def clients_suspend(client_id: Annotated[str, typer.Argument(help="The client to suspend.")]) -> None:
+def clients_suspend(
+    client_id: Annotated[str, typer.Argument(help="The client to suspend.")], as_json: JsonOutput = False
+) -> None:
     """Suspend a client: its tokens stop working at once and it gets no new ones."""
-    _set_status(client_id, "suspended")
+    _set_status(client_id, "suspended", as_json)
 
 
 @clients_cli.command("reinstate")
-def clients_reinstate(client_id: Annotated[str, typer.Argument(help="The client to reinstate.")]) -> None:
+def clients_reinstate(
+    client_id: Annotated[str, typer.Argument(help="The client to reinstate.")], as_json: JsonOutput = False
+) -> None:
     """Reinstate a suspended client."""
-    _set_status(client_id, "active")
+    _set_status(client_id, "active", as_json)
 
 
 @purposes_cli.command("add")
@@ -261,18 +292,258 @@ def purposes_add(
     code: Annotated[str, typer.Option(help="The purpose code, e.g. a procedure code.")],
     title: Annotated[str, typer.Option(help="Vietnamese title.")],
     legal_basis: Annotated[str, typer.Option(help="The legal document and article.")],
+    as_json: JsonOutput = False,
 ) -> None:
     """Register a purpose of use."""
     data = {"code": code, "title": title, "legal_basis": legal_basis}
     purpose = _administer(lambda service, _keys: service.add_purpose(parse(PurposeIn, data)))
+    if as_json:
+        typer.echo(json.dumps(purpose.model_dump(mode="json"), ensure_ascii=False))
+        return
     typer.echo(f"registered purpose {purpose.code}")
 
 
 @keys_cli.command("rotate")
-def keys_rotate() -> None:
+def keys_rotate(as_json: JsonOutput = False) -> None:
     """Make a new token and attestation signing key; the old ones stay published in the JWKS."""
-    kid = _administer(lambda service, keys: service.rotate_signing_key(keys))
-    typer.echo(f"new signing key {kid}; earlier keys stay published")
+    key = _administer(lambda service, keys: _as_admin(service, keys).rotate_signing_key())
+    if as_json:
+        typer.echo(json.dumps(key.model_dump(mode="json")))
+        return
+    typer.echo(f"new signing key {key.kid}; earlier keys stay published")
+
+
+# --- reading and the rest of the admin API's changes: the same AdminService, actor `cli`, no approval step ----
+
+
+def _as_admin(service: AuthService, keys: KeyStore) -> AdminService:
+    return AdminService(service.session, keys, actor=CLI_ACTOR)
+
+
+def _echo_json(value: Any) -> None:
+    typer.echo(json.dumps(value, ensure_ascii=False))
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value) or "-"
+    return str(value)
+
+
+def _echo_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    cells = [[_cell(value) for value in row] for row in rows]
+    widths = [max([len(h), *(len(row[i]) for row in cells)]) for i, h in enumerate(headers)]
+    for line in [list(headers), *cells]:
+        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+
+
+def _echo_fields(values: Mapping[str, Any]) -> None:
+    width = max(len(name) for name in values)
+    for name, value in values.items():
+        typer.echo(f"{name.ljust(width)}  {_cell(value)}")
+
+
+@clients_cli.command("list")
+def clients_list(as_json: JsonOutput = False) -> None:
+    """List every client (id, status, name)."""
+
+    async def work(service: AuthService, keys: KeyStore) -> list[ClientOut]:
+        admin, items, cursor = _as_admin(service, keys), [], None
+        while True:
+            page = await admin.list_clients(cursor=cursor, limit=1000)
+            items += page.items
+            if (cursor := page.next_cursor) is None:
+                return items
+
+    clients = _administer(work)
+    if as_json:
+        _echo_json({"items": [c.model_dump(mode="json") for c in clients]})
+        return
+    _echo_table(
+        ("client_id", "status", "name", "created_at"),
+        [(c.client_id, c.status, c.name, c.created_at) for c in clients],
+    )
+
+
+@clients_cli.command("show")
+def clients_show(
+    client_id: Annotated[str, typer.Argument(help="The client to show.")], as_json: JsonOutput = False
+) -> None:
+    """Show a client and its grant (never its secret)."""
+
+    async def work(service: AuthService, _keys: KeyStore) -> tuple[ClientOut, GrantOut]:
+        return await service.get_client(client_id), await service.get_grant(client_id)
+
+    client, grant = _administer(work)
+    if as_json:
+        _echo_json({**client.model_dump(mode="json"), "grant": grant.model_dump(mode="json")})
+        return
+    shown = client.model_dump(exclude={"jwks"})
+    shown["jwks"] = [key.get("kid") for key in (client.jwks or {}).get("keys", [])] or None
+    _echo_fields(shown)
+    typer.echo("grant:")
+    _echo_fields({"  " + name: value for name, value in grant.model_dump(exclude={"client_id"}).items()})
+
+
+@clients_cli.command("rotate-secret")
+def clients_rotate_secret(
+    client_id: Annotated[str, typer.Argument(help="The client whose secret to replace.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Give a client a new secret, printed once; the old one stops working at once."""
+    rotated = _administer(lambda service, keys: _as_admin(service, keys).rotate_secret(client_id))
+    if as_json:
+        _echo_json(rotated.model_dump())
+        return
+    typer.echo(f"client_id: {rotated.client_id}")
+    typer.echo(f"client_secret: {rotated.client_secret}")
+    typer.echo("The secret is shown this once; the old one no longer works.", err=True)
+
+
+def _echo_grant(grant: GrantOut, as_json: bool) -> None:
+    if as_json:
+        _echo_json(grant.model_dump(mode="json"))
+        return
+    _echo_fields(grant.model_dump())
+
+
+@grants_cli.command("show")
+def grants_show(
+    client_id: Annotated[str, typer.Argument(help="The client whose grant to show.")],
+    as_json: JsonOutput = False,
+) -> None:
+    """Show a client's grant."""
+    _echo_grant(_administer(lambda service, _keys: service.get_grant(client_id)), as_json)
+
+
+@grants_cli.command("set")
+def grants_set(
+    client_id: Annotated[str, typer.Argument(help="The client whose grant to change.")],
+    scopes: Annotated[str | None, typer.Option(help="Comma-separated scopes; '' for none.")] = None,
+    fields: Annotated[
+        str | None, typer.Option(help="Comma-separated fields; `*` = every non-sensitive one; '' for none.")
+    ] = None,
+    provinces: Annotated[
+        str | None, typer.Option(help="Comma-separated 2025 province codes, or `*`; '' for none.")
+    ] = None,
+    purposes: Annotated[
+        str | None, typer.Option(help="Comma-separated registered purpose codes; '' for none.")
+    ] = None,
+    verify_details: Annotated[
+        bool | None, typer.Option("--verify-details/--no-verify-details", help="May see per-field results.")
+    ] = None,
+    rate_limit: Annotated[int | None, typer.Option(help="Requests per minute.")] = None,
+    distinct_per_day: Annotated[int | None, typer.Option(help="Distinct residents a day.")] = None,
+    valid_from: Annotated[str | None, typer.Option(help="RFC 3339 start of validity; '' for none.")] = None,
+    valid_until: Annotated[str | None, typer.Option(help="RFC 3339 end of validity; '' for none.")] = None,
+    as_json: JsonOutput = False,
+) -> None:
+    """Change the options given and keep the rest of the grant; applies at once (no approval step)."""
+    changes: dict[str, Any] = {
+        "scopes": _names(scopes),
+        "fields": _names(fields),
+        "provinces": _names(provinces),
+        "purposes": _names(purposes),
+        "verify_details": verify_details,
+        "rate_limit_per_minute": rate_limit,
+        "distinct_subjects_per_day": distinct_per_day,
+        "valid_from": valid_from,
+        "valid_until": valid_until,
+    }
+    changes = {key: value for key, value in changes.items() if value is not None}
+    for key in ("valid_from", "valid_until"):
+        if changes.get(key) == "":
+            changes[key] = None
+
+    async def work(service: AuthService, _keys: KeyStore) -> GrantOut:
+        current = (await service.get_grant(client_id)).model_dump(mode="json")
+        spec = {key: value for key, value in current.items() if key in GrantIn.model_fields}
+        return await service.replace_grant(client_id, parse(GrantIn, {**spec, **changes}))
+
+    _echo_grant(_administer(work), as_json)
+
+
+@purposes_cli.command("list")
+def purposes_list(as_json: JsonOutput = False) -> None:
+    """List the registered purposes of use."""
+    purposes = _administer(lambda service, _keys: service.list_purposes())
+    if as_json:
+        _echo_json({"items": [p.model_dump(mode="json") for p in purposes]})
+        return
+    _echo_table(("code", "title", "legal_basis"), [(p.code, p.title, p.legal_basis) for p in purposes])
+
+
+@keys_cli.command("list")
+def keys_list(as_json: JsonOutput = False) -> None:
+    """List the signing keys: the active one signs, every one stays published in the JWKS."""
+    keys = _administer(
+        lambda service, store: _as_admin(service, store).list_signing_keys(cursor=None, limit=1000)
+    ).items
+    if as_json:
+        _echo_json({"items": [k.model_dump(mode="json") for k in keys]})
+        return
+    _echo_table(
+        ("kid", "alg", "active", "created_at", "retired_at"),
+        [(k.kid, k.alg, k.active, k.created_at, k.retired_at) for k in keys],
+    )
+
+
+# --- the audit log's integrity -------------------------------------------------------------------------------
+
+audit_cli = typer.Typer(help="The audit log's chain and checkpoints.", no_args_is_help=True)
+cli.add_typer(audit_cli, name="audit")
+
+EXIT_DAMAGED = 1
+
+
+@audit_cli.command("verify")
+def audit_verify(
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            help="A checkpoint file to verify against (default: the latest in the database and "
+            "in DANCU_AUDIT__CHECKPOINT_DIR)."
+        ),
+    ] = None,
+) -> None:
+    """Verify the audit chain: exit 0 when intact, 1 when damaged (says where and how), 2 on errors."""
+    try:
+        report = asyncio.run(verify_database(get_settings(), checkpoint))
+    except (CheckpointFileError, CheckpointKeyError) as err:
+        _refuse(str(err))
+    except (SQLAlchemyError, OSError) as err:  # driver messages may carry passwords: the type only
+        _refuse(f"cannot read the audit log ({type(err).__name__}); is the database migrated?")
+    typer.echo(report.summary())
+    if not report.ok:
+        raise typer.Exit(EXIT_DAMAGED)
+
+
+@audit_cli.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Make a signed checkpoint of the log now: stored, and written to DANCU_AUDIT__CHECKPOINT_DIR."""
+    settings = get_settings()
+
+    async def run() -> Checkpoint:
+        engine = create_engine(settings)
+        try:
+            key = load_checkpoint_key(settings)
+            return await Checkpointer(create_sessionmaker(engine), key, settings.audit).make()
+        finally:
+            await engine.dispose()
+
+    try:
+        made = asyncio.run(run())
+    except CheckpointKeyError as err:
+        _refuse(str(err))
+    except (SQLAlchemyError, OSError) as err:
+        _refuse(f"the checkpoint could not be made ({type(err).__name__}); is the database migrated?")
+    typer.echo(f"checkpoint at seq {made.seq}: {settings.audit.checkpoint_dir / made.file_name()}")
 
 
 def main() -> None:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -128,6 +130,13 @@ class Settings(BaseSettings):
             problems.append("DANCU_DATABASE_URL points at SQLite; use PostgreSQL")
         if self.backend == "embedded":
             problems.append("DANCU_BACKEND is `embedded` (the mock's database); use `http`")
+        if (scheme := _upstream_scheme(self.backend_url)) is None:
+            problems.append("DANCU_BACKEND_URL is not an http(s) URL")
+        elif scheme == "http" and not _loopback(self.backend_url):
+            problems.append(
+                "DANCU_BACKEND_URL uses plain http:// to a non-loopback host; use https:// "
+                "(plain http only to a TLS proxy on the same machine)"
+            )
         if self.keys.encryption_key is None:
             problems.append("DANCU_KEYS__ENCRYPTION_KEY is not set (generated keys are for dev only)")
         elif not _fernet_key(self.keys.encryption_key.get_secret_value()):
@@ -173,6 +182,26 @@ def _decode_base64(text: str) -> bytes | None:
         return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except (binascii.Error, ValueError):
         return None
+
+
+def _upstream_scheme(url: str) -> str | None:
+    """``http`` or ``https`` when ``url`` is one with a host, else None."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    return scheme if scheme in ("http", "https") and parts.hostname else None
+
+
+def _loopback(url: str) -> bool:
+    host = urlsplit(url.strip()).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _random_enough(key: bytes, min_bytes: int) -> bool:

@@ -126,7 +126,9 @@ def create_engine(settings: Settings) -> AsyncEngine:
     return create_async_engine(
         url,
         pool_pre_ping=True,
-        connect_args={"server_settings": {"application_name": "dancu-gateway"}},
+        # synchronous_commit on (PostgreSQL's default, pinned here): a commit is acknowledged only once it is
+        # flushed, so an audit event the caller was answered for survives a crash of the server too.
+        connect_args={"server_settings": {"application_name": "dancu-gateway", "synchronous_commit": "on"}},
     )
 
 

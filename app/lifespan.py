@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.audit.checkpoints import Checkpointer, load_checkpoint_key
 from app.audit.writer import AuditWriter, load_subject_hasher
 from app.auth.keys import KeyStore
 from app.auth.replay import ReplayStore, build_replay_store
@@ -23,6 +24,7 @@ from app.citizens.limits import Limiter, build_limiter
 from app.citizens.service import CitizenService
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
+from app.health.metrics import GatewayMetrics, InstrumentedBackend, InstrumentedLimiter, TimedAuditWriter
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,15 +40,22 @@ class AppState:
     """Used ``private_key_jwt`` assertion ids: Redis when configured, else this process's memory."""
     audit: AuditWriter
     """Commits citizen events in their own transaction before the answer leaves."""
+    checkpoints: Checkpointer
+    """Signs checkpoints of the audit chain: every N events or T seconds, on demand, and at shutdown."""
     backend: Backend
     """The population register: the embedded mock (default) or the national database over HTTP."""
     limiter: Limiter
     """Request rate and distinct-resident quotas: Redis when configured, else this process's memory."""
     citizens: CitizenService
+    metrics: GatewayMetrics
+    """This app's Prometheus registry (``GET /metrics``); the backend, limiter and audit writer feed it."""
 
 
-def build_lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """The lifespan of an app configured with ``settings``."""
+def build_lifespan(
+    settings: Settings, metrics: GatewayMetrics | None = None
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """The lifespan of an app configured with ``settings``, recording into ``metrics`` (default: its own)."""
+    app_metrics = metrics if metrics is not None else GatewayMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,9 +63,18 @@ def build_lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncConte
         sessionmaker = create_sessionmaker(engine)
         replay = build_replay_store(settings)
         keys = KeyStore.from_settings(settings, sessionmaker)
-        audit = AuditWriter(sessionmaker, load_subject_hasher(settings))
-        backend = await open_backend(settings)
-        limiter = build_limiter(settings.redis_url, settings.redis_key_prefix)
+        checkpoints = Checkpointer(sessionmaker, load_checkpoint_key(settings), settings.audit)
+        keys.extra_public_jwks.append(checkpoints.key.public_jwk)
+        audit = TimedAuditWriter(
+            sessionmaker,
+            load_subject_hasher(settings),
+            on_append=checkpoints.note_appended,
+            metrics=app_metrics,
+        )
+        backend = InstrumentedBackend(await open_backend(settings), app_metrics)
+        limiter = InstrumentedLimiter(
+            build_limiter(settings.redis_url, settings.redis_key_prefix), app_metrics
+        )
         app.state.dancu = AppState(
             settings=settings,
             engine=engine,
@@ -64,14 +82,19 @@ def build_lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncConte
             keys=keys,
             replay=replay,
             audit=audit,
+            checkpoints=checkpoints,
             backend=backend,
             limiter=limiter,
             citizens=CitizenService(backend, limiter, audit, keys, settings.batch_max_items),
+            metrics=app_metrics,
         )
+        checkpoints.start()
         try:
             yield
         finally:
             del app.state.dancu
+            await checkpoints.stop()
+            await audit.close()
             await limiter.close()
             await backend.close()
             await replay.close()

@@ -6,9 +6,11 @@ from importlib.metadata import version
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.middleware import Middleware
 
 from app.api import build_router, operation_id
 from app.config import Settings, get_settings
+from app.health.metrics import GatewayMetrics, RequestMetricsMiddleware
 from app.lifespan import build_lifespan
 from app.middleware import gateway_middleware
 from app.problems import PROBLEM_HANDLERS, problem_openapi
@@ -30,20 +32,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings.check_production()
     # The prod profile serves neither the docs page nor /openapi.json; the contract is published in openapi/.
     docs = settings.profile != "prod"
+    metrics = GatewayMetrics()  # this app's own registry: several apps in one process count apart
     app = _GatewayAPI(
         title="dancu-gateway",
         summary="Access-controlled, audited access to the national population database.",
         version=version("dancu-gateway"),
-        lifespan=build_lifespan(settings),
+        lifespan=build_lifespan(settings, metrics),
         docs_url=DOCS_URL if docs else None,
         swagger_ui_oauth2_redirect_url=DOCS_OAUTH2_REDIRECT_URL,
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
         exception_handlers=PROBLEM_HANDLERS,
-        middleware=gateway_middleware(
-            max_body_bytes=settings.max_body_bytes,
-            docs_paths=(DOCS_URL, DOCS_OAUTH2_REDIRECT_URL) if docs else (),
-        ),
+        middleware=[
+            # Outermost, so the 413 and 500 answers of the gateway's own middleware are counted too.
+            Middleware(RequestMetricsMiddleware, metrics=metrics),
+            *gateway_middleware(
+                max_body_bytes=settings.max_body_bytes,
+                docs_paths=(DOCS_URL, DOCS_OAUTH2_REDIRECT_URL) if docs else (),
+            ),
+        ],
         generate_unique_id_function=operation_id,
     )
     app.include_router(build_router())

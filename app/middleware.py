@@ -25,6 +25,10 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 """The current request's id, for log lines (problems read it from ``scope["state"]``)."""
+client_id_var: ContextVar[str | None] = ContextVar("client_id", default=None)
+"""The verified caller of the current request, for log lines; set by the auth dependency (``record_client``)."""
+CLIENT_ID_KEY = "client_id"
+"""Where ``record_client`` puts the verified caller in ``scope["state"]`` (the metrics middleware reads it)."""
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -41,6 +45,12 @@ DOCS_CONTENT_SECURITY_POLICY = (
     "connect-src 'self'"
 )
 HSTS = "max-age=63072000; includeSubDomains"
+
+
+def record_client(scope: Scope, client_id: str) -> None:
+    """Name the request's caller once its token is verified: log lines and metrics carry it from then on."""
+    scope.setdefault("state", {})[CLIENT_ID_KEY] = client_id
+    client_id_var.set(client_id)
 
 
 def new_request_id() -> str:
@@ -72,9 +82,11 @@ class RequestIdMiddleware:
             await send(message)
 
         token = request_id_var.set(request_id)
+        client_token = client_id_var.set(None)  # reset afterwards: an in-process caller shares our context
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            client_id_var.reset(client_token)
             request_id_var.reset(token)
 
 

@@ -12,6 +12,12 @@ from app.db import Base, UTCDateTime
 
 
 class AdminChange(Base):
+    """A REST change that widens access, recorded instead of applied while four-eyes approval is on.
+
+    ``action`` is the audit action the change becomes when approved (``admin.grant.replace``,
+    ``admin.client.update``). Rows are never deleted: a decided change keeps who decided and when.
+    """
+
     __tablename__ = "admin_changes"
     __table_args__ = (
         CheckConstraint("status IN ('pending', 'approved', 'rejected')", name="status"),
@@ -25,6 +31,8 @@ class AdminChange(Base):
     target_client_id: Mapped[str | None] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     """The requested change as the REST body gave it (never a secret)."""
+    base: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """The part of the target's state the change was judged against; approval is refused once it differs."""
     status: Mapped[str] = mapped_column(String(16))
     decided_by: Mapped[str | None] = mapped_column(String(64))
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

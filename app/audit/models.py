@@ -1,24 +1,34 @@
-"""The audit context's table: append-only events (never updated, never deleted)."""
+"""The audit context's tables: append-only chained events, the chain head, and signed checkpoints.
+
+``audit_events`` and ``audit_checkpoints`` are never updated or deleted (on PostgreSQL a trigger refuses it;
+see docs/operations.md for archiving). ``audit_chain_head`` is the one row every append locks and moves on:
+it serialises writers, across processes too, so the log stays one linear chain.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, UTCDateTime
 
 
 class AuditEventRow(Base):
-    """One event. ``subject_ref`` is a keyed hash of the personal ID; no field value is ever stored."""
+    """One event. ``subject_ref`` is a keyed hash of the personal ID; no field value is ever stored.
+
+    ``hash`` = SHA-256(``prev_hash`` || canonical form of every other member), docs/audit-format.md.
+    """
 
     __tablename__ = "audit_events"
     __table_args__ = (
         CheckConstraint("outcome IN ('allowed', 'denied', 'error')", name="outcome"),
         Index("ix_audit_events_subject_ref", "subject_ref"),
         Index("ix_audit_events_client_id_at", "client_id", "at"),
+        # Two events with one predecessor would be a fork: refused by the database as well as by the head lock.
+        Index("ix_audit_events_prev_hash", "prev_hash", unique=True),
     )
 
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
@@ -37,3 +47,35 @@ class AuditEventRow(Base):
     status_code: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditChainHead(Base):
+    """The single row (``id`` = 1) naming the log and its last event: the lock point of every append."""
+
+    __tablename__ = "audit_chain_head"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    log_id: Mapped[str] = mapped_column(String(36))
+    """A uuid naming this log, made at genesis; every checkpoint carries it."""
+    seq: Mapped[int] = mapped_column(BigInteger)
+    """The last event's ``seq`` (0 before the first event)."""
+    hash: Mapped[str] = mapped_column(String(64))
+    """The last event's ``hash`` (64 zeros before the first event)."""
+
+
+class AuditCheckpointRow(Base):
+    """A signed checkpoint ``{log_id, seq, hash, at, kid, jws}``; also written as a file outside the database."""
+
+    __tablename__ = "audit_checkpoints"
+    __table_args__ = (Index("ix_audit_checkpoints_seq", "seq"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    log_id: Mapped[str] = mapped_column(String(36))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    kid: Mapped[str] = mapped_column(String(64))
+    jws: Mapped[str] = mapped_column(Text)

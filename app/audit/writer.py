@@ -4,7 +4,10 @@ Citizen events are committed by ``AuditWriter`` in their own transaction, before
 for allowed, denied and failed requests alike, so a rollback of the request never removes one; if the
 event cannot be committed the caller gets 503 ``audit_unavailable`` and no data. Administrative changes
 use ``add_admin_event`` inside the change's own transaction instead (the change and its evidence commit
-together or not at all).
+together or not at all). Both chain their events (``app.audit.chain``): the events of one call are appended
+under one lock of the chain head, which ``add_admin_event`` holds until the change commits, so a task must
+not call ``AuditWriter.write`` while its own uncommitted administrative change is pending (it would wait
+for itself).
 
 No personal ID or field value is ever stored: the subject is ``subject_ref``, a keyed hash (HMAC-SHA256)
 of the personal ID under the first key of ``DANCU_AUDIT__SUBJECT_KEYS``, prefixed with that key's id so
@@ -20,14 +23,16 @@ import logging
 import os
 import secrets
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.audit.models import AuditEventRow
+from app.audit.chain import append
+from app.audit.postgres_appender import PostgresChainAppender
+from app.audit.sqlite_appender import SqliteChainAppender
 from app.config import Settings
 from app.db import utcnow
 from app.errors import ServiceUnavailable
@@ -92,32 +97,48 @@ class EventSink(Protocol):
     async def write(self, events: Sequence[AuditEvent]) -> None: ...
 
 
-def _row(event: AuditEvent, subject_ref: str | None, at: datetime) -> AuditEventRow:
-    return AuditEventRow(
-        event_id=str(uuid.uuid4()),
-        at=at,
-        request_id=event.request_id,
-        client_id=event.client_id,
-        actor=event.actor,
-        action=event.action,
-        purpose=event.purpose,
-        dossier_id=event.dossier_id,
-        subject_ref=subject_ref,
-        fields=list(event.fields),
-        sensitive_fields=list(event.sensitive_fields),
-        outcome=event.outcome,
-        status_code=event.status_code,
-        reason=event.reason,
-        detail=dict(event.detail) if event.detail is not None else None,
-    )
+def _record(event: AuditEvent, subject_ref: str | None, at: datetime) -> dict[str, Any]:
+    """The stored members of ``event`` but ``seq``, ``prev_hash`` and ``hash`` (the chain adds those)."""
+    return {
+        "event_id": str(uuid.uuid4()),
+        "at": at,
+        "request_id": event.request_id,
+        "client_id": event.client_id,
+        "actor": event.actor,
+        "action": event.action,
+        "purpose": event.purpose,
+        "dossier_id": event.dossier_id,
+        "subject_ref": subject_ref,
+        "fields": list(event.fields),
+        "sensitive_fields": list(event.sensitive_fields),
+        "outcome": event.outcome,
+        "status_code": event.status_code,
+        "reason": event.reason,
+        "detail": dict(event.detail) if event.detail is not None else None,
+    }
 
 
 class AuditWriter:
-    """Commits events in a transaction of their own (not the request's unit of work)."""
+    """Commits events in a transaction of their own (not the request's unit of work), chained.
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], hasher: SubjectHasher) -> None:
-        self._sessionmaker = sessionmaker
+    The append goes through the driver, not the ORM (it is on every request's path): on a SQLite file one
+    call on the stdlib driver (``SqliteChainAppender``), on PostgreSQL raw asyncpg
+    (``PostgresChainAppender``); only an in-memory SQLite database uses a connection of the engine. Call
+    ``close`` when done (the lifespan does).
+    """
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        hasher: SubjectHasher,
+        *,
+        on_append: Callable[[int], None] | None = None,
+    ) -> None:
+        self._engine: AsyncEngine = sessionmaker.kw["bind"]
         self._hasher = hasher
+        self._on_append = on_append
+        """Told how many events each write added (the checkpointer counts them); never raises."""
+        self._appender = _fast_appender(self._engine)
 
     @property
     def hasher(self) -> SubjectHasher:
@@ -127,18 +148,49 @@ class AuditWriter:
         """Make ``events`` durable; AuditUnavailable when that fails (the caller then releases nothing)."""
         if not events:
             return
-        at = utcnow()
-        rows = [_row(e, self._hasher.ref(e.subject) if e.subject else None, at) for e in events]
         try:
-            async with self._sessionmaker() as session:
-                session.add_all(rows)
-                await session.commit()
+            at = utcnow()
+            records = [_record(e, self._hasher.ref(e.subject) if e.subject else None, at) for e in events]
+            if self._appender is not None:
+                await self._appender.append(records)
+            else:
+                async with self._engine.begin() as connection:
+                    await append(connection, records)
         except Exception as exc:
             logger.error("audit write failed: %s", type(exc).__qualname__)
             raise AuditUnavailable() from exc
+        if self._on_append is not None:
+            self._on_append(len(events))
+
+    async def close(self) -> None:
+        if self._appender is not None:
+            await self._appender.close()
 
 
-def add_admin_event(
+class _Appender(Protocol):
+    async def append(self, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]: ...
+
+    async def close(self) -> None: ...
+
+
+def _fast_appender(engine: AsyncEngine) -> _Appender | None:
+    """The driver-level appender for the engine's database (one round trip per statement, no ORM layers);
+    None where there is none (an in-memory SQLite database: only the engine's connections see it)."""
+    url = engine.url
+    if url.get_backend_name() == "postgresql":
+        return PostgresChainAppender(url.set(drivername="postgresql").render_as_string(hide_password=False))
+    database = url.database
+    if (
+        url.get_backend_name() == "sqlite"
+        and database
+        and database != ":memory:"
+        and not database.startswith("file:")
+    ):
+        return SqliteChainAppender(database)
+    return None
+
+
+async def add_admin_event(
     session: AsyncSession,
     *,
     action: str,
@@ -148,7 +200,10 @@ def add_admin_event(
     request_id: str | None = None,
     status_code: int = 200,
 ) -> None:
-    """Record an administrative change in the change's own transaction (flushed with it, committed with it)."""
+    """Record an administrative change in the change's own transaction (chained now, committed with it).
+
+    The chain head stays locked until ``session`` commits or rolls back: commit promptly.
+    """
     event = AuditEvent(
         action=action,
         outcome="allowed",
@@ -158,7 +213,7 @@ def add_admin_event(
         request_id=request_id,
         detail=detail,
     )
-    session.add(_row(event, None, utcnow()))
+    await append(session, [_record(event, None, utcnow())])
 
 
 def load_subject_hasher(settings: Settings) -> SubjectHasher:

@@ -24,6 +24,7 @@ from app.config import Settings
 from app.db import DbSession, utcnow
 from app.errors import InsufficientScope, InvalidToken
 from app.lifespan import AppState
+from app.middleware import record_client
 
 SCOPE_DESCRIPTIONS: Final = {
     "citizen.verify": "Verify a resident's identity.",
@@ -102,6 +103,7 @@ def require_scope(*accepted: str) -> Callable[..., Awaitable[AuthContext]]:
         scopes = claims.scopes & grant.scopes
         if not scopes & wanted:
             raise InvalidToken("The client's grant no longer allows this scope.")
+        record_client(request.scope, client.client_id)  # labels this request's log lines and metrics
         context = AuthContext(
             client_id=client.client_id,
             client_name=client.name,

@@ -150,6 +150,8 @@ class KeyStore:
         self._loaded_at: float | None = None
         self._forced_at = float("-inf")
         self._lock = asyncio.Lock()
+        self.extra_public_jwks: list[Mapping[str, Any]] = []
+        """Other gateway keys published beside these (the audit checkpoint key); never used for tokens."""
 
     @classmethod
     def from_settings(cls, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> KeyStore:
@@ -170,9 +172,11 @@ class KeyStore:
         return self._active
 
     async def jwks(self) -> Mapping[str, Any]:
-        """``{"keys": [...]}``: every key the gateway has signed with, newest first."""
+        """``{"keys": [...]}``: every key the gateway has signed with, newest first, then the extra ones."""
         await self.maybe_refresh()
-        return self._jwks
+        if not self.extra_public_jwks:
+            return self._jwks
+        return {"keys": [*self._jwks["keys"], *(dict(jwk) for jwk in self.extra_public_jwks)]}
 
     async def sign_jws(self, claims: Mapping[str, Any], typ: str) -> str:
         """A compact JWS by the active key (attestations: ``verification+jwt``)."""

@@ -7,10 +7,18 @@ separation of duties) are the service's, not these models'.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PositiveInt, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    StringConstraints,
+)
 
 PURPOSE_CODE_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 
@@ -21,6 +29,17 @@ Email = Annotated[
 ]
 Token = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Status = Literal["active", "suspended"]
+
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00 has no UTC form
+        raise ValueError("out of range") from None
+
+
+UTCTimestamp = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+"""Any offset in, UTC out: answers and audit events say the same instant the same way."""
 
 
 class _Request(BaseModel):
@@ -52,8 +71,8 @@ class GrantIn(_Request):
     verify_details: bool = False
     rate_limit_per_minute: PositiveInt = 600
     distinct_subjects_per_day: PositiveInt = 5000
-    valid_from: AwareDatetime | None = None
-    valid_until: AwareDatetime | None = None
+    valid_from: UTCTimestamp | None = None
+    valid_until: UTCTimestamp | None = None
 
 
 class GrantOut(BaseModel):

@@ -257,8 +257,8 @@ class AuthService:
         self.clients = ClientRepository(session)
         self.purposes = PurposeRepository(session)
 
-    def _audit(self, action: str, client_id: str | None, before: Any, after: Any) -> None:
-        add_admin_event(
+    async def _audit(self, action: str, client_id: str | None, before: Any, after: Any) -> None:
+        await add_admin_event(
             self.session,
             action=action,
             actor=self.actor,
@@ -305,7 +305,7 @@ class AuthService:
             updated_at=now,
         )
         await self.clients.add(client, grant)
-        self._audit("admin.client.create", client.client_id, None, _client_audit(client))
+        await self._audit("admin.client.create", client.client_id, None, _client_audit(client))
         return CreatedClient(client_view(client), secret)
 
     async def get_client(self, client_id: str) -> ClientOut:
@@ -330,7 +330,7 @@ class AuthService:
         if after != before:
             client.updated_at = utcnow()
             await self.session.flush()
-            self._audit("admin.client.update", client_id, before, after)
+            await self._audit("admin.client.update", client_id, before, after)
         return client_view(client)
 
     async def set_status(self, client_id: str, status: str) -> ClientOut:
@@ -346,7 +346,7 @@ class AuthService:
         client.secret_kid = self.hasher.kid
         client.updated_at = utcnow()
         await self.session.flush()
-        self._audit("admin.client.secret_rotate", client_id, None, None)
+        await self._audit("admin.client.secret_rotate", client_id, None, None)
         return secret
 
     async def set_jwks(self, client_id: str, jwks: JWKSetIn | Mapping[str, Any]) -> ClientOut:
@@ -360,7 +360,7 @@ class AuthService:
         client.jwks = registrable_jwks(document) if document["keys"] else None
         client.updated_at = utcnow()
         await self.session.flush()
-        self._audit("admin.client.jwks", client_id, before, _jwks_audit(client.jwks))
+        await self._audit("admin.client.jwks", client_id, before, _jwks_audit(client.jwks))
         return client_view(client)
 
     # grants
@@ -391,7 +391,7 @@ class AuthService:
         grant.valid_until = spec.valid_until
         grant.updated_at = utcnow()
         await self.session.flush()
-        self._audit("admin.grant.replace", client_id, before, _grant_audit(grant))
+        await self._audit("admin.grant.replace", client_id, before, _grant_audit(grant))
         return grant_view(grant)
 
     # purposes
@@ -408,7 +408,7 @@ class AuthService:
         )
         await self.purposes.add(purpose)
         after = {"code": purpose.code, "title": purpose.title, "legal_basis": purpose.legal_basis}
-        self._audit("admin.purpose.create", None, None, after)
+        await self._audit("admin.purpose.create", None, None, after)
         return PurposeOut(
             code=purpose.code,
             title=purpose.title,
@@ -428,7 +428,7 @@ class AuthService:
         """A new active signing key; the old ones stay published. Returns the new ``kid``."""
         before = (await keys.signing_key()).kid
         key = await keys.rotate(self.session)
-        self._audit("admin.key.rotate", None, {"active_kid": before}, {"active_kid": key.kid})
+        await self._audit("admin.key.rotate", None, {"active_kid": before}, {"active_kid": key.kid})
         return key.kid
 
     # bootstrap
@@ -505,9 +505,7 @@ class TokenService:
             scopes=scopes,
             ttl_seconds=self.settings.token_ttl_seconds,
         )
-        logger.info(
-            "issued access token client_id=%s jti=%s scope=%s", client_id, issued.jti, issued.scope
-        )
+        logger.info("issued access token client_id=%s jti=%s scope=%s", client_id, issued.jti, issued.scope)
         return issued
 
     async def _authenticate(

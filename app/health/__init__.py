@@ -1,1 +1,1 @@
-"""Operations endpoints: liveness and readiness (metrics join them later)."""
+"""Operations endpoints: liveness, readiness and metrics."""

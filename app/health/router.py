@@ -1,4 +1,5 @@
-"""``GET /healthz`` (the process answers) and ``GET /readyz`` (its dependencies answer too); no token."""
+"""``GET /healthz`` (the process answers) and ``GET /readyz`` (its dependencies answer too); no token.
+``GET /metrics`` (Prometheus) is on ``metrics_router``: it names its own authorisation alias."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
 from app.db import ping
-from app.errors import NotReady
+from app.errors import InsufficientScope, InvalidToken, NotReady
+from app.health.dependencies import MetricsReader
+from app.health.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from app.lifespan import AppState, AppStateDep
 from app.problems import Problem, problem_responses
 
@@ -81,3 +84,23 @@ async def _run(name: str, probe: Probe, state: AppState) -> CheckResult:
         logger.warning("readiness check %s failed: %s", name, type(exc).__qualname__)
         return "failed"
     return "ok"
+
+
+metrics_router = APIRouter(tags=["health"])
+"""Not a public router: its route takes ``MetricsReader``, which asks for a token when the setting says so."""
+
+
+@metrics_router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {"content": {METRICS_CONTENT_TYPE: {}}, "description": "Prometheus text format."},
+        **problem_responses(InvalidToken, InsufficientScope),
+    },
+    # A token is optional unless DANCU_METRICS_TOKEN_REQUIRED: `{}` ("no authentication") is added to the
+    # OAuth2 requirement FastAPI derives from the dependency.
+    openapi_extra={"security": [{}]},
+)
+async def metrics(state: AppStateDep, _reader: MetricsReader) -> Response:
+    """This process's metrics; with ``DANCU_METRICS_TOKEN_REQUIRED`` an ``admin`` or ``audit.read`` token."""
+    return Response(state.metrics.render(), media_type=METRICS_CONTENT_TYPE)

@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column("action", sa.String(length=64), nullable=False),
         sa.Column("target_client_id", sa.String(length=64), nullable=True),
         sa.Column("payload", sa.JSON(), nullable=False),
+        sa.Column("base", sa.JSON(), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("decided_by", sa.String(length=64), nullable=True),
         sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),

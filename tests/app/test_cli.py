@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from app.cli import PROJECT_ROOT, cli, openapi_json
 from app.config import Settings
+from app.logs import log_config
 from app.main import create_app
 
 runner = CliRunner()
@@ -40,6 +41,8 @@ def test_serve_defaults_to_loopback_and_derives_the_issuer(uvicorn_calls: list[d
             "port": 8000,
             "workers": 1,
             "server_header": False,
+            "log_config": log_config("info", access_log=False),
+            "access_log": False,
             "issuer": "http://127.0.0.1:8000",
         }
     ]

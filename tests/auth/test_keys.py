@@ -110,7 +110,8 @@ async def test_rotation_keeps_old_keys_published_and_their_tokens_valid(gateway:
     new_kid = jwt.get_unverified_header(new_token)["kid"]
     assert new_kid != old_kid
     assert kids[0] == new_kid  # newest first, the rotating process signs with it at once
-    assert len(kids) == 3
+    assert kids[-1] == gateway.state.checkpoints.key.kid  # the audit checkpoint key comes after them
+    assert len(kids) == 3 + 1
     assert old_kid in kids
     for token in (old_token, new_token):
         response = await gateway.http.get("/_t/read", headers={"Authorization": f"Bearer {token}"})
@@ -131,7 +132,7 @@ async def test_a_rolled_back_rotation_changes_nothing(gateway: Gateway) -> None:
         await session.commit()  # a later commit of the same session must not install the discarded key
 
     assert await gateway.keys.signing_key() is before
-    assert len((await gateway.keys.jwks())["keys"]) == 1
+    assert len((await gateway.keys.jwks())["keys"]) == 1 + 1  # and the audit checkpoint key
 
 
 async def test_another_process_picks_up_a_rotation(gateway: Gateway) -> None:

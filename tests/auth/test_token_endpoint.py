@@ -320,9 +320,11 @@ async def test_jwks_publishes_public_keys_only(gateway: Gateway) -> None:
     response = await gateway.http.get("/.well-known/jwks.json")
 
     keys = response.json()["keys"]
-    assert len(keys) == 1
-    assert set(keys[0]) == {"kty", "crv", "x", "y", "kid", "alg", "use"}
-    assert (keys[0]["kty"], keys[0]["crv"], keys[0]["alg"], keys[0]["use"]) == ("EC", "P-256", "ES256", "sig")
+    assert len(keys) == 2  # the token and attestation key, then the audit checkpoint key
+    assert keys[1]["kid"] == gateway.state.checkpoints.key.kid
+    for key in keys:
+        assert set(key) == {"kty", "crv", "x", "y", "kid", "alg", "use"}
+        assert (key["kty"], key["crv"], key["alg"], key["use"]) == ("EC", "P-256", "ES256", "sig")
 
 
 async def test_issued_token_names_the_active_kid(gateway: Gateway) -> None:

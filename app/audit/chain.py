@@ -1,0 +1,265 @@
+"""The hash chain: the canonical form of an event, its hash, and appending events under the head lock.
+
+docs/audit-format.md specifies all of this byte for byte, so that a third party can write its own verifier
+from that page alone; a test reproduces the page's worked example with this module.
+
+An event's ``hash`` is SHA-256 over its predecessor's hash (64 lowercase hex digits, ASCII) followed by the
+canonical JSON of every other member (``seq`` and ``prev_hash`` included). The first event's ``prev_hash``
+is 64 zeros. ``append`` gives events their ``seq``, ``prev_hash`` and ``hash`` in the caller's transaction
+while holding the head row's lock, so that writers never fork the chain:
+
+* PostgreSQL: ``SELECT ... FOR UPDATE`` on the head row (every process waits for the one before it);
+* SQLite: a no-op ``UPDATE`` of the head row first, which takes the database's write lock before the head
+  is read (a plain ``SELECT`` would read a snapshot another process may move on before we write).
+
+The lock is held until the caller commits: keep what follows an ``append`` short.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import unicodedata
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final, cast
+
+from sqlalchemy import Table, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from app.audit.models import AuditChainHead, AuditEventRow
+
+GENESIS_HASH: Final = "0" * 64
+HEAD_ID: Final = 1
+
+MEMBERS: Final = (
+    "event_id",
+    "seq",
+    "at",
+    "request_id",
+    "client_id",
+    "actor",
+    "action",
+    "purpose",
+    "dossier_id",
+    "subject_ref",
+    "fields",
+    "sensitive_fields",
+    "outcome",
+    "status_code",
+    "reason",
+    "detail",
+    "prev_hash",
+)
+"""Every member of an event but ``hash``: what the hash covers."""
+
+RECORD_MEMBERS: Final = tuple(m for m in MEMBERS if m not in {"seq", "prev_hash"})
+
+EVENTS: Final = cast(Table, AuditEventRow.__table__)
+"""What a caller of ``append`` provides: the chain adds ``seq``, ``prev_hash`` and ``hash``."""
+
+MAX_SAFE_INTEGER: Final = 2**53 - 1
+"""Integers beyond this are refused: other JSON implementations would round them (RFC 8785 §3.2.2.3)."""
+
+
+class NotCanonicalisable(ValueError):
+    """A value the canonical form does not define (a float, a naive timestamp, a non-string key...)."""
+
+
+# --- canonical form ----------------------------------------------------------------------------------------
+
+
+def format_timestamp(at: datetime) -> str:
+    """RFC 3339 in UTC with exactly six fraction digits and ``Z``: ``2026-11-26T09:30:00.000000Z``."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise NotCanonicalisable("naive timestamp")
+    u = at.astimezone(UTC)
+    return (
+        f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}"
+        f".{u.microsecond:06d}Z"
+    )
+
+
+def _check(value: Any) -> None:
+    """Refuse what JSON implementations disagree on; everything else serialises one way only."""
+    if value is None or isinstance(value, bool | str):
+        return
+    if isinstance(value, int):
+        if abs(value) > MAX_SAFE_INTEGER:
+            raise NotCanonicalisable("integer out of the safe range")
+        return
+    if isinstance(value, list | tuple):
+        for item in value:
+            _check(item)
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise NotCanonicalisable("object key is not a string")
+            _check(item)
+        return
+    raise NotCanonicalisable(f"{type(value).__name__} has no canonical form")
+
+
+def canonical(event: Mapping[str, Any]) -> bytes:
+    """The canonical bytes of ``event`` (every member of MEMBERS; ``hash`` and anything else ignored).
+
+    JSON, members sorted by code point at every level, no whitespace, UTF-8 without escaping non-ASCII,
+    ``at`` as ``format_timestamp``; strings exactly as stored (the writer stores NFC).
+    """
+    document: dict[str, Any] = {}
+    for name in MEMBERS:
+        value = event[name]
+        if name == "at":
+            if not isinstance(value, datetime):
+                raise NotCanonicalisable("`at` is not a timestamp")
+            value = format_timestamp(value)
+        else:
+            _check(value)
+        document[name] = value
+    try:
+        text = json.dumps(
+            document, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
+        )
+        return text.encode("utf-8")
+    except (TypeError, ValueError) as exc:  # a lone surrogate cannot be UTF-8
+        raise NotCanonicalisable(type(exc).__name__) from None
+
+
+def link_hash(prev_hash: str, canonical_bytes: bytes) -> str:
+    """SHA-256 over ``prev_hash`` (ASCII hex) followed by ``canonical_bytes``, as 64 lowercase hex digits."""
+    return hashlib.sha256(prev_hash.encode("ascii") + canonical_bytes).hexdigest()
+
+
+def event_hash(event: Mapping[str, Any]) -> str:
+    """The hash ``event`` must carry (computed from its other members, ``prev_hash`` included)."""
+    return link_hash(str(event["prev_hash"]), canonical(event))
+
+
+def _nfc(value: Any) -> Any:
+    if isinstance(value, str):
+        return unicodedata.normalize("NFC", value)
+    if isinstance(value, list | tuple):
+        return [_nfc(item) for item in value]
+    if isinstance(value, Mapping):
+        return {_nfc(key): _nfc(item) for key, item in value.items()}
+    return value
+
+
+# --- the head and appending --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    log_id: str
+    seq: int
+    hash: str
+
+
+async def read_head(session: AsyncSession) -> Head | None:
+    """The head as last committed (no lock): a consistent (seq, hash) pair for checkpoints and checks."""
+    row = (
+        await session.execute(
+            select(AuditChainHead.log_id, AuditChainHead.seq, AuditChainHead.hash).where(
+                AuditChainHead.id == HEAD_ID
+            )
+        )
+    ).one_or_none()
+    return None if row is None else Head(row.log_id, row.seq, row.hash)
+
+
+async def ensure_head(session: AsyncSession) -> Head:
+    """The head, made first if it is missing (flushed in ``session``'s transaction: commit it)."""
+    head = await read_head(session)
+    if head is None:
+        await _create_head(session, session.get_bind().dialect.name)
+        head = await read_head(session)
+        if head is None:  # inserted just above, or by a concurrent writer
+            raise RuntimeError("the audit chain head could not be created")
+    return head
+
+
+Database = AsyncSession | AsyncConnection
+"""What ``append`` writes through: the caller's session (administrative changes) or a connection."""
+
+
+def _dialect(db: Database) -> str:
+    return db.get_bind().dialect.name if isinstance(db, AsyncSession) else db.dialect.name
+
+
+async def _locked_head(db: Database) -> Head:
+    """The head, locked until ``db``'s transaction ends: one statement on either database."""
+    dialect = _dialect(db)
+    columns = (AuditChainHead.log_id, AuditChainHead.seq, AuditChainHead.hash)
+    if dialect == "sqlite":
+        # A write first: it takes the database's write lock (waiting busy_timeout for it) before the head is
+        # read, so no two writers read the same head. A plain SELECT would read a snapshot instead.
+        query: Any = (
+            update(AuditChainHead)
+            .where(AuditChainHead.id == HEAD_ID)
+            .values(seq=AuditChainHead.seq)
+            .returning(*columns)
+        )
+    else:
+        query = select(*columns).where(AuditChainHead.id == HEAD_ID).with_for_update()
+    row = (await db.execute(query)).one_or_none()
+    if row is None:
+        await _create_head(db, dialect)
+        row = (await db.execute(query)).one()
+    return Head(row.log_id, row.seq, row.hash)
+
+
+async def _create_head(db: Database, dialect: str) -> None:
+    """The head row, when it is missing: at genesis, or after the last event if events exist (the
+    migration makes it; this covers a database whose tables were emptied)."""
+    last = (
+        await db.execute(
+            select(AuditEventRow.seq, AuditEventRow.hash).order_by(AuditEventRow.seq.desc()).limit(1)
+        )
+    ).one_or_none()
+    values = {
+        "id": HEAD_ID,
+        "log_id": str(uuid.uuid4()),
+        "seq": last.seq if last is not None else 0,
+        "hash": last.hash if last is not None else GENESIS_HASH,
+    }
+    upsert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    # Two processes may both find it missing: the second one's insert does nothing.
+    await db.execute(upsert(AuditChainHead).values(values).on_conflict_do_nothing())
+
+
+def chain_events(head: Head, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """``records`` (the members of RECORD_MEMBERS) as the events that follow ``head``: strings in NFC, then
+    ``seq``, ``prev_hash`` and ``hash``. NotCanonicalisable for a value the format does not define."""
+    seq, prev = head.seq, head.hash
+    events: list[dict[str, Any]] = []
+    for record in records:
+        seq += 1
+        event = {name: _nfc(record[name]) for name in RECORD_MEMBERS}
+        event["seq"], event["prev_hash"] = seq, prev
+        prev = event["hash"] = event_hash(event)
+        events.append(event)
+    return events
+
+
+async def append(db: Database, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Chain ``records`` (the members of RECORD_MEMBERS) onto the log in ``db``'s transaction.
+
+    Returns the stored events. The head stays locked until the caller commits or rolls back;
+    NotCanonicalisable for a value the format does not define (then nothing is written).
+    """
+    if not records:
+        return []
+    head = await _locked_head(db)
+    events = chain_events(head, records)
+    await db.execute(insert(EVENTS), events)
+    await db.execute(
+        update(AuditChainHead)
+        .where(AuditChainHead.id == HEAD_ID)
+        .values(seq=events[-1]["seq"], hash=events[-1]["hash"])
+    )
+    return events

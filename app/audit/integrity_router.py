@@ -1,0 +1,146 @@
+"""HTTP for the log's integrity: ``GET /v1/audit/integrity`` and the signed checkpoints (scope ``audit.read``).
+
+Each call is itself an audit event (``audit.integrity``, ``audit.checkpoint``), written before the answer
+leaves: when it cannot be written the caller gets 503 ``audit_unavailable`` and no answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, Request, status
+from pydantic import BaseModel, Field
+
+from app.audit.checkpoints import Checkpoint, latest_checkpoint
+from app.audit.integrity import Problem, check_integrity
+from app.audit.writer import AuditEvent, AuditUnavailable, Outcome
+from app.auth.context import AuthContext
+from app.auth.dependencies import AuditReader
+from app.errors import GatewayError, InsufficientScope, InvalidToken, NotFound
+from app.lifespan import AppState, AppStateDep
+from app.problems import problem_responses, request_id_of
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+
+COMMON_ERRORS = (InvalidToken, InsufficientScope, AuditUnavailable)
+
+
+class IntegrityOut(BaseModel):
+    ok: bool
+    checked: int = Field(description="events found intact: all of them, or those before `first_bad_seq`")
+    first_bad_seq: int | None
+    problem: Problem | None = Field(
+        description="`modified`, `deleted`, `inserted`, `reordered`, `truncated`, `rewritten` or "
+        "`bad_checkpoint_signature` (docs/audit-format.md); null when `ok`"
+    )
+    checkpoint_seq: int | None = Field(
+        description="the `seq` of the latest signed checkpoint checked against"
+    )
+
+
+class CheckpointOut(BaseModel):
+    log_id: str
+    seq: int
+    hash: str
+    at: str = Field(description="RFC 3339 UTC with six fraction digits, exactly as signed")
+    kid: str = Field(description="the checkpoint key in /.well-known/jwks.json")
+    jws: str = Field(description="compact JWS (ES256, typ checkpoint+jwt) over the other members")
+
+    @classmethod
+    def of(cls, checkpoint: Checkpoint) -> CheckpointOut:
+        return cls.model_validate(checkpoint.document())
+
+
+@asynccontextmanager
+async def _audited(
+    state: AppState, request: Request, auth: AuthContext, action: str, success: int = 200
+) -> AsyncIterator[None]:
+    """Run the read, then record it: allowed, or the refusal or failure it raised."""
+    outcome: Outcome = "allowed"
+    code, reason = success, None
+    try:
+        yield
+    except GatewayError as error:
+        outcome = "error" if error.status >= 500 else "denied"
+        code, reason = error.status, error.code
+        await _record(state, request, auth, action, outcome, code, reason)
+        raise
+    except Exception:
+        await _record(state, request, auth, action, "error", 500, "internal_error")
+        raise
+    await _record(state, request, auth, action, outcome, code, reason)
+
+
+async def _record(
+    state: AppState,
+    request: Request,
+    auth: AuthContext,
+    action: str,
+    outcome: Outcome,
+    code: int,
+    reason: str | None,
+) -> None:
+    await state.audit.write(
+        [
+            AuditEvent(
+                action=action,
+                outcome=outcome,
+                status_code=code,
+                actor=auth.client_id,
+                client_id=auth.client_id,
+                request_id=request_id_of(request),
+                reason=reason,
+            )
+        ]
+    )
+
+
+@router.get("/integrity", response_model=IntegrityOut, responses=problem_responses(*COMMON_ERRORS))
+async def integrity(request: Request, auth: AuditReader, state: AppStateDep) -> IntegrityOut:
+    """Verify the chain against the latest signed checkpoints (database and checkpoint directory)."""
+    async with _audited(state, request, auth, "audit.integrity"):
+        report = await check_integrity(
+            state.sessionmaker, key=state.checkpoints.key, directory=state.checkpoints.directory
+        )
+    return IntegrityOut(
+        ok=report.ok,
+        checked=report.checked,
+        first_bad_seq=report.first_bad_seq,
+        problem=report.problem,
+        checkpoint_seq=report.checkpoint_seq,
+    )
+
+
+@router.get(
+    "/checkpoints/latest",
+    response_model=CheckpointOut,
+    responses=problem_responses(*COMMON_ERRORS, NotFound),
+)
+async def latest_checkpoint_of_log(request: Request, auth: AuditReader, state: AppStateDep) -> CheckpointOut:
+    """The latest signed checkpoint stored (404 `not_found` before the first one)."""
+    async with _audited(state, request, auth, "audit.checkpoint"):
+        async with state.sessionmaker() as session:
+            found = await latest_checkpoint(session)
+        if found is None:
+            raise NotFound("No checkpoint has been made yet.", detail_vi="Chưa có điểm kiểm tra nào.")
+    return CheckpointOut.of(found)
+
+
+@router.post(
+    "/checkpoints",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CheckpointOut,
+    responses=problem_responses(*COMMON_ERRORS),
+)
+async def make_checkpoint(request: Request, auth: AuditReader, state: AppStateDep) -> CheckpointOut:
+    """Make a signed checkpoint of the log as it is now: stored, and written to the checkpoint directory."""
+    async with _audited(state, request, auth, "audit.checkpoint", success=status.HTTP_201_CREATED):
+        try:
+            made = await state.checkpoints.make()
+        except Exception as exc:
+            raise AuditUnavailable(
+                "The checkpoint could not be stored and written; try again later.",
+                detail_vi="Không lưu được điểm kiểm tra; vui lòng thử lại sau.",
+            ) from exc
+    return CheckpointOut.of(made)

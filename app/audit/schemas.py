@@ -1,0 +1,170 @@
+"""Request and response bodies of the auditor API (API.md, "Audit"), and the one view of a stored event.
+
+Timestamps in filters are RFC 3339 strings with a time zone (a naive one is 422 ``timezone_aware``; a bare
+date or a Unix number is 422 ``datetime_parsing``). Every answer gives ``at`` in UTC with ``Z``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
+
+from app.audit.models import AuditEventRow
+
+MAX_LIMIT: Final = 1000
+DEFAULT_LIMIT: Final = 50
+CURSOR_MAX_LENGTH: Final = 512
+
+Order = Literal["asc", "desc"]
+Outcome = Literal["allowed", "denied", "error"]
+GroupBy = Literal["client", "purpose", "outcome", "action", "day"]
+ExportFormat = Literal["ndjson", "csv"]
+
+# The zone is optional here so that a naive timestamp reaches AwareDatetime and is refused as
+# `timezone_aware` (a precise message) rather than as an unreadable timestamp.
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})?")
+
+
+def _rfc3339_text(value: object) -> object:
+    """Only RFC 3339 text: pydantic alone would also take Unix numbers and bare dates."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise PydanticCustomError("datetime_parsing", "Expected an RFC 3339 timestamp.")
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
+"""An RFC 3339 timestamp with a time zone (any offset; compared in UTC)."""
+
+
+def rfc3339(value: datetime) -> str:
+    """``2026-11-26T10:00:00.123456Z``: UTC, microseconds, ``Z``."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class _Request(BaseModel):
+    # Unknown members are refused (no mass assignment); the input never comes back in an error.
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+
+class EventFilter(_Request):
+    """The search filters and ``order``: what search and export share."""
+
+    client_id: str | None = Field(default=None, min_length=1, max_length=64)
+    personal_id: str | None = Field(
+        default=None, max_length=64, description="12 ASCII digits; matched through every subject key"
+    )
+    purpose: str | None = Field(default=None, min_length=1, max_length=64, description="purpose code")
+    action: str | None = Field(default=None, min_length=1, max_length=64, description="e.g. citizen.read")
+    outcome: Outcome | None = None
+    since: Timestamp | None = Field(default=None, description="inclusive, RFC 3339 with a time zone")
+    until: Timestamp | None = Field(default=None, description="exclusive, RFC 3339 with a time zone")
+    order: Order = Field(default="asc", description="by seq")
+
+
+class ExportRequest(EventFilter):
+    """The search filters and ``order``; an export is unpaged, so ``limit`` and ``cursor`` are refused."""
+
+
+class SearchRequest(EventFilter):
+    limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+    cursor: str | None = Field(
+        default=None, min_length=1, max_length=CURSOR_MAX_LENGTH, description="next_cursor of the last page"
+    )
+
+
+class SubjectReportRequest(_Request):
+    personal_id: str = Field(max_length=64, description="12 ASCII digits")
+    limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+    cursor: str | None = Field(default=None, min_length=1, max_length=CURSOR_MAX_LENGTH)
+
+
+class Event(BaseModel):
+    """One stored event; ``hash`` covers every other member."""
+
+    event_id: str
+    seq: int
+    at: str = Field(json_schema_extra={"format": "date-time"}, description="RFC 3339, UTC, with Z")
+    request_id: str | None
+    client_id: str | None
+    actor: str
+    action: str
+    purpose: str | None
+    dossier_id: str | None
+    subject_ref: str | None = Field(description="keyed hash (HMAC) of the personal ID, never the ID")
+    fields: list[str]
+    sensitive_fields: list[str]
+    outcome: Outcome
+    status_code: int
+    reason: str | None
+    detail: dict[str, Any] | None
+    prev_hash: str | None
+    hash: str | None
+
+
+EVENT_COLUMNS: Final = tuple(Event.model_fields)
+"""The members of an event, in the contract's order (also the CSV header)."""
+
+
+def event_view(row: AuditEventRow) -> dict[str, Any]:
+    """A stored event as the API shows it (JSON-ready)."""
+    return {
+        "event_id": row.event_id,
+        "seq": row.seq,
+        "at": rfc3339(row.at),
+        "request_id": row.request_id,
+        "client_id": row.client_id,
+        "actor": row.actor,
+        "action": row.action,
+        "purpose": row.purpose,
+        "dossier_id": row.dossier_id,
+        "subject_ref": row.subject_ref,
+        "fields": list(row.fields or ()),
+        "sensitive_fields": list(row.sensitive_fields or ()),
+        "outcome": row.outcome,
+        "status_code": row.status_code,
+        "reason": row.reason,
+        "detail": row.detail,
+        "prev_hash": row.prev_hash,
+        "hash": row.hash,
+    }
+
+
+class EventPage(BaseModel):
+    items: list[Event]
+    next_cursor: str | None = Field(description="pass it back as `cursor` for the next page; null at the end")
+
+
+class StatsItem(BaseModel):
+    key: str | None = Field(
+        description="client_id, purpose code, outcome, action or UTC date YYYY-MM-DD; null for events "
+        "without one (e.g. no purpose)"
+    )
+    count: int
+
+
+class Stats(BaseModel):
+    items: list[StatsItem]
+
+
+class SubjectReportItem(BaseModel):
+    at: str = Field(json_schema_extra={"format": "date-time"}, description="RFC 3339, UTC, with Z")
+    client_id: str | None
+    client_name: str | None = Field(description="null when the client is no longer registered")
+    action: Literal["citizen.verify", "citizen.read", "household.read"]
+    purpose: str | None
+    purpose_title: str | None = Field(description="Vietnamese; null when the purpose is not registered")
+    legal_basis: str | None
+    fields: list[str]
+    dossier_id: str | None
+    outcome: Outcome
+
+
+class SubjectReport(BaseModel):
+    items: list[SubjectReportItem]
+    next_cursor: str | None

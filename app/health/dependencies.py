@@ -1,0 +1,32 @@
+"""Who may read ``/metrics``: anyone by default, an ``admin`` or ``audit.read`` token when
+``DANCU_METRICS_TOKEN_REQUIRED`` is true (API.md, "Operations")."""
+
+# No `from __future__ import annotations`: FastAPI must see the Security(...) in the signature as an object.
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+
+from app.auth.context import AuthContext
+from app.auth.dependencies import oauth2_scheme, require_scope
+from app.db import DbSession
+from app.lifespan import AppState
+
+METRICS_SCOPES = ("admin", "audit.read")
+
+_require_metrics_scope = require_scope(*METRICS_SCOPES)
+
+
+async def require_metrics_reader(
+    request: Request,
+    session: DbSession,
+    authorization: Annotated[str | None, Security(oauth2_scheme, scopes=list(METRICS_SCOPES))],
+) -> AuthContext | None:
+    """None while the setting is off (the token, if any, is not even read); else the checks of
+    ``require_scope("admin", "audit.read")``: 401 ``invalid_token``, 403 ``insufficient_scope``."""
+    state: AppState = request.app.state.dancu
+    if not state.settings.metrics_token_required:
+        return None
+    return await _require_metrics_scope(request, session, authorization)
+
+
+MetricsReader = Annotated[AuthContext | None, Depends(require_metrics_reader)]

@@ -1,0 +1,152 @@
+"""Admin changes apply to the very next request in every process of a deployment.
+
+Two processes share one database (a SQLite file, or PostgreSQL) and nothing else: a real `dancu serve`
+subprocess on a free port, and the gateway in this test's process. A change made through one is obeyed by
+the other on its next request, with no wait: the auth dependency reads the client and grant on every request
+and the token endpoint reads the secret on every call.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.admin.conftest import (
+    HEAD,
+    PURPOSE,
+    Gateway,
+    Registered,
+    admin_for,
+    gateway_environment,
+    gateway_settings,
+    running,
+    served,
+)
+
+VERIFY = {"personal_id": HEAD, "full_name": "Nguyễn Văn Thành", "date_of_birth": "1968-04-15"}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def shared_database(request: pytest.FixtureRequest, sqlite_url: str) -> str:
+    if request.param == "sqlite":
+        return sqlite_url
+    url: str = request.getfixturevalue("postgres_database_url")
+    return url
+
+
+@pytest.fixture
+async def local(shared_database: str, mock_db: str) -> AsyncIterator[Gateway]:
+    async with running(gateway_settings(shared_database, mock_db)) as gateway:
+        yield gateway
+
+
+@pytest.fixture
+async def remote(shared_database: str, mock_db: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    with served(gateway_environment(shared_database, mock_db), tmp_path) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            yield client
+
+
+async def token_at(http: httpx.AsyncClient, client: Registered) -> httpx.Response:
+    return await http.post(
+        "/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        auth=(client.client_id, client.client_secret),
+    )
+
+
+async def verify_at(http: httpx.AsyncClient, token: str) -> httpx.Response:
+    return await http.post(
+        "/v1/citizens/verify", json=VERIFY, headers={"Authorization": f"Bearer {token}", "X-Purpose": PURPOSE}
+    )
+
+
+def timed(started: float) -> float:
+    return time.monotonic() - started
+
+
+async def test_changes_in_one_process_apply_at_once_in_the_other(
+    local: Gateway, remote: httpx.AsyncClient
+) -> None:
+    admin = await admin_for(local, await local.bootstrap_admin())
+    await admin.add_purpose()
+    portal = await admin.new_client()
+    grant: dict[str, Any] = {"scopes": ["citizen.verify"], "purposes": [PURPOSE], "provinces": ["*"]}
+    await admin.put_grant(portal.client_id, **grant)
+    issued = await token_at(remote, portal)
+    assert issued.status_code == 200, issued.text
+    token = issued.json()["access_token"]
+    assert (await verify_at(remote, token)).status_code == 200
+
+    # A grant change made here: the other process refuses the token's scope on its next request.
+    started = time.monotonic()
+    await admin.put_grant(portal.client_id, **{**grant, "scopes": ["citizen.read"]})
+    narrowed = await verify_at(remote, token)
+    assert narrowed.status_code == 401, narrowed.text
+    assert timed(started) < 1.0
+    await admin.put_grant(portal.client_id, **grant)
+    assert (await verify_at(remote, token)).status_code == 200
+
+    # A purpose taken out of the grant.
+    await admin.put_grant(portal.client_id, **{**grant, "purposes": []})
+    assert (await verify_at(remote, token)).json()["code"] == "purpose_not_allowed"
+    await admin.put_grant(portal.client_id, **grant)
+
+    # Suspension: the token and the token endpoint both stop.
+    started = time.monotonic()
+    await admin.patch(f"/clients/{portal.client_id}", {"status": "suspended"})
+    suspended = await verify_at(remote, token)
+    refused = await token_at(remote, portal)
+    assert timed(started) < 1.0
+    assert suspended.status_code == 401
+    assert suspended.json()["code"] == "invalid_token"
+    assert refused.status_code == 401
+    assert refused.json()["error"] == "invalid_client"
+    await admin.patch(f"/clients/{portal.client_id}", {"status": "active"})
+    assert (await verify_at(remote, token)).status_code == 200
+
+    # Secret rotation: the old secret stops at the other process's token endpoint.
+    rotated = (await admin.post(f"/clients/{portal.client_id}/secret")).json()
+    old = await token_at(remote, portal)
+    new = await token_at(remote, Registered(portal.client_id, rotated["client_secret"]))
+    assert old.status_code == 401
+    assert old.json()["error"] == "invalid_client"
+    assert new.status_code == 200
+
+
+async def test_changes_in_the_other_process_apply_here(local: Gateway, remote: httpx.AsyncClient) -> None:
+    first = await local.bootstrap_admin()
+    admin_token = (await token_at(remote, first)).json()["access_token"]
+    portal = await local.operator_client("Cổng", scopes=["citizen.verify"], provinces=["*"])
+    local_token = await local.token(portal)
+    remote_admin = {"Authorization": f"Bearer {admin_token}"}
+    assert (await local.http.get("/v1/admin/clients", headers=remote_admin)).status_code == 200
+
+    suspended = await remote.patch(
+        f"/v1/admin/clients/{portal.client_id}", json={"status": "suspended"}, headers=remote_admin
+    )
+    here = await local.http.post(
+        "/v1/citizens/verify",
+        json=VERIFY,
+        headers={"Authorization": f"Bearer {local_token}", "X-Purpose": PURPOSE},
+    )
+
+    assert suspended.status_code == 200
+    assert here.status_code == 401
+    assert here.json()["code"] == "invalid_token"
+
+    # Withdrawing the admin's own scope in the other process stops its token here too.
+    second = await local.operator_client("Quản trị 2", scopes=["admin"])
+    second_token = (await token_at(remote, second)).json()["access_token"]
+    withdrawn = await remote.put(
+        f"/v1/admin/clients/{first.client_id}/grant",
+        json={"scopes": []},
+        headers={"Authorization": f"Bearer {second_token}"},
+    )
+    assert withdrawn.status_code == 200
+    assert (await local.http.get("/v1/admin/clients", headers=remote_admin)).status_code == 401

@@ -1,0 +1,162 @@
+"""The canonical form is what docs/audit-format.md says, byte for byte, and it is stable.
+
+The worked example is read from the page itself, so the page cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.audit.chain import (
+    GENESIS_HASH,
+    MEMBERS,
+    NotCanonicalisable,
+    canonical,
+    event_hash,
+    format_timestamp,
+    link_hash,
+)
+from app.cli import PROJECT_ROOT
+
+DOC = PROJECT_ROOT / "docs" / "audit-format.md"
+BLOCK = re.compile(r"```\w+ audit-example-(\d+)-(event|canonical|hash)\n(.*?)\n```", re.DOTALL)
+
+
+def examples() -> dict[int, dict[str, str]]:
+    found: dict[int, dict[str, str]] = {}
+    for number, kind, body in BLOCK.findall(DOC.read_text(encoding="utf-8")):
+        found.setdefault(int(number), {})[kind] = body
+    return found
+
+
+def stored(document: dict[str, Any]) -> dict[str, Any]:
+    """An event as the API shows it, with ``at`` as the timestamp the database holds."""
+    return {**document, "at": datetime.fromisoformat(document["at"])}
+
+
+def test_the_documented_example_is_what_the_code_computes() -> None:
+    found = examples()
+    assert sorted(found) == [1, 2], "docs/audit-format.md lost its worked example"
+    previous = GENESIS_HASH
+    for number in sorted(found):
+        blocks = found[number]
+        event = stored(json.loads(blocks["event"]))
+        assert set(event) == set(MEMBERS)
+        assert event["prev_hash"] == previous  # the second example links to the first
+        assert canonical(event) == blocks["canonical"].encode("utf-8")
+        assert event_hash(event) == blocks["hash"].strip()
+        # ... which is SHA-256 over the previous hash's ASCII and the canonical bytes, nothing else
+        expected = hashlib.sha256(previous.encode("ascii") + blocks["canonical"].encode("utf-8")).hexdigest()
+        assert expected == blocks["hash"].strip()
+        previous = blocks["hash"].strip()
+
+
+def test_timestamps_always_have_six_digits_and_z() -> None:
+    assert format_timestamp(datetime(2026, 11, 26, 2, 30, tzinfo=UTC)) == "2026-11-26T02:30:00.000000Z"
+    hanoi = timezone(timedelta(hours=7))
+    assert (
+        format_timestamp(datetime(2026, 11, 26, 9, 30, 0, 42, tzinfo=hanoi)) == "2026-11-26T02:30:00.000042Z"
+    )
+    with pytest.raises(NotCanonicalisable):
+        format_timestamp(datetime(2026, 11, 26, 2, 30))  # noqa: DTZ001 - the point of the test
+
+
+def sample(**changes: Any) -> dict[str, Any]:
+    event = stored(json.loads(examples()[1]["event"]))
+    event.update(changes)
+    return event
+
+
+@pytest.mark.parametrize(
+    "value",
+    [1.5, float("nan"), 2**53, {1: "x"}, {"nested": {"deep": 0.1}}, "\ud800", b"bytes", {"a": {1, 2}}],
+)
+def test_values_without_one_canonical_form_are_refused(value: Any) -> None:
+    with pytest.raises(NotCanonicalisable):
+        canonical(sample(detail={"after": value}))
+
+
+def test_control_characters_and_non_ascii_are_written_as_specified() -> None:
+    text = canonical(sample(dossier_id='a"b\\c\n\t\x01\x7f\u2028Đ')).decode("utf-8")
+    assert '"dossier_id":"a\\"b\\\\c\\n\\t\\u0001\x7f\u2028Đ"' in text
+
+
+json_leaf = st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(max_size=20)
+json_value = st.recursive(
+    json_leaf,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+nfc_text = st.text(max_size=30).map(lambda s: unicodedata.normalize("NFC", s))
+events = st.fixed_dictionaries(
+    {
+        "event_id": st.uuids().map(str),
+        "seq": st.integers(1, 2**40),
+        "at": st.datetimes(
+            min_value=datetime(2000, 1, 1),  # noqa: DTZ001 - hypothesis wants naive bounds
+            max_value=datetime(2100, 1, 1),  # noqa: DTZ001
+            timezones=st.just(UTC),
+        ),
+        "request_id": st.none() | nfc_text,
+        "client_id": st.none() | nfc_text,
+        "actor": nfc_text,
+        "action": nfc_text,
+        "purpose": st.none() | nfc_text,
+        "dossier_id": st.none() | nfc_text,
+        "subject_ref": st.none() | st.text("0123456789abcdef", min_size=64, max_size=64),
+        "fields": st.lists(nfc_text, max_size=5),
+        "sensitive_fields": st.lists(nfc_text, max_size=5),
+        "outcome": st.sampled_from(["allowed", "denied", "error"]),
+        "status_code": st.integers(100, 599),
+        "reason": st.none() | nfc_text,
+        "detail": st.none() | st.dictionaries(st.text(max_size=8), json_value, max_size=4),
+        "prev_hash": st.text("0123456789abcdef", min_size=64, max_size=64),
+    }
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(events)
+def test_canonical_form_is_stable(event: dict[str, Any]) -> None:
+    data = canonical(event)
+    # Deterministic, whatever order the members and keys come in, and unaffected by members outside it
+    shuffled = dict(reversed(list(event.items())))
+    shuffled["hash"] = "ignored"
+    assert canonical(shuffled) == data
+    # Valid UTF-8 JSON that reads back as the event (at as its canonical text)
+    parsed = json.loads(data.decode("utf-8"))
+    assert parsed == {**event, "at": format_timestamp(event["at"])}
+    # Already canonical: serialising what was read gives the same bytes again
+    assert json.dumps(parsed, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode() == data
+    # The round trip through JSON storage (a JSON column) changes nothing
+    assert canonical({**json.loads(json.dumps(event, default=str)), "at": event["at"]}) == data
+    assert event_hash(event) == link_hash(event["prev_hash"], data)
+    assert re.fullmatch(r"[0-9a-f]{64}", event_hash(event))
+
+
+@settings(max_examples=100, deadline=None)
+@given(events, st.sampled_from([m for m in MEMBERS if m not in {"at"}]))
+def test_every_member_is_covered_by_the_hash(event: dict[str, Any], member: str) -> None:
+    changed = dict(event)
+    value = event[member]
+    changed[member] = (
+        value + 1
+        if isinstance(value, int)
+        else (value or "") + "x"
+        if isinstance(value, str) or value is None
+        else [*value, "x"]
+        if isinstance(value, list)
+        else {**value, "x": 1}
+    )
+    assert event_hash(changed) != event_hash(event)

@@ -1,0 +1,14 @@
+"""Operations tests run the gateway the way the citizen suite does: its fixtures, re-exported here."""
+
+from __future__ import annotations
+
+from tests.citizens.conftest import (
+    gateway,
+    isolated_settings,
+    live_mock,
+    migrated_sqlite,
+    mock_db,
+    sqlite_gateway,
+)
+
+__all__ = ["gateway", "isolated_settings", "live_mock", "migrated_sqlite", "mock_db", "sqlite_gateway"]

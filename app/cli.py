@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -124,8 +126,9 @@ def openapi_json(app: FastAPI) -> str:
 @openapi_cli.command("export")
 def openapi_export(
     out: Annotated[Path, typer.Option(help="Where to write the document.")] = Path("openapi/gateway.json"),
+    with_mock: Annotated[bool, typer.Option(help="Also run `mock-csdlqg openapi export` beside it.")] = True,
 ) -> None:
-    """Write the gateway's OpenAPI document (the mock's is `mock-csdlqg openapi export`; make runs both)."""
+    """Write the gateway's OpenAPI document, and the mock's (openapi/csdlqg.json) beside it."""
     # Imported here: app.main builds its module-level app, which applies the prod checks the other
     # commands must not depend on.
     from app.main import create_app
@@ -133,6 +136,13 @@ def openapi_export(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(openapi_json(create_app()), encoding="utf-8")
     typer.echo(f"wrote {out}")
+    if with_mock:
+        # The mock's own command, as a process: the gateway never imports mock_csdlqg (import-linter).
+        mock = Path(sys.executable).with_name("mock-csdlqg")
+        command = [str(mock)] if mock.exists() else ["mock-csdlqg"]
+        subprocess.run(  # noqa: S603 - our own console script, arguments from this command's options
+            [*command, "openapi", "export", "--out", str(out.with_name("csdlqg.json"))], check=True
+        )
 
 
 # --- administration: thin calls into app.auth.service, one transaction per command, actor `cli` -------------

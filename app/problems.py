@@ -44,6 +44,8 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:dancu:problem:"
 REQUEST_ID_KEY = "request_id"
 """Where the request-id middleware leaves the request id in ``scope["state"]``."""
+MALFORMED_JSON_KEY = "dancu.malformed_json"
+"""Set in the ASGI scope by ``app.routing`` when a JSON body did not decode (reported after authentication)."""
 
 # --- framework-independent: language, bodies, field errors -----------------------------------------------
 
@@ -214,7 +216,10 @@ async def gateway_error_handler(request: Request, exc: GatewayError) -> ProblemR
 async def validation_error_handler(request: Request, exc: RequestValidationError) -> ProblemResponse:
     """422 ``validation_failed``, malformed JSON included (FastAPI reports it as ``json_invalid``)."""
     language = preferred_language(request.headers.get("accept-language"))
-    errors = field_errors(exc.errors(), language=language)
+    raw = exc.errors()
+    if request.scope.get(MALFORMED_JSON_KEY):
+        raw = [{"type": "json_invalid", "loc": ("body",)}]
+    errors = field_errors(raw, language=language)
     return problem_response(ValidationFailed(errors), request, language)
 
 

@@ -38,8 +38,9 @@ from app.auth.schemas import (
 )
 from app.errors import InsufficientScope, InvalidToken, ValidationFailed
 from app.problems import problem_responses
+from app.routing import GatewayRoute
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/v1/admin", tags=["admin"], route_class=GatewayRoute)
 
 ClientId = Annotated[str, Path(min_length=1, max_length=64, description="The client's `client_id`.")]
 ChangeId = Annotated[str, Path(min_length=1, max_length=36, description="The pending change's `change_id`.")]

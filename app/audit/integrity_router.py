@@ -20,8 +20,9 @@ from app.auth.dependencies import AuditReader
 from app.errors import GatewayError, InsufficientScope, InvalidToken, NotFound
 from app.lifespan import AppState, AppStateDep
 from app.problems import problem_responses, request_id_of
+from app.routing import GatewayRoute
 
-router = APIRouter(prefix="/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/v1/audit", tags=["audit"], route_class=GatewayRoute)
 
 COMMON_ERRORS = (InvalidToken, InsufficientScope, AuditUnavailable)
 

@@ -33,8 +33,9 @@ from app.db import utcnow
 from app.errors import InsufficientScope, InvalidToken, NotFound, ValidationFailed
 from app.lifespan import AppStateDep
 from app.problems import problem_responses, request_id_of
+from app.routing import GatewayRoute
 
-router = APIRouter(prefix="/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/v1/audit", tags=["audit"], route_class=GatewayRoute)
 
 COMMON_ERRORS = (InvalidToken, InsufficientScope, ValidationFailed, AuditUnavailable)
 

@@ -32,8 +32,9 @@ from app.auth.service import (
 )
 from app.db import DbSession
 from app.lifespan import AppStateDep
+from app.routing import GatewayRoute
 
-router = APIRouter(tags=["auth"])
+router = APIRouter(tags=["auth"], route_class=GatewayRoute)
 
 FORM_MEDIA_TYPE: Final = "application/x-www-form-urlencoded"
 ASSERTION_TYPE: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"

@@ -41,8 +41,9 @@ from app.db import DbSession
 from app.errors import GatewayError, InsufficientScope, InvalidToken, NotFound
 from app.lifespan import AppState, AppStateDep
 from app.problems import preferred_language, problem_responses, request_id_of
+from app.routing import GatewayRoute
 
-router = APIRouter(prefix="/v1/citizens", tags=["citizens"])
+router = APIRouter(prefix="/v1/citizens", tags=["citizens"], route_class=GatewayRoute)
 
 PurposeHeader = Annotated[
     str | None, Header(alias="X-Purpose", max_length=64, description="registered purpose of use code")

@@ -17,10 +17,11 @@ from app.health.dependencies import MetricsReader
 from app.health.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from app.lifespan import AppState, AppStateDep
 from app.problems import Problem, problem_responses
+from app.routing import GatewayRoute
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=GatewayRoute)
 
 CheckResult = Literal["ok", "failed"]
 Probe = Callable[[AppState], Awaitable[None]]
@@ -86,7 +87,7 @@ async def _run(name: str, probe: Probe, state: AppState) -> CheckResult:
     return "ok"
 
 
-metrics_router = APIRouter(tags=["health"])
+metrics_router = APIRouter(tags=["health"], route_class=GatewayRoute)
 """Not a public router: its route takes ``MetricsReader``, which asks for a token when the setting says so."""
 
 

@@ -174,3 +174,23 @@ async def test_malformed_json_is_422(admin: Admin, gateway: Gateway) -> None:
 
     assert response.status_code == 422
     assert response.json()["errors"][0]["code"] == "json_invalid"
+
+
+@pytest.mark.parametrize("content", [b'{"name": ', b"\xff\xfe\x00"])
+async def test_a_body_that_does_not_decode_is_judged_after_the_token(
+    admin: Admin, gateway: Gateway, content: bytes
+) -> None:
+    """Found by the schemathesis run: FastAPI decodes JSON before authentication (and says 400 for non-UTF-8)."""
+    json_headers = {"Content-Type": "application/json"}
+    anonymous = await gateway.http.post("/v1/admin/clients", content=content, headers=json_headers)
+    with_token = await gateway.http.post(
+        "/v1/admin/clients", content=content, headers={**admin.headers(), **json_headers}
+    )
+
+    assert anonymous.status_code == 401
+    assert anonymous.json()["code"] == "invalid_token"
+    assert with_token.status_code == 422
+    assert with_token.json()["code"] == "validation_failed"
+    assert with_token.json()["errors"] == [
+        {"loc": ["body"], "code": "json_invalid", "message": "Malformed JSON."}
+    ]

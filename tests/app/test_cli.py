@@ -118,6 +118,8 @@ def test_openapi_export_writes_the_app_document(tmp_path: Path) -> None:
     assert text.endswith("}\n")
     assert json.loads(text) == create_app().openapi()
     assert text == openapi_json(create_app())
+    mock_document = json.loads((out.parent / "csdlqg.json").read_text(encoding="utf-8"))
+    assert "/api/v1/residents/lookup" in mock_document["paths"], "the mock's contract is exported beside it"
 
 
 def test_published_openapi_document_matches_the_code() -> None:

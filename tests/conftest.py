@@ -13,6 +13,7 @@ import os
 import secrets
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -92,3 +93,20 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No DANCU_* or MOCK_CSDLQG_* variable or .env of the developer's leaks into a test, and relative paths
+    (./var/keys, ./var/checkpoints, ./var/*.db) land in the test's own tmp_path."""
+    from app.config import get_settings
+
+    for name in list(os.environ):
+        if (name.startswith("DANCU_") and not name.startswith("DANCU_TEST_")) or name.startswith(
+            "MOCK_CSDLQG_"
+        ):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()

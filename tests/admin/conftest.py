@@ -31,7 +31,7 @@ from sqlalchemy import select
 from app.audit.models import AuditEventRow
 from app.auth.service import CLI_ACTOR, AuthService
 from app.cli import upgrade_database
-from app.config import Settings, get_settings
+from app.config import Settings
 from app.lifespan import AppState
 from app.main import create_app
 from mock_csdlqg.generator.pipeline import seed_database
@@ -45,20 +45,6 @@ SUBJECT_KEYS = "k1:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVpBQkNERUY="  # 32 byte
 PURPOSE = "1.001234.000.00.00.H12"
 HEAD = "052068000108"  # persona: Nguyễn Văn Thành, 1968-04-15, male, lives in Gia Lai (52)
 VENV_BIN = Path(sys.executable).parent
-
-
-@pytest.fixture(autouse=True)
-def isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """No DANCU_* variable or .env of the developer's leaks in; relative paths (./var/keys) land in tmp_path."""
-    for name in list(os.environ):
-        if (name.startswith("DANCU_") and not name.startswith("DANCU_TEST_")) or name.startswith(
-            "MOCK_CSDLQG_"
-        ):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")

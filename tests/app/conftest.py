@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -13,23 +12,9 @@ import pytest
 from fastapi import FastAPI
 
 from app.cli import upgrade_database
-from app.config import Settings, get_settings
+from app.config import Settings
 from app.main import create_app
 from mock_csdlqg.generator.pipeline import seed_database
-
-
-@pytest.fixture(autouse=True)
-def isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """No DANCU_* variable or .env of the developer's leaks in; relative paths land in tmp_path."""
-    for name in list(os.environ):
-        if (name.startswith("DANCU_") and not name.startswith("DANCU_TEST_")) or name.startswith(
-            "MOCK_CSDLQG_"
-        ):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")

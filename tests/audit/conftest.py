@@ -37,7 +37,7 @@ from app.auth.keys import KeyStore
 from app.auth.schemas import ClientCreate, GrantIn, PurposeIn
 from app.auth.service import AuthService
 from app.cli import upgrade_database
-from app.config import Settings, get_settings
+from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from mock_csdlqg.generator.pipeline import seed_database
 from tests.conftest import _with_database, free_port
@@ -49,19 +49,6 @@ HEAD = "052068000108"  # Nguyễn Văn Thành, 1968-04-15 (docs/personas.md)
 AUDIT_TABLES = ("audit_events", "audit_chain_head", "audit_checkpoints")
 GATEWAY_TABLES = (*AUDIT_TABLES, "grants", "clients", "purposes", "signing_keys", "admin_changes")
 DANCU = Path(sys.executable).parent / "dancu"
-
-
-@pytest.fixture(autouse=True)
-def isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    for name in list(os.environ):
-        if (name.startswith("DANCU_") and not name.startswith("DANCU_TEST_")) or name.startswith(
-            "MOCK_CSDLQG_"
-        ):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")

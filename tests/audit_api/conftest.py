@@ -24,7 +24,6 @@ from tests.citizens.conftest import (  # noqa: F401 - fixtures, registered here 
     Client,
     Gateway,
     gateway_settings,
-    isolated_settings,
     migrated_postgres,
     migrated_sqlite,
     mock_db,

@@ -3,7 +3,6 @@ gateway in process, and helpers that register clients through the service layer,
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 import warnings
@@ -24,7 +23,7 @@ from app.auth.keys import KeyStore
 from app.auth.schemas import ClientCreate, GrantIn, PurposeIn
 from app.auth.service import AuthService
 from app.cli import upgrade_database
-from app.config import Settings, get_settings
+from app.config import Settings
 from app.lifespan import AppState
 from app.main import create_app
 from tests.conftest import _with_database
@@ -49,20 +48,6 @@ GATEWAY_TABLES = (
     "purposes",
     "signing_keys",
 )
-
-
-@pytest.fixture(autouse=True)
-def isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """No DANCU_* variable or .env of the developer's leaks in; relative paths (./var/keys) land in tmp_path."""
-    for name in list(os.environ):
-        if (name.startswith("DANCU_") and not name.startswith("DANCU_TEST_")) or name.startswith(
-            "MOCK_CSDLQG_"
-        ):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ layer, as an operator's CLI does.
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import shutil
 import threading
@@ -32,7 +31,7 @@ from app.audit.models import AuditEventRow
 from app.auth.schemas import ClientCreate, GrantIn, PurposeIn
 from app.auth.service import AuthService
 from app.cli import upgrade_database
-from app.config import Settings, get_settings
+from app.config import Settings
 from app.lifespan import AppState
 from app.main import create_app
 from mock_csdlqg.app import create_app as create_mock_app
@@ -55,19 +54,6 @@ HCM = "052088000115"  # born 052, lives in 79
 JRAI = "064196000106"  # Rơ Châm H'Linh (ethnicity, religion, blood type on record)
 REISSUED_OLD = "052081000125"  # cancelled ID of 052080000124
 UNKNOWN = "052099000999"  # well formed, never on record
-
-
-@pytest.fixture(autouse=True)
-def isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    for name in list(os.environ):
-        if (name.startswith("DANCU_") and not name.startswith("DANCU_TEST_")) or name.startswith(
-            "MOCK_CSDLQG_"
-        ):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from tests.citizens.conftest import (
     gateway,
-    isolated_settings,
     live_mock,
     migrated_sqlite,
     mock_db,
     sqlite_gateway,
 )
 
-__all__ = ["gateway", "isolated_settings", "live_mock", "migrated_sqlite", "mock_db", "sqlite_gateway"]
+__all__ = ["gateway", "live_mock", "migrated_sqlite", "mock_db", "sqlite_gateway"]

@@ -12,8 +12,12 @@ import asyncio
 import os
 import secrets
 import socket
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -110,3 +114,50 @@ def isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterat
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
+
+
+@contextmanager
+def serve_in_thread(app: Any, name: str) -> Iterator[str]:
+    """``app`` under a real uvicorn server on a free loopback port, in a thread; yields its base URL."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            lifespan="on",
+            ws="none",
+            log_config=None,  # leave the test process's logging alone
+            log_level="warning",
+            access_log=False,
+        )
+    )
+    thread = threading.Thread(target=server.run, name=name, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail(f"{name} did not start", pytrace=False)
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@contextmanager
+def fresh_postgres(postgres_url: str) -> Iterator[str]:
+    """A PostgreSQL database of its own, migrated to head, dropped afterwards (the audit tables refuse TRUNCATE)."""
+    from app.cli import upgrade_database
+
+    name = "dancu_t_" + secrets.token_hex(6)
+    asyncio.run(_admin(postgres_url, f'CREATE DATABASE "{name}"'))
+    url = _with_database(postgres_url, name)
+    try:
+        upgrade_database(url)
+        yield url
+    finally:
+        asyncio.run(_admin(postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -78,6 +78,10 @@ async def create_client(body: ClientCreate, admin: Administration, response: Res
     return created.created()
 
 
+_ON_CLIENT = problem_responses(*_AUTH, ClientNotFound, ValidationFailed)
+"""What every route about one client may answer besides its result."""
+
+
 @router.get("/clients", response_model=ClientPage, responses=problem_responses(*_AUTH, ValidationFailed))
 async def list_clients(admin: Administration, limit: Limit = 50, cursor: Cursor = None) -> ClientPage:
     """Clients in `client_id` order."""
@@ -87,7 +91,7 @@ async def list_clients(admin: Administration, limit: Limit = 50, cursor: Cursor 
 @router.get(
     "/clients/{client_id}",
     response_model=ClientOut,
-    responses=problem_responses(*_AUTH, ClientNotFound, ValidationFailed),
+    responses=_ON_CLIENT,
 )
 async def get_client(client_id: ClientId, admin: Administration) -> ClientOut:
     return await admin.get_client(client_id)
@@ -96,7 +100,7 @@ async def get_client(client_id: ClientId, admin: Administration) -> ClientOut:
 @router.patch(
     "/clients/{client_id}",
     response_model=ClientOut,
-    responses={**_PENDING, **problem_responses(*_AUTH, ClientNotFound, ValidationFailed)},
+    responses={**_PENDING, **_ON_CLIENT},
 )
 async def update_client(client_id: ClientId, body: ClientUpdate, admin: Administration) -> Any:
     """Edit, suspend or reinstate. Suspension applies to the client's next request, in every process."""
@@ -107,7 +111,7 @@ async def update_client(client_id: ClientId, body: ClientUpdate, admin: Administ
 @router.post(
     "/clients/{client_id}/secret",
     response_model=ClientSecretOut,
-    responses=problem_responses(*_AUTH, ClientNotFound, ValidationFailed),
+    responses=_ON_CLIENT,
 )
 async def rotate_secret(client_id: ClientId, admin: Administration) -> ClientSecretOut:
     """A new secret, shown in this answer only; the old one stops working at once."""
@@ -117,7 +121,7 @@ async def rotate_secret(client_id: ClientId, admin: Administration) -> ClientSec
 @router.put(
     "/clients/{client_id}/jwks",
     response_model=ClientOut,
-    responses=problem_responses(*_AUTH, ClientNotFound, ValidationFailed),
+    responses=_ON_CLIENT,
 )
 async def set_jwks(client_id: ClientId, body: JWKSetIn, admin: Administration) -> ClientOut:
     """Register the client's public keys for `private_key_jwt` (a private or symmetric key is 422)."""
@@ -130,7 +134,7 @@ async def set_jwks(client_id: ClientId, body: JWKSetIn, admin: Administration) -
 @router.get(
     "/clients/{client_id}/grant",
     response_model=GrantOut,
-    responses=problem_responses(*_AUTH, ClientNotFound, ValidationFailed),
+    responses=_ON_CLIENT,
 )
 async def get_grant(client_id: ClientId, admin: Administration) -> GrantOut:
     return await admin.get_grant(client_id)
@@ -139,7 +143,7 @@ async def get_grant(client_id: ClientId, admin: Administration) -> GrantOut:
 @router.put(
     "/clients/{client_id}/grant",
     response_model=GrantOut,
-    responses={**_PENDING, **problem_responses(*_AUTH, ClientNotFound, ValidationFailed)},
+    responses={**_PENDING, **_ON_CLIENT},
 )
 async def replace_grant(client_id: ClientId, body: GrantIn, admin: Administration) -> Any:
     """Replace the whole grant (unknown scope, field, province or purpose, or mixed duties: 422)."""

@@ -22,9 +22,9 @@ from app.backends.base import SENSITIVE_FIELDS, Backend, ResidentRecord
 from app.backends.errors import UpstreamBadResponse, UpstreamTimeout, UpstreamUnavailable
 from app.citizens import matching
 from app.citizens.errors import BatchTooLarge, FieldNotAllowed, InvalidPersonalId
-from app.citizens.limits import Limiter, LimitsUnavailable, SubjectQuotaExceeded, seconds_to_utc_midnight
+from app.citizens.limits import Limiter, SubjectQuotaExceeded, seconds_to_utc_midnight
 from app.citizens.schemas import HouseholdRequest, LookupRequest, VerifyRequest
-from app.errors import GatewayError, NotFound
+from app.errors import GatewayError, NotFound, ValidationFailed
 from app.problems import Language, problem_type
 from vnid import InvalidPersonalId as _BadId
 from vnid import PersonalId, parse_personal_id
@@ -199,8 +199,9 @@ class CitizenService:
                     body = VerifyRequest.model_validate(item)
                     pid = _parse(body.personal_id, ("body", "items", index, "personal_id"))
                 except ValidationError:
-                    results[index] = self._item_problem(ctx, index, _ItemInvalid())
-                    audit.refused(_ItemInvalid())
+                    invalid = ValidationFailed()  # the item's own 422; the other items are answered
+                    results[index] = self._item_problem(ctx, index, invalid)
+                    audit.refused(invalid)
                     continue
                 except InvalidPersonalId as error:
                     results[index] = self._item_problem(ctx, index, error)
@@ -351,15 +352,6 @@ _UNKNOWN_EN = "No resident with this personal ID is available to this client."
 _UNKNOWN_VI = "Không có công dân nào với số định danh này trong phạm vi được cấp."
 
 
-class _ItemInvalid(GatewayError):
-    """A batch item that does not match the verify body (its own 422; the other items are answered)."""
-
-    status = 422
-    code = "validation_failed"
-    title_en = "Validation failed"
-    title_vi = "Dữ liệu không hợp lệ"
-
-
 def _quota_error() -> SubjectQuotaExceeded:
     return SubjectQuotaExceeded(seconds_to_utc_midnight())
 
@@ -389,6 +381,3 @@ def _released(record: ResidentRecord, fields: Sequence[str]) -> dict[str, Any]:
         "record_updated_at": record.record_updated_at,
     }
     return answer
-
-
-__all__ = ["Attester", "CallContext", "CitizenService", "LimitsUnavailable"]

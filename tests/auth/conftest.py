@@ -3,7 +3,6 @@ gateway in process, and helpers that register clients through the service layer,
 
 from __future__ import annotations
 
-import secrets
 import shutil
 import warnings
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -26,7 +25,7 @@ from app.cli import upgrade_database
 from app.config import Settings
 from app.lifespan import AppState
 from app.main import create_app
-from tests.conftest import _with_database
+from tests.conftest import fresh_postgres
 
 with warnings.catch_warnings():
     # Authlib warns once, on import, that it found httpx rather than its httpx2 fork (and installs an
@@ -60,24 +59,8 @@ def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def migrated_postgres(postgres_url: str) -> Iterator[str]:
     """A database of its own for the auth tests, migrated once (other modules migrate theirs up and down)."""
-    import asyncio
-
-    name = "dancu_t_" + secrets.token_hex(6)
-
-    async def admin(statement: str) -> None:
-        connection = await asyncpg.connect(postgres_url, timeout=5)
-        try:
-            await connection.execute(statement)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    url = _with_database(postgres_url, name)
-    try:
-        upgrade_database(url)
+    with fresh_postgres(postgres_url) as url:
         yield url
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture

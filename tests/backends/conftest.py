@@ -8,20 +8,17 @@ same data behind.
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import orjson
 import pytest
-import uvicorn
 
 from mock_csdlqg.app import create_app
 from mock_csdlqg.generator.pipeline import seed_database
 from mock_csdlqg.personas import persona_rows
-from tests.conftest import free_port
+from tests.conftest import serve_in_thread
 from tests.mock_csdlqg.conftest import AS_OF, SEED, SEED_COUNT, mock_settings
 
 SQLITE_COUNT = 400
@@ -68,30 +65,8 @@ def mock_database_url(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def live_mock(mock_sqlite_url: str) -> Iterator[str]:
     """The real mock service (faults enabled) under uvicorn on a free loopback port, in a thread."""
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(mock_settings(mock_sqlite_url)),
-        host="127.0.0.1",
-        port=port,
-        lifespan="on",
-        ws="none",
-        log_config=None,
-        log_level="warning",
-        access_log=False,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="live-mock-backends", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the live mock did not start", pytrace=False)
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serve_in_thread(create_app(mock_settings(mock_sqlite_url)), "live-mock-backends") as url:
+        yield url
 
 
 def wire(blob: bytes) -> dict[str, object]:

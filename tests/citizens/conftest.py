@@ -8,21 +8,16 @@ layer, as an operator's CLI does.
 from __future__ import annotations
 
 import asyncio
-import secrets
 import shutil
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
-import uvicorn
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
 from sqlalchemy import select
@@ -37,7 +32,7 @@ from app.main import create_app
 from mock_csdlqg.app import create_app as create_mock_app
 from mock_csdlqg.config import MockSettings
 from mock_csdlqg.generator.pipeline import seed_database
-from tests.conftest import _with_database, free_port
+from tests.conftest import fresh_postgres, serve_in_thread
 
 MOCK_KEY = "citizens-test-mock-key-0123"
 PURPOSE = "1.001234.000.00.00.H12"
@@ -66,34 +61,11 @@ def mock_db(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="session")
 def live_mock(mock_db: str) -> Iterator[str]:
     """The real mock service (faults on) on a free loopback port, for the ``http`` backend."""
-    port = free_port()
     settings = MockSettings.model_construct(
         database_url=mock_db, api_key=SecretStr(MOCK_KEY), faults=True, max_batch=1000
     )
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_mock_app(settings),
-            host="127.0.0.1",
-            port=port,
-            lifespan="on",
-            ws="none",
-            log_config=None,
-            log_level="warning",
-            access_log=False,
-        )
-    )
-    thread = threading.Thread(target=server.run, name="citizens-live-mock", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the mock service did not start", pytrace=False)
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serve_in_thread(create_mock_app(settings), "citizens-live-mock") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -101,27 +73,6 @@ def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("citizens-gw") / "dancu.db"
     upgrade_database(f"sqlite:///{path}")
     return path
-
-
-@contextmanager
-def fresh_postgres(postgres_url: str) -> Iterator[str]:
-    """A database of its own, migrated to head, dropped afterwards (the audit table refuses TRUNCATE)."""
-    name = "dancu_t_" + secrets.token_hex(6)
-
-    async def admin(statement: str) -> None:
-        conn = await asyncpg.connect(postgres_url, timeout=5)
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    url = _with_database(postgres_url, name)
-    try:
-        upgrade_database(url)
-        yield url
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture

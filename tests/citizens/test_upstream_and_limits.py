@@ -53,21 +53,11 @@ async def test_upstream_faults_become_gateway_problems_and_error_events(
     assert (event.outcome, event.status_code, event.reason) == ("error", status, code)
 
 
-async def _gateway_with_redis(
-    migrated_sqlite: Path, tmp_path: Path, mock_db: str, redis_url: str, prefix: str, name: str
-) -> tuple[str, object]:
-    path = tmp_path / f"{name}.db"
-    shutil.copyfile(migrated_sqlite, path)
-    settings = gateway_settings(
-        f"sqlite:///{path}", mock_db, "embedded", None, redis_url=redis_url, redis_key_prefix=prefix
-    )
-    return f"sqlite:///{path}", settings
-
-
-async def test_distinct_quota_is_shared_through_redis(
+@pytest.fixture
+async def replicas(
     migrated_sqlite: Path, tmp_path: Path, mock_db: str, redis_url: str, redis_prefix: str
-) -> None:
-    """Two gateway processes (replicas) with one database and one Redis count one quota."""
+) -> AsyncIterator[tuple[Gateway, Gateway]]:
+    """Two gateway instances sharing one database and one Redis (this test's own key prefix), no memory."""
     path = tmp_path / "shared.db"
     shutil.copyfile(migrated_sqlite, path)
     settings = gateway_settings(
@@ -76,44 +66,34 @@ async def test_distinct_quota_is_shared_through_redis(
         "embedded",
         None,
         redis_url=redis_url,
-        redis_key_prefix=redis_prefix + "q:",
+        redis_key_prefix=redis_prefix + tmp_path.name + ":",
     )
     async with running(settings, "embedded") as first, running(settings, "embedded") as second:
-        client = await first.register(distinct_subjects_per_day=2)
-        body = {"gender": "male"}
-        assert (
-            await first.call(client, "/v1/citizens/verify", {"personal_id": HEAD, **body})
-        ).status_code == 200
-        assert (
-            await second.call(client, "/v1/citizens/verify", {"personal_id": UNKNOWN, **body})
-        ).status_code == 200
-        third = await second.call(
-            client, "/v1/citizens/verify", {"personal_id": YEAR_ONLY, "gender": "female"}
-        )
-        problem(third, 429, "subject_quota_exceeded")
-        again = await first.call(client, "/v1/citizens/verify", {"personal_id": UNKNOWN, **body})
-        assert again.status_code == 200
+        yield first, second
 
 
-async def test_request_rate_is_shared_through_redis(
-    migrated_sqlite: Path, tmp_path: Path, mock_db: str, redis_url: str, redis_prefix: str
-) -> None:
-    path = tmp_path / "rate.db"
-    shutil.copyfile(migrated_sqlite, path)
-    settings = gateway_settings(
-        f"sqlite:///{path}",
-        mock_db,
-        "embedded",
-        None,
-        redis_url=redis_url,
-        redis_key_prefix=redis_prefix + "r:",
-    )
-    async with running(settings, "embedded") as first, running(settings, "embedded") as second:
-        client = await first.register(rate_limit_per_minute=2)
-        body = {"personal_id": HEAD, "gender": "male"}
-        assert (await first.call(client, "/v1/citizens/verify", body)).status_code == 200
-        assert (await second.call(client, "/v1/citizens/verify", body)).status_code == 200
-        problem(await first.call(client, "/v1/citizens/verify", body), 429, "rate_limited")
+async def test_distinct_quota_is_shared_through_redis(replicas: tuple[Gateway, Gateway]) -> None:
+    """Two gateway processes (replicas) with one database and one Redis count one quota."""
+    first, second = replicas
+    client = await first.register(distinct_subjects_per_day=2)
+    body = {"gender": "male"}
+    assert (await first.call(client, "/v1/citizens/verify", {"personal_id": HEAD, **body})).status_code == 200
+    assert (
+        await second.call(client, "/v1/citizens/verify", {"personal_id": UNKNOWN, **body})
+    ).status_code == 200
+    third = await second.call(client, "/v1/citizens/verify", {"personal_id": YEAR_ONLY, "gender": "female"})
+    problem(third, 429, "subject_quota_exceeded")
+    again = await first.call(client, "/v1/citizens/verify", {"personal_id": UNKNOWN, **body})
+    assert again.status_code == 200
+
+
+async def test_request_rate_is_shared_through_redis(replicas: tuple[Gateway, Gateway]) -> None:
+    first, second = replicas
+    client = await first.register(rate_limit_per_minute=2)
+    body = {"personal_id": HEAD, "gender": "male"}
+    assert (await first.call(client, "/v1/citizens/verify", body)).status_code == 200
+    assert (await second.call(client, "/v1/citizens/verify", body)).status_code == 200
+    problem(await first.call(client, "/v1/citizens/verify", body), 429, "rate_limited")
 
 
 async def test_unreachable_redis_fails_closed(migrated_sqlite: Path, tmp_path: Path, mock_db: str) -> None:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import date
@@ -19,14 +17,13 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
 from pydantic import SecretStr
 
 from mock_csdlqg.app import create_app
 from mock_csdlqg.config import MockSettings
 from mock_csdlqg.generator.pipeline import seed_database
 from mock_csdlqg.wire import SampleList
-from tests.conftest import free_port
+from tests.conftest import serve_in_thread
 
 API_KEY = "mock-test-key-0123456789"
 SEED_COUNT = 1500
@@ -121,27 +118,5 @@ async def mock_client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def live_mock(sqlite_url: str) -> Iterator[str]:
     """A real uvicorn server (faults enabled) on a free loopback port, in a thread; yields its base URL."""
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(mock_settings(sqlite_url)),
-        host="127.0.0.1",
-        port=port,
-        lifespan="on",
-        ws="none",
-        log_config=None,  # leave the test process's logging alone
-        log_level="warning",
-        access_log=False,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="live-mock", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the live mock did not start", pytrace=False)
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serve_in_thread(create_app(mock_settings(sqlite_url)), "live-mock") as url:
+        yield url

@@ -27,7 +27,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from mock_csdlqg.generator.pipeline import seed_database
 from tests.admin.conftest import ENCRYPTION_KEY, ISSUER, SUBJECT_KEYS, VENV_BIN, served
-from tests.citizens.conftest import HEAD, PURPOSE, fresh_postgres
+from tests.citizens.conftest import HEAD, PURPOSE
+from tests.conftest import fresh_postgres
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

@@ -1,13 +1,15 @@
 """What auditing costs per request: CPU µs of `POST /v1/citizens/verify` with and without its audit event.
 
-Usage: .venv/bin/python bench/audit_cost.py [--requests 2000] [--rounds 3] [--database-url URL]
+Usage: .venv/bin/python bench/audit_cost.py [--requests 2000] [--rounds 3] [--concurrency 1] [--database-url URL]
 
 In process, over the ASGI app (no network, no server): the same verification of a persona, once with the real
-audit writer (one chained event: head lock, insert, head update, commit in its own transaction) and once with
-the writer swapped for a no-op. CPU is `time.process_time()` of this process (the aiosqlite worker thread
-included; on PostgreSQL the server's own CPU is not). Rounds alternate with/without to cancel drift; the
-figures are medians over the rounds. Also prints the canonical form + SHA-256 of one event on its own.
-Prints figures; asserts nothing.
+audit writer (one chained event, committed by the writer's group commit: head lock, insert, head update,
+commit in a transaction of its own) and once with the writer swapped for a no-op. ``--concurrency N`` keeps N
+requests in flight (default 1: one after the other, where every transaction carries one request's event; with
+more, concurrent requests share transactions). CPU is `time.process_time()` of this process (the SQLite
+writer's thread included; on PostgreSQL the server's own CPU is not). Rounds alternate with/without to cancel
+drift; the figures are medians over the rounds. Also prints the canonical form + SHA-256 of one event on its
+own. Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -75,13 +77,20 @@ async def register(app: Any, http: httpx.AsyncClient) -> str:
     return token
 
 
-async def run(http: httpx.AsyncClient, headers: dict[str, str], count: int) -> tuple[float, float]:
-    """CPU and wall seconds for ``count`` sequential verifications."""
+async def run(
+    http: httpx.AsyncClient, headers: dict[str, str], count: int, concurrency: int = 1
+) -> tuple[float, float]:
+    """CPU and wall seconds for ``count`` verifications, ``concurrency`` of them in flight at a time."""
+
+    async def one_after_the_other(share: int) -> None:
+        for _ in range(share):
+            response = await http.post("/v1/citizens/verify", json=BODY, headers=headers)
+            if response.status_code != 200:
+                raise RuntimeError(f"unexpected {response.status_code}: {response.text[:200]}")
+
     cpu, wall = time.process_time(), time.perf_counter()
-    for _ in range(count):
-        response = await http.post("/v1/citizens/verify", json=BODY, headers=headers)
-        if response.status_code != 200:
-            raise RuntimeError(f"unexpected {response.status_code}: {response.text[:200]}")
+    shares = [count // concurrency + (n < count % concurrency) for n in range(concurrency)]
+    await asyncio.gather(*(one_after_the_other(share) for share in shares))
     return time.process_time() - cpu, time.perf_counter() - wall
 
 
@@ -142,9 +151,9 @@ async def main_async(args: argparse.Namespace) -> None:
         without: list[tuple[float, float]] = []
         for _ in range(args.rounds):
             writer.write = real_write
-            with_audit.append(await run(http, headers, args.requests))
+            with_audit.append(await run(http, headers, args.requests, args.concurrency))
             writer.write = no_audit
-            without.append(await run(http, headers, args.requests))
+            without.append(await run(http, headers, args.requests, args.concurrency))
         writer.write = real_write
 
     requests: int = args.requests
@@ -153,7 +162,10 @@ async def main_async(args: argparse.Namespace) -> None:
         return statistics.median(s[index] for s in samples) / requests * 1e6
 
     backend = database_url.split(":", 1)[0]
-    print(f"POST /v1/citizens/verify, in process, {args.requests} requests x {args.rounds} rounds, {backend}")
+    print(
+        f"POST /v1/citizens/verify, in process, {args.requests} requests x {args.rounds} rounds, "
+        f"{args.concurrency} in flight, {backend}"
+    )
     print(f"{'':<22}{'CPU µs/req':>12}{'wall µs/req':>13}")
     cpu_with, wall_with = per_request(with_audit, 0), per_request(with_audit, 1)
     cpu_without, wall_without = per_request(without, 0), per_request(without, 1)
@@ -170,6 +182,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=1, help="requests in flight at a time")
     parser.add_argument(
         "--database-url", help="a migrated-or-empty gateway database (default: a new SQLite file)"
     )

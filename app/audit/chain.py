@@ -21,7 +21,7 @@ import hashlib
 import json
 import unicodedata
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, cast
@@ -70,6 +70,12 @@ class NotCanonicalisable(ValueError):
     """A value the canonical form does not define (a float, a naive timestamp, a non-string key...)."""
 
 
+class StoreUnavailable(Exception):
+    """An append failed before it reached its records (no connection, no transaction, no lock on the head):
+    the store's fault, whatever the records hold, so retrying other records now is pointless. Its cause is
+    the driver's error."""
+
+
 # --- canonical form ----------------------------------------------------------------------------------------
 
 
@@ -77,11 +83,9 @@ def format_timestamp(at: datetime) -> str:
     """RFC 3339 in UTC with exactly six fraction digits and ``Z``: ``2026-11-26T09:30:00.000000Z``."""
     if at.tzinfo is None or at.utcoffset() is None:
         raise NotCanonicalisable("naive timestamp")
-    u = at.astimezone(UTC)
-    return (
-        f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}"
-        f".{u.microsecond:06d}Z"
-    )
+    utc = at if at.tzinfo is UTC else at.astimezone(UTC)
+    # isoformat pads the year to four digits and, for UTC, always ends in "+00:00" (six characters).
+    return utc.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def _check(value: Any) -> None:
@@ -110,23 +114,55 @@ def canonical(event: Mapping[str, Any]) -> bytes:
 
     JSON, members sorted by code point at every level, no whitespace, UTF-8 without escaping non-ASCII,
     ``at`` as ``format_timestamp``; strings exactly as stored (the writer stores NFC).
+
+    Every event is hashed on write and on every verification, so the members of an ordinary event (strings,
+    integers, ``None``, lists of strings) are encoded here directly, piece by piece, in the members' sorted
+    order; any other value (``detail``, mostly) goes through ``_encode_value``, the general encoder. The bytes
+    are those of ``json.dumps`` over the whole document (tests/audit/test_format.py compares the two on
+    random events).
     """
-    document: dict[str, Any] = {}
-    for name in MEMBERS:
+    parts: list[str] = []
+    for name, prefix in _SORTED_PREFIXES:
         value = event[name]
+        kind = type(value)
         if name == "at":
             if not isinstance(value, datetime):
                 raise NotCanonicalisable("`at` is not a timestamp")
-            value = format_timestamp(value)
+            parts.append(prefix + '"' + format_timestamp(value) + '"')
+        elif kind is str:
+            parts.append(prefix + _encode_string(value))
+        elif value is None:
+            parts.append(prefix + "null")
+        elif kind is int:
+            if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+                raise NotCanonicalisable("integer out of the safe range")
+            parts.append(prefix + int.__repr__(value))
+        elif kind is list and all(type(item) is str for item in value):
+            parts.append(prefix + "[" + ",".join(map(_encode_string, value)) + "]")
         else:
-            _check(value)
-        document[name] = value
+            parts.append(prefix + _encode_value(value))
     try:
-        text = json.dumps(
-            document, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
-        )
-        return text.encode("utf-8")
-    except (TypeError, ValueError) as exc:  # a lone surrogate cannot be UTF-8
+        return ("{" + ",".join(parts) + "}").encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate cannot be UTF-8
+        raise NotCanonicalisable("UnicodeEncodeError") from None
+
+
+_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
+"""The canonical JSON encoder, made once (``json.dumps`` with these options builds one per call)."""
+_SORTED_PREFIXES: Final = tuple((name, f'"{name}":') for name in sorted(MEMBERS))
+"""The members in canonical order with their encoded keys (plain ASCII names: nothing to escape)."""
+_encode_string: Final[Callable[[str], str]] = json.encoder.encode_basestring
+"""The JSON string encoder ``_ENCODER`` itself uses with ``ensure_ascii=False``: quotes, escapes ``"``, ``\\``
+and the characters below U+0020 (lowercase ``\\u00xx``), leaves every other character as it is."""
+
+
+def _encode_value(value: Any) -> str:
+    """The canonical JSON of one member's value (JSON encoding is compositional: the same text as inside the
+    whole document)."""
+    _check(value)
+    try:
+        return _ENCODER.encode(value)
+    except (TypeError, ValueError) as exc:
         raise NotCanonicalisable(type(exc).__name__) from None
 
 
@@ -141,6 +177,12 @@ def event_hash(event: Mapping[str, Any]) -> str:
 
 
 def _nfc(value: Any) -> Any:
+    """``value`` with every string in it (keys too) in NFC; the common cases first, as on every event."""
+    kind = type(value)
+    if kind is str:
+        return value if value.isascii() else unicodedata.normalize("NFC", value)  # ASCII is NFC already
+    if value is None or kind is int or kind is datetime:
+        return value
     if isinstance(value, str):
         return unicodedata.normalize("NFC", value)
     if isinstance(value, list | tuple):

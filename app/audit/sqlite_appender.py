@@ -3,7 +3,8 @@
 Through SQLAlchemy and aiosqlite every statement is a hop to the connection's thread (about 200 µs of CPU each
 here) and an append takes four of them plus the pool's reset. Here the transaction (``BEGIN IMMEDIATE``, read
 the head, insert the events, move the head, ``COMMIT``) runs in one call on a thread of its own with a
-connection of its own: one hop per write (STYLE.md, habit 2, allows the stdlib driver for the audit writer).
+connection of its own: one hop per append, and the writer appends the events of many requests at once
+(group commit, ``app.audit.writer``). STYLE.md, habit 2, allows the stdlib driver for the audit writer.
 ``BEGIN IMMEDIATE`` takes the write lock before the head is read, so two processes on one file never read the
 same head. Values are stored exactly as SQLAlchemy stores them (timestamps as text, JSON as ``json.dumps``), so
 the models read them back unchanged; the chain itself is ``app.audit.chain.chain_events``, shared with the
@@ -22,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from app.audit.chain import GENESIS_HASH, HEAD_ID, MEMBERS, Head, chain_events
+from app.audit.chain import GENESIS_HASH, HEAD_ID, MEMBERS, Head, StoreUnavailable, chain_events
 
 BUSY_TIMEOUT_SECONDS: Final = 5.0
 RETRY_SECONDS: Final = 0.002
@@ -57,13 +58,18 @@ class SqliteChainAppender:
         self._path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-sqlite")
         self._connection: sqlite3.Connection | None = None
+        self._closed = False
 
     async def append(self, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        """Chain and commit ``records``; the error of the driver (or of the format) when that fails."""
+        """Chain and commit ``records`` in one transaction; StoreUnavailable when no transaction could start,
+        else the error of the driver (or of the format) when that fails (then nothing was written)."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._append, records)
 
     async def close(self) -> None:
-        """Close the connection in its thread, then stop the thread."""
+        """Close the connection in its thread, then stop the thread (again: nothing to do)."""
+        if self._closed:
+            return
+        self._closed = True
         await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
         self._executor.shutdown(wait=True)
 
@@ -87,23 +93,8 @@ class SqliteChainAppender:
             self._connection = None
 
     def _append(self, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        # SQLite answers "database is locked" at once, without waiting busy_timeout, in a few cases (a
-        # connection opening the WAL while another one recovers or checkpoints it): nothing was written then,
-        # so try again until the timeout.
-        deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
-        while True:
-            try:
-                return self._append_once(records)
-            except sqlite3.OperationalError as error:
-                if "locked" not in str(error) or time.monotonic() > deadline:
-                    raise
-                time.sleep(RETRY_SECONDS)
-
-    def _append_once(self, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        connection = self._connect()
-        connection.execute("BEGIN IMMEDIATE")
+        connection, head = self._begin()
         try:
-            head = self._head(connection)
             events = chain_events(head, records)
             connection.executemany(_INSERT, [_stored(event) for event in events])
             connection.execute(
@@ -116,6 +107,28 @@ class SqliteChainAppender:
                 connection.execute("ROLLBACK")
             raise
         return events
+
+    def _begin(self) -> tuple[sqlite3.Connection, Head]:
+        """A transaction holding the write lock, and the head read under it; StoreUnavailable when there is
+        none within the busy timeout (nothing of the records is involved yet)."""
+        # SQLite answers "database is locked" at once, without waiting busy_timeout, in a few cases (a
+        # connection opening the WAL while another one recovers or checkpoints it): nothing was written then,
+        # so try again until the timeout. Once the lock is held, nothing later in the transaction waits.
+        deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+        while True:
+            try:
+                connection = self._connect()
+                connection.execute("BEGIN IMMEDIATE")
+                try:
+                    return connection, self._head(connection)
+                except BaseException:
+                    connection.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as error:
+                if "locked" in str(error) and time.monotonic() < deadline:
+                    time.sleep(RETRY_SECONDS)
+                    continue
+                raise StoreUnavailable("no write lock on the audit chain") from error
 
     @staticmethod
     def _head(connection: sqlite3.Connection) -> Head:

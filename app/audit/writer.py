@@ -1,13 +1,15 @@
 """The audit writer: the one way events get into the log.
 
-Citizen events are committed by ``AuditWriter`` in their own transaction, before the response leaves,
-for allowed, denied and failed requests alike, so a rollback of the request never removes one; if the
-event cannot be committed the caller gets 503 ``audit_unavailable`` and no data. Administrative changes
-use ``add_admin_event`` inside the change's own transaction instead (the change and its evidence commit
-together or not at all). Both chain their events (``app.audit.chain``): the events of one call are appended
-under one lock of the chain head, which ``add_admin_event`` holds until the change commits, so a task must
-not call ``AuditWriter.write`` while its own uncommitted administrative change is pending (it would wait
-for itself).
+Citizen events are committed by ``AuditWriter`` in a transaction of their own (not the request's), before the
+response leaves, for allowed, denied and failed requests alike, so a rollback of the request never removes
+one; if the event cannot be committed the caller gets 503 ``audit_unavailable`` and no data. The writer
+commits in groups: concurrent requests queue their events and one task appends everything queued in one
+transaction, so 64 concurrent requests cost a few transactions rather than 64, and each request still waits
+until its own events are committed. Administrative changes use ``add_admin_event`` inside the change's own
+transaction instead (the change and its evidence commit together or not at all). Both chain their events
+(``app.audit.chain``) under one lock of the chain head, which ``add_admin_event`` holds until the change
+commits, so a task must not call ``AuditWriter.write`` while its own uncommitted administrative change is
+pending (it would wait for itself, and every other request with it).
 
 No personal ID or field value is ever stored: the subject is ``subject_ref``, a keyed hash (HMAC-SHA256)
 of the personal ID under the first key of ``DANCU_AUDIT__SUBJECT_KEYS``, prefixed with that key's id so
@@ -16,6 +18,7 @@ that keys can rotate and every key still searches.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -23,14 +26,15 @@ import logging
 import os
 import secrets
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.audit.chain import append
+from app.audit.chain import StoreUnavailable, append
 from app.audit.postgres_appender import PostgresChainAppender
 from app.audit.sqlite_appender import SqliteChainAppender
 from app.config import Settings
@@ -118,13 +122,32 @@ def _record(event: AuditEvent, subject_ref: str | None, at: datetime) -> dict[st
     }
 
 
+MAX_BATCH_EVENTS: Final = 1000
+"""At most this many events per transaction (a larger single write goes alone: a write is never split)."""
+
+
+@dataclass(slots=True)
+class _Pending:
+    """One ``write`` waiting for its events to be committed."""
+
+    records: list[dict[str, Any]]
+    done: asyncio.Future[None]
+
+
 class AuditWriter:
-    """Commits events in a transaction of their own (not the request's unit of work), chained.
+    """Commits events in transactions of their own (not the request's unit of work), chained, in groups.
+
+    ``write`` queues its events and waits; one task per writer (started by the first ``write``) appends
+    everything queued in one transaction, then tells each ``write`` its outcome. While one transaction
+    commits, the next writes queue up for the next one: there is no timer, so a lone request waits for its
+    own commit only. The events of one ``write`` stay together and in order; a failed transaction commits
+    nothing, and its writes are then tried one by one, so that one bad write fails only its own caller.
 
     The append goes through the driver, not the ORM (it is on every request's path): on a SQLite file one
     call on the stdlib driver (``SqliteChainAppender``), on PostgreSQL raw asyncpg
     (``PostgresChainAppender``); only an in-memory SQLite database uses a connection of the engine. Call
-    ``close`` when done (the lifespan does).
+    ``close`` when done (the lifespan does): it commits what is queued; a ``write`` after it raises
+    AuditUnavailable (the app is shutting down: nothing more is released).
     """
 
     def __init__(
@@ -137,34 +160,149 @@ class AuditWriter:
         self._engine: AsyncEngine = sessionmaker.kw["bind"]
         self._hasher = hasher
         self._on_append = on_append
-        """Told how many events each write added (the checkpointer counts them); never raises."""
-        self._appender = _fast_appender(self._engine)
+        """Told how many events each transaction committed, once committed (the checkpointer counts them)."""
+        self._appender = _appender(self._engine)
+        self._queue: deque[_Pending] = deque()
+        self._queued_events = 0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
 
     @property
     def hasher(self) -> SubjectHasher:
         return self._hasher
 
+    @property
+    def queue_depth(self) -> int:
+        """Events waiting for a transaction (the one being committed not included)."""
+        return self._queued_events
+
     async def write(self, events: Sequence[AuditEvent]) -> None:
-        """Make ``events`` durable; AuditUnavailable when that fails (the caller then releases nothing)."""
+        """Make ``events`` durable; AuditUnavailable when that fails (the caller then releases nothing).
+
+        Returns once they are committed. A caller cancelled meanwhile does not take them back: they are
+        committed all the same (the access may have happened).
+        """
         if not events:
             return
+        if self._closed:
+            logger.error("audit write after the writer was closed")
+            raise AuditUnavailable()
         try:
             at = utcnow()
             records = [_record(e, self._hasher.ref(e.subject) if e.subject else None, at) for e in events]
-            if self._appender is not None:
-                await self._appender.append(records)
-            else:
-                async with self._engine.begin() as connection:
-                    await append(connection, records)
         except Exception as exc:
             logger.error("audit write failed: %s", type(exc).__qualname__)
             raise AuditUnavailable() from exc
-        if self._on_append is not None:
-            self._on_append(len(events))
+        pending = _Pending(records, asyncio.get_running_loop().create_future())
+        self._queue.append(pending)
+        self._queued_events += len(records)
+        self._wake_task().set()
+        await pending.done
 
     async def close(self) -> None:
-        if self._appender is not None:
-            await self._appender.close()
+        """Commit what is queued, stop the task, close the appender's connections."""
+        self._closed = True
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            self._wake.set()
+            await task
+        await self._appender.close()
+
+    # the writer task
+
+    def _wake_task(self) -> asyncio.Event:
+        """The event the task waits on, the task started first if it is not running in this loop."""
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self._task.get_loop() is not loop:
+            self._wake = asyncio.Event()  # an event belongs to the loop that first waits on it
+            self._task = loop.create_task(self._run(self._wake), name="audit-writer")
+        return self._wake
+
+    async def _run(self, wake: asyncio.Event) -> None:
+        try:
+            while self._queue or not self._closed:
+                if not self._queue:
+                    wake.clear()
+                    await wake.wait()
+                    continue
+                batch = self._take()
+                try:
+                    await self._commit(batch)
+                except Exception as exc:  # a bug here must not stop the writer for every later request
+                    _log_failure(exc, len(batch))
+                finally:  # every write of the batch has its answer, even if the task is cancelled midway
+                    for pending in batch:
+                        _fail(pending)
+        finally:  # cancelled (the loop is closing): whoever still waits learns that nothing is known
+            while self._queue:
+                _fail(self._queue.popleft())
+            self._queued_events = 0
+
+    def _take(self) -> list[_Pending]:
+        """Whole writes from the front of the queue, up to MAX_BATCH_EVENTS events (at least one write)."""
+        batch = [self._queue.popleft()]
+        size = len(batch[0].records)
+        while self._queue and size + len(self._queue[0].records) <= MAX_BATCH_EVENTS:
+            batch.append(self._queue.popleft())
+            size += len(batch[-1].records)
+        self._queued_events -= size
+        return batch
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        """Append ``batch`` in one transaction; when that fails, each of its writes in one of its own,
+        unless the store itself is unavailable (then every write of the batch fails at once)."""
+        try:
+            await self._append([record for pending in batch for record in pending.records])
+        except Exception as exc:
+            if len(batch) == 1 or isinstance(exc, StoreUnavailable):
+                _log_failure(exc, len(batch))
+                for pending in batch:
+                    _fail(pending, exc)
+                return
+        else:
+            for pending in batch:
+                _succeed(pending)
+            return
+        for index, pending in enumerate(batch):  # the batch failed: find the write(s) it failed for
+            try:
+                await self._append(pending.records)
+            except Exception as exc:
+                _log_failure(exc, 1)
+                _fail(pending, exc)
+                if isinstance(exc, StoreUnavailable):
+                    for rest in batch[index + 1 :]:
+                        _fail(rest, exc)
+                    return
+            else:
+                _succeed(pending)
+
+    async def _append(self, records: list[dict[str, Any]]) -> None:
+        await self._appender.append(records)
+        if self._on_append is not None:
+            try:
+                self._on_append(len(records))
+            except Exception as exc:  # a counter must not turn committed events into failures
+                logger.error("audit on_append failed: %s", type(exc).__qualname__)
+
+
+def _succeed(pending: _Pending) -> None:
+    if not pending.done.done():  # its caller may have been cancelled (the client went away)
+        pending.done.set_result(None)
+
+
+def _fail(pending: _Pending, cause: BaseException | None = None) -> None:
+    """AuditUnavailable for ``pending`` (nothing when it has its answer already)."""
+    if not pending.done.done():
+        error = AuditUnavailable()  # one per caller: an exception raised in two tasks mixes tracebacks
+        error.__cause__ = cause
+        pending.done.set_exception(error)
+
+
+def _log_failure(exc: Exception, writes: int) -> None:
+    """The error's type only (its message may quote a value of an event)."""
+    cause = f" ({type(exc.__cause__).__qualname__})" if isinstance(exc, StoreUnavailable) else ""
+    logger.error("audit write failed: %s%s; %d write(s) refused", type(exc).__qualname__, cause, writes)
 
 
 class _Appender(Protocol):
@@ -173,9 +311,24 @@ class _Appender(Protocol):
     async def close(self) -> None: ...
 
 
-def _fast_appender(engine: AsyncEngine) -> _Appender | None:
-    """The driver-level appender for the engine's database (one round trip per statement, no ORM layers);
-    None where there is none (an in-memory SQLite database: only the engine's connections see it)."""
+class _EngineAppender:
+    """Appends on a connection of the engine: for an in-memory SQLite database, which only the engine's
+    connections see."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def append(self, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        async with self._engine.begin() as connection:
+            return await append(connection, records)
+
+    async def close(self) -> None:
+        """Nothing of its own to close: the engine is its owner's."""
+
+
+def _appender(engine: AsyncEngine) -> _Appender:
+    """The driver-level appender for the engine's database (one round trip per statement, no ORM layers),
+    or the engine itself for an in-memory SQLite database."""
     url = engine.url
     if url.get_backend_name() == "postgresql":
         return PostgresChainAppender(url.set(drivername="postgresql").render_as_string(hide_password=False))
@@ -187,7 +340,7 @@ def _fast_appender(engine: AsyncEngine) -> _Appender | None:
         and not database.startswith("file:")
     ):
         return SqliteChainAppender(database)
-    return None
+    return _EngineAppender(engine)
 
 
 async def add_admin_event(

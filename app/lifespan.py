@@ -6,6 +6,7 @@ app (the OpenAPI export, a test collecting) never touches the database.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.audit.checkpoints import Checkpointer, load_checkpoint_key
 from app.audit.writer import AuditWriter, load_subject_hasher
+from app.auth.access import AccessCache
 from app.auth.keys import KeyStore
 from app.auth.replay import ReplayStore, build_replay_store
 from app.backends.base import Backend
@@ -36,6 +38,8 @@ class AppState:
     sessionmaker: async_sessionmaker[AsyncSession]
     keys: KeyStore
     """Signing keys and the client-secret hasher; loads the key table on first use, not at start-up."""
+    access: AccessCache
+    """Clients, grants and purposes in memory, dropped when they change here or in another process."""
     replay: ReplayStore
     """Used ``private_key_jwt`` assertion ids: Redis when configured, else this process's memory."""
     audit: AuditWriter
@@ -63,6 +67,7 @@ def build_lifespan(
         sessionmaker = create_sessionmaker(engine)
         replay = build_replay_store(settings)
         keys = KeyStore.from_settings(settings, sessionmaker)
+        access = AccessCache(engine, refresh_seconds=settings.access_refresh_seconds)
         checkpoints = Checkpointer(sessionmaker, load_checkpoint_key(settings), settings.audit)
         keys.extra_public_jwks.append(checkpoints.key.public_jwk)
         audit = TimedAuditWriter(
@@ -71,6 +76,7 @@ def build_lifespan(
             on_append=checkpoints.note_appended,
             metrics=app_metrics,
         )
+        app_metrics.watch_audit_queue(lambda: audit.queue_depth)
         backend = InstrumentedBackend(await open_backend(settings), app_metrics)
         limiter = InstrumentedLimiter(
             build_limiter(settings.redis_url, settings.redis_key_prefix), app_metrics
@@ -80,6 +86,7 @@ def build_lifespan(
             engine=engine,
             sessionmaker=sessionmaker,
             keys=keys,
+            access=access,
             replay=replay,
             audit=audit,
             checkpoints=checkpoints,
@@ -88,11 +95,14 @@ def build_lifespan(
             citizens=CitizenService(backend, limiter, audit, keys, settings.batch_max_items),
             metrics=app_metrics,
         )
+        access.start()
         checkpoints.start()
+        _freeze_start_up_objects()
         try:
             yield
         finally:
             del app.state.dancu
+            await access.stop()
             await checkpoints.stop()
             await audit.close()
             await limiter.close()
@@ -101,6 +111,20 @@ def build_lifespan(
             await engine.dispose()
 
     return lifespan
+
+
+_frozen = False
+
+
+def _freeze_start_up_objects() -> None:
+    """Once per process: what the first start-up built (modules, the app, vnid's and the wire's tables) lives
+    as long as the process; moved out of the collector's reach, full collections stop walking it on the
+    request path (a p99 stall). Once only: a process that starts many apps (the tests) would pin each one."""
+    global _frozen
+    if not _frozen:
+        _frozen = True
+        gc.collect()
+        gc.freeze()
 
 
 async def get_app_state(request: Request) -> AppState:

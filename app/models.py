@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import app.admin.models
 import app.audit.models
+import app.auth.access
 import app.auth.models
 
 __all__ = ["app"]

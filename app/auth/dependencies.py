@@ -1,9 +1,11 @@
 """Who is calling: the scope dependencies every non-public route is included with.
 
-``require_scope(...)`` reads the Bearer token, verifies it (``app.auth.tokens``), then reads the client and
-its grant fresh from the database in one query on every request: a suspended client, a grant past its
-``valid_until`` or a scope taken out of the grant stops working at once (401 ``invalid_token``). A valid
-token without the scope the route needs is 403 ``insufficient_scope``. Routes receive an ``AuthContext``.
+``require_scope(...)`` reads the Bearer token, verifies it (``app.auth.tokens``; a token seen before costs a
+dict lookup and its time checks), then checks the client's status and grant on every request, as held by the
+access cache (``app.auth.access``: dropped when they change, so a suspended client, a grant past its
+``valid_until`` or a scope taken out of the grant stops working at once: 401 ``invalid_token``). A valid token
+without the scope the route needs is 403 ``insufficient_scope``. Routes receive an ``AuthContext``. Nothing
+here opens a database session: a request whose client is cached touches no connection.
 """
 
 # No `from __future__ import annotations` here: FastAPI must see the Security(...) built inside
@@ -17,11 +19,10 @@ from fastapi.security import OAuth2
 
 from app.auth.context import AuthContext
 from app.auth.errors import TokenRejected, UnknownSigningKey
-from app.auth.repository import ClientRepository
-from app.auth.service import TOKEN_PATH, expand_grant, grant_in_force
-from app.auth.tokens import AccessTokenClaims, verify_access_token
+from app.auth.service import TOKEN_PATH, grant_in_force
+from app.auth.tokens import AccessTokenClaims, cached_access_token, verify_access_token
 from app.config import Settings
-from app.db import DbSession, utcnow
+from app.db import utcnow
 from app.errors import InsufficientScope, InvalidToken
 from app.lifespan import AppState
 from app.middleware import record_client
@@ -63,10 +64,13 @@ async def verified_token(request: Request, token: str) -> AccessTokenClaims:
     """The token's claims after every check of ``verify_access_token``; InvalidToken otherwise."""
     state: AppState = request.app.state.dancu
     keys = state.keys
-    await keys.maybe_refresh()
     issuer = issuer_for(request, state.settings)
     audience = state.settings.audience
     try:
+        claims = cached_access_token(token, keys.token_cache, issuer=issuer, audience=audience)
+        if claims is not None:
+            return claims  # its signature was checked before: no key is needed
+        await keys.maybe_refresh()
         try:
             return verify_access_token(token, keys, issuer=issuer, audience=audience, cache=keys.token_cache)
         except UnknownSigningKey:
@@ -79,44 +83,37 @@ async def verified_token(request: Request, token: str) -> AccessTokenClaims:
 
 
 def require_scope(*accepted: str) -> Callable[..., Awaitable[AuthContext]]:
-    """A dependency admitting tokens that carry any of ``accepted`` for an active client whose grant, read
+    """A dependency admitting tokens that carry any of ``accepted`` for an active client whose grant, checked
     now, is in force and still holds that scope."""
     wanted = frozenset(accepted)
 
     async def authorised(
         request: Request,
-        session: DbSession,
         authorization: Annotated[str | None, Security(oauth2_scheme, scopes=list(accepted))],
     ) -> AuthContext:
         claims = await verified_token(request, _bearer_token(authorization))
-        found = await ClientRepository(session).get_with_grant(claims.client_id)
-        if found is None:
+        state: AppState = request.app.state.dancu
+        client = await state.access.client(claims.client_id)
+        if client is None:
             raise InvalidToken("The client no longer exists.")
-        client, grant_row = found
-        if client.status != "active":
+        if not client.active:
             raise InvalidToken("The client is suspended.")
-        if not grant_in_force(grant_row, utcnow()):
+        grant = client.grant
+        if not grant_in_force(grant, utcnow()):
             raise InvalidToken("The client's grant is not in force.")
         if not claims.scopes & wanted:
             raise InsufficientScope()
-        grant = expand_grant(grant_row)
         scopes = claims.scopes & grant.scopes
         if not scopes & wanted:
             raise InvalidToken("The client's grant no longer allows this scope.")
         record_client(request.scope, client.client_id)  # labels this request's log lines and metrics
-        context = AuthContext(
+        return AuthContext(
             client_id=client.client_id,
             client_name=client.name,
             token_scopes=scopes,
             grant=grant,
             token_id=claims.jti,
         )
-        # End the read's transaction now (after the last attribute access: it expires the rows). The
-        # connection goes back to the pool instead of staying checked out for the whole request while the
-        # route waits for another one (the audit writer's), which deadlocks the pool under concurrency.
-        # The session begins a new transaction if the route writes.
-        await session.rollback()
-        return context
 
     authorised.__name__ = "require_" + "_or_".join(s.replace(".", "_") for s in accepted)
     return authorised

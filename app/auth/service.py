@@ -13,7 +13,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
@@ -162,7 +162,31 @@ def _jwks_audit(jwks: Mapping[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
-def expand_grant(grant: ClientGrant) -> Grant:
+class StoredGrant(Protocol):
+    """The columns of a stored grant that ``expand_grant`` reads: a ``ClientGrant``, or a row of the same
+    columns (the access cache selects them without the ORM)."""
+
+    @property
+    def scopes(self) -> Sequence[str]: ...
+    @property
+    def fields(self) -> Sequence[str]: ...
+    @property
+    def provinces(self) -> Sequence[str]: ...
+    @property
+    def purposes(self) -> Sequence[str]: ...
+    @property
+    def verify_details(self) -> bool: ...
+    @property
+    def rate_limit_per_minute(self) -> int: ...
+    @property
+    def distinct_subjects_per_day(self) -> int: ...
+    @property
+    def valid_from(self) -> datetime | None: ...
+    @property
+    def valid_until(self) -> datetime | None: ...
+
+
+def expand_grant(grant: StoredGrant) -> Grant:
     """The grant as the citizen, audit and admin code receive it: ``"*"`` fields expanded, ``["*"]``
     provinces as None. Unknown names stored by an older version are dropped (deny by default)."""
     fields: set[str] = set()

@@ -8,7 +8,6 @@ from fastapi import Depends, Request, Security
 
 from app.auth.context import AuthContext
 from app.auth.dependencies import oauth2_scheme, require_scope
-from app.db import DbSession
 from app.lifespan import AppState
 
 METRICS_SCOPES = ("admin", "audit.read")
@@ -18,7 +17,6 @@ _require_metrics_scope = require_scope(*METRICS_SCOPES)
 
 async def require_metrics_reader(
     request: Request,
-    session: DbSession,
     authorization: Annotated[str | None, Security(oauth2_scheme, scopes=list(METRICS_SCOPES))],
 ) -> AuthContext | None:
     """None while the setting is off (the token, if any, is not even read); else the checks of
@@ -26,7 +24,7 @@ async def require_metrics_reader(
     state: AppState = request.app.state.dancu
     if not state.settings.metrics_token_required:
         return None
-    return await _require_metrics_scope(request, session, authorization)
+    return await _require_metrics_scope(request, authorization=authorization)
 
 
 MetricsReader = Annotated[AuthContext | None, Depends(require_metrics_reader)]

@@ -1,15 +1,16 @@
-"""Admin changes apply to the very next request in every process of a deployment.
+"""Admin changes made in one process of a deployment are obeyed by every other process.
 
 Two processes share one database (a SQLite file, or PostgreSQL) and nothing else: a real `dancu serve`
-subprocess on a free port, and the gateway in this test's process. A change made through one is obeyed by
-the other on its next request, with no wait: the auth dependency reads the client and grant on every request
-and the token endpoint reads the secret on every call.
+subprocess on a free port, and the gateway in this test's process. The token endpoint reads the client from
+the database on every call, so the other process's token endpoint obeys at once. Scope checks use each
+process's access cache, which learns of another process's change from the database's access version (API.md:
+within 1 s); as for every propagation between processes, the tests poll for up to 10 s and assert the outcome,
+not the delay. (The process that made the change obeys it on its very next request: tests/admin/test_router.py.)
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,12 @@ from tests.admin.conftest import (
     Gateway,
     Registered,
     admin_for,
+    eventually,
     gateway_environment,
     gateway_settings,
     running,
     served,
+    status_is,
 )
 
 VERIFY = {"personal_id": HEAD, "full_name": "Nguyễn Văn Thành", "date_of_birth": "1968-04-15"}
@@ -66,13 +69,7 @@ async def verify_at(http: httpx.AsyncClient, token: str) -> httpx.Response:
     )
 
 
-def timed(started: float) -> float:
-    return time.monotonic() - started
-
-
-async def test_changes_in_one_process_apply_at_once_in_the_other(
-    local: Gateway, remote: httpx.AsyncClient
-) -> None:
+async def test_changes_in_one_process_apply_in_the_other(local: Gateway, remote: httpx.AsyncClient) -> None:
     admin = await admin_for(local, await local.bootstrap_admin())
     await admin.add_purpose()
     portal = await admin.new_client()
@@ -83,32 +80,34 @@ async def test_changes_in_one_process_apply_at_once_in_the_other(
     token = issued.json()["access_token"]
     assert (await verify_at(remote, token)).status_code == 200
 
-    # A grant change made here: the other process refuses the token's scope on its next request.
-    started = time.monotonic()
+    def verify_there() -> Awaitable[httpx.Response]:
+        return verify_at(remote, token)
+
+    # A grant change made here: the other process refuses the token's scope.
     await admin.put_grant(portal.client_id, **{**grant, "scopes": ["citizen.read"]})
-    narrowed = await verify_at(remote, token)
+    narrowed = await eventually(verify_there, status_is(401))
     assert narrowed.status_code == 401, narrowed.text
-    assert timed(started) < 1.0
+    assert narrowed.json()["code"] == "invalid_token"
     await admin.put_grant(portal.client_id, **grant)
-    assert (await verify_at(remote, token)).status_code == 200
+    assert (await eventually(verify_there, status_is(200))).status_code == 200
 
     # A purpose taken out of the grant.
     await admin.put_grant(portal.client_id, **{**grant, "purposes": []})
-    assert (await verify_at(remote, token)).json()["code"] == "purpose_not_allowed"
+    withdrawn = await eventually(verify_there, status_is(403))
+    assert withdrawn.json()["code"] == "purpose_not_allowed"
     await admin.put_grant(portal.client_id, **grant)
+    assert (await eventually(verify_there, status_is(200))).status_code == 200
 
-    # Suspension: the token and the token endpoint both stop.
-    started = time.monotonic()
+    # Suspension: the token endpoint refuses at once (it reads the client on every call), the token soon.
     await admin.patch(f"/clients/{portal.client_id}", {"status": "suspended"})
-    suspended = await verify_at(remote, token)
     refused = await token_at(remote, portal)
-    assert timed(started) < 1.0
-    assert suspended.status_code == 401
-    assert suspended.json()["code"] == "invalid_token"
     assert refused.status_code == 401
     assert refused.json()["error"] == "invalid_client"
+    suspended = await eventually(verify_there, status_is(401))
+    assert suspended.status_code == 401
+    assert suspended.json()["code"] == "invalid_token"
     await admin.patch(f"/clients/{portal.client_id}", {"status": "active"})
-    assert (await verify_at(remote, token)).status_code == 200
+    assert (await eventually(verify_there, status_is(200))).status_code == 200
 
     # Secret rotation: the old secret stops at the other process's token endpoint.
     rotated = (await admin.post(f"/clients/{portal.client_id}/secret")).json()
@@ -130,10 +129,13 @@ async def test_changes_in_the_other_process_apply_here(local: Gateway, remote: h
     suspended = await remote.patch(
         f"/v1/admin/clients/{portal.client_id}", json={"status": "suspended"}, headers=remote_admin
     )
-    here = await local.http.post(
-        "/v1/citizens/verify",
-        json=VERIFY,
-        headers={"Authorization": f"Bearer {local_token}", "X-Purpose": PURPOSE},
+    here = await eventually(
+        lambda: local.http.post(
+            "/v1/citizens/verify",
+            json=VERIFY,
+            headers={"Authorization": f"Bearer {local_token}", "X-Purpose": PURPOSE},
+        ),
+        status_is(401),
     )
 
     assert suspended.status_code == 200
@@ -149,4 +151,7 @@ async def test_changes_in_the_other_process_apply_here(local: Gateway, remote: h
         headers={"Authorization": f"Bearer {second_token}"},
     )
     assert withdrawn.status_code == 200
-    assert (await local.http.get("/v1/admin/clients", headers=remote_admin)).status_code == 401
+    refused = await eventually(
+        lambda: local.http.get("/v1/admin/clients", headers=remote_admin), status_is(401)
+    )
+    assert refused.status_code == 401

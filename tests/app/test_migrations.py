@@ -1,4 +1,5 @@
-"""The migrations go up, come down and go up again, and they build exactly what the models declare.
+"""The migrations go up, come down and go up again, and they build exactly what the models declare; the
+triggers they install move the access version on every change to clients, grants and purposes.
 
 These tests are synchronous on purpose: `dancu db upgrade` runs its own event loop.
 """
@@ -6,6 +7,7 @@ These tests are synchronous on purpose: `dancu db upgrade` runs its own event lo
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 from pathlib import Path
 from typing import Any
@@ -71,15 +73,68 @@ def assert_round_trip(url: str) -> None:
     assert snapshot(url) == at_head
 
 
+# Plain SQL, as an operator or another program would send it (no ORM, no gateway code involved).
+_CHANGES = (
+    "INSERT INTO purposes (code, title, legal_basis, created_at) VALUES ('T.1', 't', 'l', CURRENT_TIMESTAMP)",
+    "INSERT INTO clients (client_id, name, status, secret_hash, secret_kid, created_at, updated_at) "
+    "VALUES ('c_t', 'Cổng', 'active', 'h', 'k', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+    "INSERT INTO grants (client_id, scopes, fields, provinces, purposes, verify_details, rate_limit_per_minute, "
+    "distinct_subjects_per_day, updated_at) VALUES ('c_t', '[]', '[]', '[]', '[]', FALSE, 600, 5000, CURRENT_TIMESTAMP)",
+    """UPDATE grants SET scopes = '["citizen.verify"]' WHERE client_id = 'c_t'""",
+    "UPDATE clients SET status = 'suspended' WHERE client_id = 'c_t'",
+    "DELETE FROM purposes WHERE code = 'T.1'",
+    "DELETE FROM grants WHERE client_id = 'c_t'",
+    "DELETE FROM clients WHERE client_id = 'c_t'",
+)
+_VERSION = "SELECT version FROM access_version WHERE id = 1"
+
+
+def versions_around_changes(url: str) -> tuple[list[int], int]:
+    """The access version before and after each of ``_CHANGES`` (each its own transaction), then after a
+    change that was rolled back."""
+
+    async def run() -> tuple[list[int], int]:
+        engine = create_async_engine(async_database_url(url))
+        try:
+            async with engine.connect() as connection:
+                versions = [int((await connection.exec_driver_sql(_VERSION)).scalar_one())]
+            changes = list(_CHANGES)
+            if engine.dialect.name == "postgresql":
+                changes += [*_CHANGES[:3], "TRUNCATE grants"]
+            for statement in changes:
+                async with engine.begin() as connection:
+                    await connection.exec_driver_sql(statement)
+                async with engine.connect() as connection:
+                    versions.append(int((await connection.exec_driver_sql(_VERSION)).scalar_one()))
+            async with engine.connect() as connection:
+                await connection.exec_driver_sql(_CHANGES[0].replace("'T.1'", "'T.2'"))
+                await connection.rollback()
+                after_rollback = int((await connection.exec_driver_sql(_VERSION)).scalar_one())
+            return versions, after_rollback
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def assert_every_change_moves_the_access_version(url: str) -> None:
+    versions, after_rollback = versions_around_changes(url)
+    assert all(later > earlier for earlier, later in itertools.pairwise(versions)), versions
+    assert after_rollback == versions[-1]
+
+
 def test_sqlite_round_trip(tmp_path: Path) -> None:
     # The directory does not exist yet: `dancu db upgrade` must create it, as it does for ./var.
-    assert_round_trip(f"sqlite:///{tmp_path}/new/dancu.db")
+    url = f"sqlite:///{tmp_path}/new/dancu.db"
+    assert_round_trip(url)
+    assert_every_change_moves_the_access_version(url)  # the triggers came back with the second upgrade
 
 
 @pytest.mark.postgres
 def test_postgresql_round_trip(postgres_url: str) -> None:
     try:
         assert_round_trip(postgres_url)
+        assert_every_change_moves_the_access_version(postgres_url)
     finally:
         command.downgrade(migration_config(postgres_url), "base")
 

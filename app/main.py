@@ -6,11 +6,10 @@ from importlib.metadata import version
 from typing import Any
 
 from fastapi import FastAPI
-from starlette.middleware import Middleware
 
 from app.api import build_router, operation_id
 from app.config import Settings, get_settings
-from app.health.metrics import GatewayMetrics, RequestMetricsMiddleware
+from app.health.metrics import GatewayMetrics, request_observer
 from app.lifespan import build_lifespan
 from app.middleware import gateway_middleware
 from app.problems import PROBLEM_HANDLERS, problem_openapi
@@ -43,14 +42,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
         exception_handlers=PROBLEM_HANDLERS,
-        middleware=[
-            # Outermost, so the 413 and 500 answers of the gateway's own middleware are counted too.
-            Middleware(RequestMetricsMiddleware, metrics=metrics),
-            *gateway_middleware(
-                max_body_bytes=settings.max_body_bytes,
-                docs_paths=(DOCS_URL, DOCS_OAUTH2_REDIRECT_URL) if docs else (),
-            ),
-        ],
+        middleware=gateway_middleware(
+            max_body_bytes=settings.max_body_bytes,
+            docs_paths=(DOCS_URL, DOCS_OAUTH2_REDIRECT_URL) if docs else (),
+            observer=request_observer(metrics),  # sees the final status: 413 and 500 answers count too
+        ),
         generate_unique_id_function=operation_id,
     )
     app.include_router(build_router())

@@ -8,13 +8,16 @@ usual, then body validation fails and ``app.problems`` reports it as the 422 ``j
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
+import orjson
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
 from app.problems import MALFORMED_JSON_KEY
+
+_Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
 
 
 class MalformedJSON:
@@ -33,13 +36,63 @@ class _DeferredJSONRequest(Request):
             return MALFORMED_JSON
 
 
+FastPath = Callable[[Request], Awaitable[Response | None]]
+"""Answers the ordinary case of a route without FastAPI's dependency machinery, or None to hand the request
+to the route's declared handler (``fast_path``)."""
+
+_FAST_PATH = "__gateway_fast_path__"
+
+
+def fast_path(fast: FastPath) -> Callable[[_Endpoint], _Endpoint]:
+    """Give a route a fast path: ``fast(request)`` runs first; None hands the request on to the route as
+    declared, which then runs exactly as without it.
+
+    Why: solving a citizen route's dependency graph (token, client and grant, purpose and dossier headers,
+    body, service) costs FastAPI several times a bare endpoint's whole CPU (measured in process: ~300 µs of a
+    verification's ~1 ms here), in work that is the same on every call. The fast path does the same checks
+    directly for the ordinary case and answers it; anything else (no or bad token, a refused purpose, a header
+    or body that does not validate, any other content type) must return None *before any side effect*, so
+    that the declared route produces its usual answer, problem and audit event. The OpenAPI document is built
+    from the declared route and is unchanged.
+    """
+
+    def mark(endpoint: _Endpoint) -> _Endpoint:
+        setattr(endpoint, _FAST_PATH, fast)
+        return endpoint
+
+    return mark
+
+
 class GatewayRoute(APIRoute):
-    """An ``APIRoute`` whose body decoding errors surface after the dependencies (authentication) ran."""
+    """An ``APIRoute`` whose body decoding errors surface after the dependencies (authentication) ran, and
+    whose endpoint may have a ``fast_path``."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        fast: FastPath | None = getattr(self.endpoint, _FAST_PATH, None)
 
         async def deferred(request: Request) -> Response:
-            return await handler(_DeferredJSONRequest(request.scope, request.receive, request._send))
+            # One request object for both: a body the fast path read stays cached on it for the handler.
+            wrapped = _DeferredJSONRequest(request.scope, request.receive, request._send)
+            if fast is not None:
+                answer = await fast(wrapped)
+                if answer is not None:
+                    return answer
+            return await handler(wrapped)
 
         return deferred
+
+
+class PreparedJSON(Response):
+    """A JSON answer the route has already shaped: serialised once with orjson, not validated again.
+
+    A route declared with ``response_model`` that returns a plain dict has FastAPI validate it against the
+    model and encode it through ``jsonable_encoder`` (~10% of a verification's CPU). The hot routes build their
+    answers from typed values themselves, keep ``response_model`` for the OpenAPI document, and return this;
+    the response tests check the bodies against the models.
+    """
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)

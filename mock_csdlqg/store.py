@@ -18,7 +18,7 @@ import random
 import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 from urllib.parse import unquote
 
 import asyncpg
@@ -84,6 +84,9 @@ async def open_store(url: str) -> ResidentStore:
 # --------------------------------------------------------------------------------------------- SQLite
 class SqliteStore:
     """Read-only SQLite access on the event loop thread (reads are microseconds; no thread hop)."""
+
+    reads_inline: ClassVar[bool] = True
+    """Each call completes without yielding to the loop: a caller's timeout could never fire."""
 
     def __init__(self, conn: sqlite3.Connection, size: int) -> None:
         self._conn = conn
@@ -214,6 +217,8 @@ class SqliteWriter:
 # ----------------------------------------------------------------------------------------- PostgreSQL
 class PostgresStore:
     """Read access through an asyncpg pool."""
+
+    reads_inline: ClassVar[bool] = False
 
     def __init__(self, pool: asyncpg.Pool, size: int) -> None:
         self._pool = pool

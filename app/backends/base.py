@@ -7,7 +7,7 @@ errors in ``app.backends.errors``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -42,6 +42,11 @@ RESIDENT_FIELDS: tuple[str, ...] = (
 )
 """The API's resident fields (API.md, "Resident fields"), in contract order."""
 
+VERIFY_FIELDS: tuple[str, ...] = ("full_name", "date_of_birth", "gender", "date_of_death")
+"""What a verification compares (and ``date_of_death``: a deceased resident is reported as such)."""
+RESIDENCE_FIELDS: tuple[str, ...] = ("current_address", "temporary_address", "permanent_address")
+"""What ``ResidentRecord.province`` reads."""
+
 SENSITIVE_FIELDS: frozenset[str] = frozenset({"ethnicity", "religion", "blood_type"})
 """Named one by one in a grant; a ``"*"`` never reaches them; their release is flagged in the audit log."""
 
@@ -60,7 +65,7 @@ class ResidentRecord:
     @property
     def province(self) -> str | None:
         """The 2025 province of residence that province scope is judged by (current, then temporary, then permanent)."""
-        for key in ("current_address", "temporary_address", "permanent_address"):
+        for key in RESIDENCE_FIELDS:
             address = self.fields.get(key)
             if address:
                 code: str = address["province_code"]
@@ -88,12 +93,17 @@ class Backend(Protocol):
 
     name: str
 
-    async def get(self, personal_id: str) -> ResidentRecord | None:
-        """The record of a current ID, or None (unknown or cancelled IDs alike)."""
+    async def get(self, personal_id: str, fields: Collection[str] | None = None) -> ResidentRecord | None:
+        """The record of a current ID, or None (unknown or cancelled IDs alike).
+
+        ``fields``: the only fields of ``record.fields`` the caller reads; a backend may leave the others out
+        (the embedded one then maps only those); None: every field."""
         ...
 
-    async def get_many(self, personal_ids: Sequence[str]) -> dict[str, ResidentRecord]:
-        """Records for the IDs that exist; absent keys are unknown."""
+    async def get_many(
+        self, personal_ids: Sequence[str], fields: Collection[str] | None = None
+    ) -> dict[str, ResidentRecord]:
+        """Records for the IDs that exist; absent keys are unknown. ``fields`` as for ``get``."""
         ...
 
     async def household(self, household_id: str) -> Household | None: ...

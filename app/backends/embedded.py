@@ -17,7 +17,7 @@ import math
 import random
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
@@ -126,6 +126,8 @@ class EmbeddedBackend:
         self.calls += 1
         store = await self._ensure()
         try:
+            if getattr(store, "reads_inline", False):  # SQLite: no await inside, a timeout is dead weight
+                return await read(store)
             async with asyncio.timeout(self.deadline):
                 return await read(store)
         except TimeoutError:
@@ -137,18 +139,20 @@ class EmbeddedBackend:
 
     # ------------------------------------------------------------------------------------------ the calls
 
-    async def get(self, personal_id: str) -> ResidentRecord | None:
+    async def get(self, personal_id: str, fields: Collection[str] | None = None) -> ResidentRecord | None:
         if type(personal_id) is not str or not PERSONAL_ID.fullmatch(personal_id):
             return None
         blob = await self._read("lookup", lambda store: store.get(personal_id))
         if blob is None:
             return None
-        record = record_from_wire(_json(blob), source=SOURCE)
+        record = record_from_wire(_json(blob), source=SOURCE, fields=fields)
         if record.personal_id != personal_id:
             raise UpstreamIdentityMismatch(reason="identity")
         return record
 
-    async def get_many(self, personal_ids: Sequence[str]) -> dict[str, ResidentRecord]:
+    async def get_many(
+        self, personal_ids: Sequence[str], fields: Collection[str] | None = None
+    ) -> dict[str, ResidentRecord]:
         wanted = list(
             dict.fromkeys(pid for pid in personal_ids if type(pid) is str and PERSONAL_ID.fullmatch(pid))
         )
@@ -158,7 +162,7 @@ class EmbeddedBackend:
             blobs = await self._read("batch_get", partial(_get_many, ids=chunk))
             asked = set(chunk)
             for pid, blob in blobs.items():
-                record = record_from_wire(_json(blob), source=SOURCE)
+                record = record_from_wire(_json(blob), source=SOURCE, fields=fields)
                 if record.personal_id != pid or pid not in asked:
                     raise UpstreamIdentityMismatch(reason="identity")
                 found[pid] = record

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from app.backends.base import RESIDENT_FIELDS, Household, HouseholdMember, ResidentRecord
@@ -132,11 +132,13 @@ class FakeBackend:
             if arg in self.failures_by_id:
                 raise self.failures_by_id[arg]
 
-    async def get(self, personal_id: str) -> ResidentRecord | None:
+    async def get(self, personal_id: str, fields: Collection[str] | None = None) -> ResidentRecord | None:
         await self._enter("get", (personal_id,))
         return self.records.get(personal_id)
 
-    async def get_many(self, personal_ids: Sequence[str]) -> dict[str, ResidentRecord]:
+    async def get_many(
+        self, personal_ids: Sequence[str], fields: Collection[str] | None = None
+    ) -> dict[str, ResidentRecord]:
         await self._enter("get_many", tuple(personal_ids))
         return {pid: self.records[pid] for pid in dict.fromkeys(personal_ids) if pid in self.records}
 

@@ -32,7 +32,7 @@ import math
 import random
 import ssl
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
@@ -227,7 +227,9 @@ class HttpBackend:
 
     # ------------------------------------------------------------------------------------------ the calls
 
-    async def get(self, personal_id: str) -> ResidentRecord | None:
+    async def get(self, personal_id: str, fields: Collection[str] | None = None) -> ResidentRecord | None:
+        # ``fields`` is not used: what the upstream sent is checked whole (a malformed answer is 502 whatever
+        # the caller reads).
         if type(personal_id) is not str or not PERSONAL_ID.fullmatch(personal_id):
             return None  # cannot be on record; no upstream call
         doc = await self._call(
@@ -247,7 +249,9 @@ class HttpBackend:
             raise self._mismatch("lookup")
         return record
 
-    async def get_many(self, personal_ids: Sequence[str]) -> dict[str, ResidentRecord]:
+    async def get_many(
+        self, personal_ids: Sequence[str], fields: Collection[str] | None = None
+    ) -> dict[str, ResidentRecord]:
         wanted = list(
             dict.fromkeys(pid for pid in personal_ids if type(pid) is str and PERSONAL_ID.fullmatch(pid))
         )

@@ -18,7 +18,13 @@ from pydantic import ValidationError
 
 from app.audit.writer import AuditEvent, AuditWriter, Outcome
 from app.auth.context import AuthContext
-from app.backends.base import SENSITIVE_FIELDS, Backend, ResidentRecord
+from app.backends.base import (
+    RESIDENCE_FIELDS,
+    SENSITIVE_FIELDS,
+    VERIFY_FIELDS,
+    Backend,
+    ResidentRecord,
+)
 from app.backends.errors import UpstreamBadResponse, UpstreamTimeout, UpstreamUnavailable
 from app.citizens import matching
 from app.citizens.errors import BatchTooLarge, FieldNotAllowed, InvalidPersonalId
@@ -175,7 +181,7 @@ class CitizenService:
                 raise _quota_error()
             result = matching.precheck_verification(pid, body)
             if result is None:
-                record = await self._backend.get(pid.number)
+                record = await self._backend.get(pid.number, VERIFY_FIELDS)
                 result = _compare(record, body)
             answer = await self._answer(ctx, body, result)
             audit.add("allowed", 200, subject=pid.number, fields=self._checked(body), reason=result.reason)
@@ -233,7 +239,9 @@ class CitizenService:
                 pending.append((index, body, pid))
             if pending:
                 try:
-                    records = await self._backend.get_many([pid.number for _, _, pid in pending])
+                    records = await self._backend.get_many(
+                        [pid.number for _, _, pid in pending], VERIFY_FIELDS
+                    )
                 except UPSTREAM_ERRORS as upstream:
                     for index, body, pid in pending:
                         results[index] = self._item_problem(ctx, index, upstream)
@@ -288,7 +296,7 @@ class CitizenService:
                 raise _quota_error()
             if outside:
                 raise FieldNotAllowed(outside)
-            record = await self._backend.get(pid.number)
+            record = await self._backend.get(pid.number, (*requested, *RESIDENCE_FIELDS))
             if record is None:
                 audit.add("allowed", 404, subject=pid.number, reason="not_found")
                 raise NotFound(_UNKNOWN_EN, detail_vi=_UNKNOWN_VI)
@@ -313,7 +321,7 @@ class CitizenService:
             (within,) = await self._admit(ctx, [pid.number])
             if not within:
                 raise _quota_error()
-            record = await self._backend.get(pid.number)
+            record = await self._backend.get(pid.number, ("household_id", *RESIDENCE_FIELDS))
             if record is None:
                 audit.add("allowed", 404, subject=pid.number, reason="not_found")
                 raise NotFound(_UNKNOWN_EN, detail_vi=_UNKNOWN_VI)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 from prometheus_client import (
@@ -29,14 +29,14 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from app.audit.writer import AuditEvent, AuditWriter
 from app.backends.base import Backend, Household, ResidentRecord
 from app.backends.breaker import BreakerState
 from app.citizens.limits import Limiter, LimitsUnavailable, RateLimited, SubjectQuotaExceeded
 from app.errors import GatewayError
-from app.middleware import CLIENT_ID_KEY
+from app.middleware import CLIENT_ID_KEY, Observer
 from app.problems import REQUEST_ID_KEY
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -115,7 +115,7 @@ class GatewayMetrics:
         self._audit_queue_depth: Callable[[], float] = lambda: 0
         audit_queue = Gauge(
             "dancu_audit_queue_depth",
-            "Audit events waiting to be committed (0 while the writer commits each request's events itself).",
+            "Audit events queued for the next group commit (the transaction being committed not included).",
             registry=self.registry,
         )
         audit_queue.set_function(lambda: self._audit_queue_depth())
@@ -182,53 +182,35 @@ class _BreakerCollector(Collector):
         yield family
 
 
-class RequestMetricsMiddleware:
-    """Pure ASGI: counts and times every HTTP request, and writes the access line when that log is on.
+def request_observer(metrics: GatewayMetrics) -> Observer:
+    """Counts and times every HTTP request and writes the access line when that log is on: the observer of
+    ``app.middleware.GatewayMiddleware``, which calls it once the answer is handed on (413 and 500 included).
 
-    It sits outside the rest of the gateway's middleware so the 413 and 500 answers count too. The route
-    template and the caller are read from the scope after the app has run (routing and the auth dependency
-    fill them in); the time runs until the last byte of the answer is handed to the server.
+    The route template and the caller are read from the scope after the app has run (routing and the auth
+    dependency fill them in); the time runs until the last byte of the answer is handed to the server.
     """
 
-    def __init__(self, app: ASGIApp, metrics: GatewayMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
+    def observe(scope: Scope, status: int, seconds: float) -> None:
+        route = metrics.observe_request(scope, status, seconds)
+        if access_logger.isEnabledFor(logging.INFO):
+            state = scope.get("state", {})
+            access_logger.info(
+                "%s %s %d %.1fms",
+                scope["method"] if scope["method"] in _METHODS else OTHER_METHOD,
+                route,
+                status,
+                seconds * 1000,
+                extra={
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(seconds * 1000, 3),
+                    # The request's context is gone by now (the request id's context variable is reset).
+                    "request_id": state.get(REQUEST_ID_KEY),
+                    "client_id": state.get(CLIENT_ID_KEY),
+                },
+            )
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = 500  # what the server answers if the app fails before starting its answer
-        started = time.perf_counter()
-
-        async def send_observed(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_observed)
-        finally:
-            seconds = time.perf_counter() - started
-            route = self.metrics.observe_request(scope, status, seconds)
-            if access_logger.isEnabledFor(logging.INFO):
-                state = scope.get("state", {})
-                access_logger.info(
-                    "%s %s %d %.1fms",
-                    scope["method"] if scope["method"] in _METHODS else OTHER_METHOD,
-                    route,
-                    status,
-                    seconds * 1000,
-                    extra={
-                        "route": route,
-                        "status": status,
-                        "duration_ms": round(seconds * 1000, 3),
-                        # The request's context is gone by now (the request-id middleware runs inside).
-                        "request_id": state.get(REQUEST_ID_KEY),
-                        "client_id": state.get(CLIENT_ID_KEY),
-                    },
-                )
+    return observe
 
 
 class InstrumentedBackend:
@@ -251,13 +233,15 @@ class InstrumentedBackend:
         finally:
             self._seconds.labels(operation, outcome).observe(time.perf_counter() - started)
 
-    async def get(self, personal_id: str) -> ResidentRecord | None:
-        result: ResidentRecord | None = await self._timed("get", lambda: self.inner.get(personal_id))
+    async def get(self, personal_id: str, fields: Collection[str] | None = None) -> ResidentRecord | None:
+        result: ResidentRecord | None = await self._timed("get", lambda: self.inner.get(personal_id, fields))
         return result
 
-    async def get_many(self, personal_ids: Sequence[str]) -> dict[str, ResidentRecord]:
+    async def get_many(
+        self, personal_ids: Sequence[str], fields: Collection[str] | None = None
+    ) -> dict[str, ResidentRecord]:
         result: dict[str, ResidentRecord] = await self._timed(
-            "get_many", lambda: self.inner.get_many(personal_ids)
+            "get_many", lambda: self.inner.get_many(personal_ids, fields)
         )
         return result
 

@@ -129,6 +129,35 @@ def test_a_missing_member_is_a_bad_response(doc: dict[str, Any], key: str) -> No
     assert caught.value.status == 502
 
 
+@settings(max_examples=100, deadline=None)
+@given(CONG_DAN, st.lists(st.sampled_from(RESIDENT_FIELDS[1:]), unique=True, max_size=6))
+def test_a_partial_record_holds_exactly_the_fields_asked_with_the_same_values(
+    doc: dict[str, Any], fields: list[str]
+) -> None:
+    full = record_from_wire(copy.deepcopy(doc), source="test")
+    part = record_from_wire(doc, source="test", fields=fields)
+    assert set(part.fields) == {"personal_id", *fields}
+    assert all(part.fields[name] == full.fields[name] for name in part.fields)
+    assert (part.personal_id, part.record_updated_at) == (full.personal_id, full.record_updated_at)
+
+
+def test_a_partial_record_checks_what_it_reads_and_the_identity(persona_wire: dict[str, bytes]) -> None:
+    doc = orjson.loads(next(iter(persona_wire.values())))
+    doc["nhomMau"] = "Z"  # off contract, but not read for a verification
+    verify_fields = ("full_name", "date_of_birth", "gender", "date_of_death")
+    assert set(record_from_wire(doc, source="t", fields=verify_fields).fields) == {
+        "personal_id",
+        *verify_fields,
+    }
+    with pytest.raises(UpstreamBadResponse):
+        record_from_wire(doc, source="t", fields=("blood_type",))
+    for key, bad in (("soDinhDanh", "12"), ("capNhatLuc", "yesterday"), ("ngaySinh", "15/04/1968")):
+        broken = {**doc, "nhomMau": "A", key: bad}
+        with pytest.raises(UpstreamBadResponse) as caught:
+            record_from_wire(broken, source="t", fields=verify_fields)
+        assert caught.value.reason == f"shape:CongDan.{key}"
+
+
 STRICTER_THAN_THE_MODEL = {"capNhatLuc", "maHo"}
 """Members the wire model types as any string, where we check the format too (RFC 3339; a URL-safe code)."""
 

@@ -426,3 +426,23 @@ async def test_many_concurrent_token_requests_do_not_exhaust_the_connection_pool
         )
     )
     assert [r.status_code for r in responses] == [200] * 60
+
+
+async def test_answers_conform_to_their_published_models(gateway: Gateway) -> None:
+    """The hot routes serialise their answers themselves (``PreparedJSON``): each must still be exactly what
+    the OpenAPI document's model describes, with no member the model lacks."""
+    from app.citizens.schemas import BatchVerifyResponse, HouseholdResponse, VerifyResponse
+
+    client = await gateway.register()
+    for verify_details in (True, False):
+        client = await gateway.register(verify_details=verify_details)
+        body = {"personal_id": HEAD, "full_name": "Nguyễn Văn Thành", "date_of_birth": "1968-04-15"}
+        answer = (await gateway.call(client, "/v1/citizens/verify", body)).json()
+        assert VerifyResponse.model_validate(answer).model_dump(exclude_unset=True, mode="json") == answer
+    items = [{"personal_id": HEAD, "gender": "male"}, {"personal_id": "123", "gender": "male"}]
+    answer = (await gateway.call(client, "/v1/citizens/verify/batch", {"items": items})).json()
+    assert BatchVerifyResponse.model_validate(answer).model_dump(exclude_unset=True, mode="json") == answer
+    answer = (await gateway.call(client, "/v1/citizens/household", {"personal_id": HEAD})).json()
+    assert HouseholdResponse.model_validate(answer).model_dump(mode="json") == answer
+    response = await gateway.call(client, "/v1/citizens/lookup", {"personal_id": HEAD})
+    assert response.headers["content-type"] == "application/json"

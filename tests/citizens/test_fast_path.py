@@ -1,0 +1,117 @@
+"""The citizen routes' fast path (``app.routing.fast_path``): the ordinary call skips FastAPI's dependency
+solving, and everything else is answered by the route as declared, exactly as before."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import fastapi.dependencies.utils
+import fastapi.routing
+import pytest
+
+from tests.citizens.conftest import HEAD, PURPOSE, Gateway
+
+VERIFY = {"personal_id": HEAD, "full_name": "Nguyễn Văn Thành", "date_of_birth": "1968-04-15"}
+
+
+@pytest.fixture
+def solved(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The endpoints whose dependencies FastAPI solved (i.e. the declared route ran)."""
+    calls: list[str] = []
+    original = fastapi.dependencies.utils.solve_dependencies  # what fastapi.routing calls
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs["dependant"].call.__name__)
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(fastapi.routing, "solve_dependencies", counting)
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/citizens/verify", VERIFY),
+        ("/v1/citizens/verify/batch", {"items": [VERIFY, {"personal_id": HEAD, "gender": "male"}]}),
+        ("/v1/citizens/lookup", {"personal_id": HEAD, "fields": ["full_name"]}),
+        ("/v1/citizens/household", {"personal_id": HEAD}),
+    ],
+)
+async def test_the_ordinary_call_takes_the_fast_path(
+    sqlite_gateway: Gateway, solved: list[str], path: str, body: Any
+) -> None:
+    client = await sqlite_gateway.register()
+    before = len(await sqlite_gateway.events())
+    solved.clear()  # the token request
+    response = await sqlite_gateway.call(client, path, body, dossier="HS-1")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert solved == []
+    events = (await sqlite_gateway.events())[before:]
+    assert events
+    assert all(e.outcome == "allowed" and e.purpose == PURPOSE and e.dossier_id == "HS-1" for e in events)
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "code"),
+    [
+        ({"purpose": None}, 400, "purpose_required"),
+        ({"purpose": "NOT-REGISTERED"}, 403, "purpose_not_allowed"),
+        ({"purpose": "P" * 65}, 422, "validation_failed"),
+        ({"dossier": "D" * 65}, 422, "validation_failed"),
+        ({"headers": {"Authorization": "Bearer nonsense"}}, 401, "invalid_token"),
+        ({"body": {**VERIFY, "unknown": 1}}, 422, "validation_failed"),
+        ({"body": {"personal_id": "052068000108"}}, 422, "validation_failed"),
+    ],
+)
+async def test_everything_else_is_answered_by_the_declared_route(
+    sqlite_gateway: Gateway, solved: list[str], change: dict[str, Any], status: int, code: str
+) -> None:
+    client = await sqlite_gateway.register()
+    solved.clear()  # the token request
+    body = change.pop("body", VERIFY)
+    response = await sqlite_gateway.call(client, "/v1/citizens/verify", body, **change)
+    assert response.status_code == status, response.text
+    assert response.json()["code"] == code
+    assert "verify" in solved  # the declared route answered
+
+
+async def test_malformed_json_and_other_content_types_go_to_the_declared_route(
+    sqlite_gateway: Gateway, solved: list[str]
+) -> None:
+    client = await sqlite_gateway.register()
+    solved.clear()  # the token request
+    headers = {"Authorization": f"Bearer {client.token}", "X-Purpose": PURPOSE}
+    for content, content_type in (
+        (b'{"personal_id": ', "application/json"),
+        (b"personal_id=052068000108", "application/x-www-form-urlencoded"),
+        (b'{"personal_id": "052068000108", "gender": "male", "x": NaN}', "application/json"),
+    ):
+        response = await sqlite_gateway.http.post(
+            "/v1/citizens/verify", content=content, headers={**headers, "Content-Type": content_type}
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["code"] == "validation_failed"
+    assert solved.count("verify") == 3
+    # Without a token, a malformed body is still 401 first (authentication before the body is judged).
+    response = await sqlite_gateway.http.post(
+        "/v1/citizens/verify",
+        content=b"{",
+        headers={"Content-Type": "application/json", "X-Purpose": PURPOSE},
+    )
+    assert response.status_code == 401
+
+
+async def test_a_suspended_client_is_refused_on_its_next_call(sqlite_gateway: Gateway) -> None:
+    client = await sqlite_gateway.register()
+    assert (await sqlite_gateway.call(client, "/v1/citizens/verify", VERIFY)).status_code == 200
+    async with sqlite_gateway.state.sessionmaker() as session:
+        from app.auth.service import AuthService
+
+        service = AuthService(session, sqlite_gateway.state.keys.secrets, actor="test")
+        await service.set_status(client.client_id, "suspended")
+        await session.commit()
+    sqlite_gateway.state.access.invalidate()
+    response = await sqlite_gateway.call(client, "/v1/citizens/verify", VERIFY)
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_token"

@@ -1,0 +1,69 @@
+"""The in-memory request-rate window: at most N requests in any minute, O(1) per request."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.citizens.limits import MemoryLimiter, RateLimited, SlidingMinute
+
+
+def test_allows_the_limit_then_refuses_until_the_oldest_second_leaves() -> None:
+    window = SlidingMinute()
+    start = 1_000_000.25
+    assert all(window.hit(3, start + i) == 0 for i in range(3))  # seconds 0, 1, 2
+    assert window.hit(3, start + 30) == 30  # the hit of second 0 leaves the window at second 60
+    assert window.hit(3, start + 59.5) == 1  # still second 59
+    assert window.hit(3, start + 60) == 0  # second 0 has left; seconds 1, 2 and 60 are in
+    assert window.hit(3, start + 60.5) == 1
+
+
+def test_a_refused_hit_is_not_counted() -> None:
+    window = SlidingMinute()
+    assert window.hit(1, 10.0) == 0
+    for second in range(11, 70):
+        assert window.hit(1, float(second)) > 0
+    assert window.hit(1, 70.0) == 0
+
+
+def test_never_more_than_the_limit_in_any_sixty_seconds() -> None:
+    window = SlidingMinute()
+    accepted: list[int] = []
+    for tick in range(0, 3000):  # 10 attempts per second for 300 s
+        now = 5_000.0 + tick / 10
+        if window.hit(25, now) == 0:
+            accepted.append(int(now))
+    for second in range(5_000, 5_300):
+        assert sum(1 for s in accepted if second <= s < second + 60) <= 25
+    assert len(accepted) >= 25 * 5  # and the window does refill
+
+
+def test_a_long_pause_empties_the_window() -> None:
+    window = SlidingMinute()
+    for i in range(5):
+        window.hit(5, 100.0 + i / 10)
+    assert window.hit(5, 101.0) > 0
+    assert window.hit(5, 100_000.0) == 0
+
+
+async def test_memory_limiter_counts_per_client_and_gives_retry_after() -> None:
+    now = [2_000_000.0]
+    limiter = MemoryLimiter(clock=lambda: now[0])
+    await limiter.hit_request("a", 2)
+    await limiter.hit_request("a", 2)
+    await limiter.hit_request("b", 2)  # another client's own window
+    with pytest.raises(RateLimited) as refused:
+        await limiter.hit_request("a", 2)
+    assert refused.value.retry_after == 60
+    now[0] += 60
+    await limiter.hit_request("a", 2)
+
+
+async def test_memory_limiter_distinct_subjects_per_day() -> None:
+    now = [86_400.0 * 20_000 + 10]
+    limiter = MemoryLimiter(clock=lambda: now[0])
+    refs = [f"k1:{n:064x}" for n in range(4)]
+    assert await limiter.hit_subjects("a", refs[:2], 3) == [True, True]
+    assert await limiter.hit_subjects("a", [refs[0], refs[2], refs[3]], 3) == [True, True, False]
+    assert await limiter.hit_subjects("b", [refs[3]], 3) == [True]
+    now[0] += 86_400  # a new UTC day
+    assert await limiter.hit_subjects("a", [refs[3]], 1) == [True]

@@ -65,8 +65,10 @@ openapi: install
 	$(BIN)/mock-csdlqg openapi export
 
 ## bench: the gateway's hot paths beside bare FastAPI (wrk, 64 connections); writes docs/performance.md
+## (a full run only; BENCH_ARGS="--only bare,verify --count 20000 --duration 3" for a quick partial one)
+BENCH_ARGS ?=
 bench: install
-	$(BIN)/python bench/harness.py
+	$(BIN)/python bench/harness.py $(BENCH_ARGS)
 
 ## bench-mock: seeding time and mock lookup figures (issue 2)
 bench-mock: install

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import threading
@@ -66,3 +67,60 @@ def run_measured(cmd: Sequence[str], env: dict[str, str] | None = None) -> RunRe
     done.set()
     sampler.join()
     return RunResult(seconds, peak / 1024, code)
+
+
+# ------------------------------------------------------------------ servers measured by bench/harness.py
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def descendants(root: int) -> list[int]:
+    """``root`` and every live descendant (children are listed per thread: a worker may fork from any)."""
+    out, stack = [], [root]
+    while stack:
+        pid = stack.pop()
+        out.append(pid)
+        try:
+            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            with contextlib.suppress(OSError):
+                stack.extend(int(p) for p in (task / "children").read_text().split())
+    return out
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU of ``root`` and its live descendants (a process that exits takes its share along)."""
+    total = 0
+    for pid in descendants(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / TICKS
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def server_workers(root: int) -> list[int]:
+    """The processes that serve requests: uvicorn's spawned workers under ``--workers N``, else ``root``."""
+    workers = [pid for pid in descendants(root)[1:] if "spawn_main" in _cmdline(pid)]
+    return workers or [root]
+
+
+def status_mib(pid: int, field: str) -> float:
+    """A ``/proc/<pid>/status`` size field (``VmRSS``: resident now, ``VmHWM``: peak resident) in MiB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")

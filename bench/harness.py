@@ -20,8 +20,9 @@ Row keys (``--only``, ``--profile``)::
     batch        POST /v1/citizens/verify/batch with 100 items
     audit        POST /v1/audit/events/search (50 newest)
     verify_http  verify through the http backend to the mock service
-    verify_pg    verify, embedded backend, gateway DB PostgreSQL (+ Redis when reachable), 1 worker
-    verify_pg2   the same with ``--workers 2``
+    verify_pg    verify, embedded backend, gateway DB PostgreSQL, 1 worker (limits in process): the goal
+    verify_pg_redis  the same with Redis for the limits and the jti store (what several workers need)
+    verify_pg2   the same with Redis and ``--workers 2`` (its ratio is to verify_pg_redis: same set-up)
 
 Usage: .venv/bin/python bench/harness.py [--count 1000000] [--duration 10] [--runs 2] [--only KEYS]
        [--profile KEY] [--postgres-url URL] [--redis-url URL] [--no-write | --write]
@@ -81,10 +82,11 @@ ROWS = {
     "audit": "audit search (50, newest)",
     "verify_http": "verify (http → mock)",
     "verify_pg": "verify (embedded, PostgreSQL)",
+    "verify_pg_redis": "verify (embedded, PostgreSQL, Redis)",
     "verify_pg2": "verify (embedded, PostgreSQL, 2 workers)",
 }
 SQLITE_ROWS = ("healthz", "token", "verify", "read", "household", "batch", "audit")
-PG_ROWS = ("verify_pg", "verify_pg2")
+PG_ROWS = ("verify_pg", "verify_pg_redis", "verify_pg2")
 RSS_GOAL_MIB = 150.0
 
 
@@ -709,25 +711,31 @@ def run_postgres(
             )
             return
         pg_env = {**env, "DANCU_DATABASE_URL": pg_url}
+        redis_env: dict[str, str] | None = None
         try:
             prefix = stack.enter_context(redis_prefix(args.redis_url))
-            pg_env |= {"DANCU_REDIS_URL": args.redis_url, "DANCU_REDIS_KEY_PREFIX": prefix}
+            redis_env = {**pg_env, "DANCU_REDIS_URL": args.redis_url, "DANCU_REDIS_KEY_PREFIX": prefix}
             bench.redis = True
-        except Exception as err:  # without Redis each worker keeps its own limits
+        except Exception as err:  # two workers need shared limits: those rows are skipped
             bench.note(
-                f"Redis at {_safe_url(args.redis_url)} is not reachable ({_describe(err)}): the PostgreSQL rows run without it "
-                "(limits and the jti store per worker, which `dancu serve` refuses for --workers 2)"
+                f"Redis at {_safe_url(args.redis_url)} is not reachable ({_describe(err)}): the PostgreSQL rows "
+                "with Redis (verify_pg_redis, verify_pg2) are skipped"
             )
         portal, _ = register(pg_env)
-        for key, workers in (("verify_pg", 1), ("verify_pg2", 2)):
-            if not bench.wanted(key):
+        for key, workers, with_redis in (
+            ("verify_pg", 1, False),
+            ("verify_pg_redis", 1, True),
+            ("verify_pg2", 2, True),
+        ):
+            if not bench.wanted(key) or (with_redis and redis_env is None):
                 continue
+            row_env = redis_env if with_redis and redis_env is not None else pg_env
             port = free_port()
             base = f"http://127.0.0.1:{port}"
             extra = ["--workers", str(workers)] if workers > 1 else []
-            label = f"gateway (PostgreSQL, {workers} worker{'s' if workers > 1 else ''})"
+            label = f"gateway (PostgreSQL{', Redis' if with_redis else ''}, {workers} worker{'s' if workers > 1 else ''})"
             with bench.serve(
-                label, gateway(port, *extra), port, {**pg_env, "DANCU_ISSUER": base}, workers=workers
+                label, gateway(port, *extra), port, {**row_env, "DANCU_ISSUER": base}, workers=workers
             ) as srv:
                 script = lua(
                     work / f"{key}.lua",
@@ -835,7 +843,7 @@ def goals(bench: Bench) -> str:
         rows.append(
             ("gateway RSS per worker", f"≤ {RSS_GOAL_MIB:.0f} MiB", "not measured in this run", "open")
         )
-    one, two = bench.rows.get("verify_pg"), bench.rows.get("verify_pg2")
+    one, two = bench.rows.get("verify_pg_redis"), bench.rows.get("verify_pg2")
     if one is not None and two is not None:
         x = min(r["rps"] for r in two.runs) / min(r["rps"] for r in one.runs)
         rows.append(("PostgreSQL verify: 2 workers ÷ 1 worker", "reported, no goal", f"{x:.2f}×", "—"))
@@ -888,7 +896,7 @@ def header(bench: Bench) -> str:
         f"the same cores). Every server: uvicorn `{' '.join(UVICORN_FLAGS)}`, one worker unless the row says 2 "
         f"(`--workers 2`). Mock: {args.count:,} residents (SQLite), read in process by every gateway but the http "
         "one. Gateway database: SQLite (WAL) or, in the PostgreSQL rows, a fresh PostgreSQL database"
-        f"{' with Redis for limits and the jti store' if redis_used else ''}; every 2xx audited before it is "
+        f"{' (the rows that say Redis: with Redis for limits and the jti store)' if redis_used else ''}; every 2xx audited before it is "
         "answered.\n"
         "Server CPU: user + system time of the server's whole process tree over the run (both workers and the "
         "supervisor under --workers 2), per request. RSS: VmRSS of one worker after that run (under --workers 2 "

@@ -1,10 +1,10 @@
 """Request rate and distinct-resident quotas per client (SECURITY.md, "Enumeration").
 
-The request rate is a moving window of one minute: in process memory a ring of 60 one-second counters per
-client (``SlidingMinute``, O(1) per request); in Redis the ``limits`` library's moving window. (The ``limits``
-library's in-memory moving window prepends to a list of every request of the last minute, an O(n) copy per
-request and ~50 bytes per request held: at 3,000 requests/s that is 180,000 entries copied on every call.)
-The distinct-resident quota counts each
+The request rate is a moving window of one minute counted in one-second slots: in process memory a ring of
+60 counters per client (``SlidingMinute``), in Redis a hash of per-second counts per client. (The ``limits``
+library this replaces kept every request of the last minute, in memory as a list it prepended to, an O(n)
+copy per request, and in Redis as a list of up to ``limit`` entries.) In Redis one Lua script counts the
+request and the call's residents together, atomically, in one round trip. The distinct-resident quota counts each
 resident once per UTC day per client, found or not, with a set per (client, day). Both live in process
 memory by default and in Redis when ``DANCU_REDIS_URL`` is set, shared by every replica; a configured Redis
 that cannot be reached fails closed (503 ``limits_unavailable``).
@@ -15,12 +15,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 import redis.asyncio as aioredis
-from limits import RateLimitItemPerMinute
-from limits.aio.storage import RedisStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
 
 from app.errors import GatewayError, ServiceUnavailable
 
@@ -62,6 +59,12 @@ class LimitsUnavailable(ServiceUnavailable):
 class Limiter(Protocol):
     async def hit_request(self, client_id: str, per_minute: int) -> None: ...
     async def hit_subjects(self, client_id: str, subject_refs: list[str], per_day: int) -> list[bool]: ...
+    async def admit(
+        self, client_id: str, per_minute: int, subject_refs: list[str], per_day: int
+    ) -> list[bool]:
+        """``hit_request`` then, unless that refused, ``hit_subjects`` (one round trip where that matters)."""
+        ...
+
     async def check(self) -> None: ...
     async def close(self) -> None: ...
 
@@ -73,18 +76,6 @@ def seconds_to_utc_midnight(now: float | None = None) -> int:
 
 def _day(now: float) -> str:
     return datetime.fromtimestamp(now, UTC).strftime("%Y%m%d")
-
-
-class _RateWindow:
-    def __init__(self, storage: Storage) -> None:
-        self._storage = storage
-        self._limiter = MovingWindowRateLimiter(storage)
-
-    async def hit(self, client_id: str, per_minute: int) -> None:
-        item = RateLimitItemPerMinute(per_minute)
-        if not await self._limiter.hit(item, "client", client_id):
-            stats = await self._limiter.get_window_stats(item, "client", client_id)
-            raise RateLimited(int(stats.reset_time - time.time()) + 1)
 
 
 class SlidingMinute:
@@ -151,6 +142,12 @@ class MemoryLimiter:
         if retry:
             raise RateLimited(retry)
 
+    async def admit(
+        self, client_id: str, per_minute: int, subject_refs: list[str], per_day: int
+    ) -> list[bool]:
+        await self.hit_request(client_id, per_minute)
+        return await self.hit_subjects(client_id, subject_refs, per_day)
+
     async def hit_subjects(self, client_id: str, subject_refs: list[str], per_day: int) -> list[bool]:
         """Count each subject once per UTC day; True where the subject is within the quota."""
         day = int(self._clock()) // DAY_SECONDS
@@ -176,51 +173,91 @@ class MemoryLimiter:
         return None
 
 
-# Adds the subject unless the day's set is full; answers 1 when the subject is (now) counted, else 0.
-_ADD_SUBJECT = """
-if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 1 end
-if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
-redis.call('SADD', KEYS[1], ARGV[1])
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
-return 1
+_ADMIT = """
+-- KEYS[1]: the client's per-second request counts (a hash); KEYS[2]: its residents of the day (a set).
+-- ARGV: now (whole seconds), requests per minute (0: count no request), residents per day, the set's TTL,
+-- then the residents' refs. Answers {0, {1|0 per ref}} or, when the request rate is used up,
+-- {-1, seconds until a slot frees} (nothing counted).
+local now = tonumber(ARGV[1])
+local per_minute = tonumber(ARGV[2])
+if per_minute > 0 then
+  local counts = redis.call('HGETALL', KEYS[1])
+  local total, oldest = 0, nil
+  for i = 1, #counts, 2 do
+    local second = tonumber(counts[i])
+    if second <= now - 60 then
+      redis.call('HDEL', KEYS[1], counts[i])
+    else
+      total = total + tonumber(counts[i + 1])
+      if oldest == nil or second < oldest then oldest = second end
+    end
+  end
+  if total >= per_minute then
+    return {-1, math.max(1, oldest + 60 - now)}
+  end
+  redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+  redis.call('EXPIRE', KEYS[1], 61)
+end
+local within = {}
+if #ARGV > 4 then
+  local per_day = tonumber(ARGV[3])
+  local size = redis.call('SCARD', KEYS[2])
+  for i = 5, #ARGV do
+    if redis.call('SISMEMBER', KEYS[2], ARGV[i]) == 1 then
+      within[#within + 1] = 1
+    elseif size >= per_day then
+      within[#within + 1] = 0
+    else
+      redis.call('SADD', KEYS[2], ARGV[i])
+      size = size + 1
+      within[#within + 1] = 1
+    end
+  end
+  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[4]))
+end
+return {0, within}
 """
 
 
 class RedisLimiter:
-    """Counts shared by every replica through Redis; any Redis failure is LimitsUnavailable (fail closed)."""
+    """Counts shared by every replica through Redis; any Redis failure is LimitsUnavailable (fail closed).
 
-    def __init__(self, url: str, prefix: str) -> None:
+    Both keys of a client carry its id as a hash tag (``{client}``), so the script's keys share a slot on a
+    Redis Cluster too.
+    """
+
+    def __init__(self, url: str, prefix: str, clock: Callable[[], float] = time.time) -> None:
         self._prefix = prefix
+        self._clock = clock
         self._redis = aioredis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
-        storage_url = "async+" + url if not url.startswith("async+") else url
-        # One connection pool for both, so that close() releases every connection the limiter opened.
-        shared: dict[str, Any] = {"connection_pool": self._redis.connection_pool}  # typed as scalars upstream
-        storage = RedisStorage(
-            storage_url, implementation="redispy", key_prefix=prefix + "rate", wrap_exceptions=True, **shared
-        )
-        self._rate = _RateWindow(storage)
-        self._script = self._redis.register_script(_ADD_SUBJECT)
+        self._script = self._redis.register_script(_ADMIT)
 
     async def hit_request(self, client_id: str, per_minute: int) -> None:
-        try:
-            await self._rate.hit(client_id, per_minute)
-        except RateLimited:
-            raise
-        except Exception as exc:
-            raise LimitsUnavailable() from exc
+        await self.admit(client_id, per_minute, [], 0)
 
     async def hit_subjects(self, client_id: str, subject_refs: list[str], per_day: int) -> list[bool]:
-        now = time.time()
-        key = f"{self._prefix}subjects:{client_id}:{_day(now)}"
+        return await self._run(client_id, 0, subject_refs, per_day)
+
+    async def admit(
+        self, client_id: str, per_minute: int, subject_refs: list[str], per_day: int
+    ) -> list[bool]:
+        return await self._run(client_id, max(1, per_minute), subject_refs, per_day)
+
+    async def _run(
+        self, client_id: str, per_minute: int, subject_refs: list[str], per_day: int
+    ) -> list[bool]:
+        now = self._clock()
+        keys = [f"{self._prefix}rate:{{{client_id}}}", f"{self._prefix}subjects:{{{client_id}}}:{_day(now)}"]
         ttl = seconds_to_utc_midnight(now) + 3600
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for ref in subject_refs:
-                    await self._script(keys=[key], args=[ref, per_day, ttl], client=pipe)
-                results = await pipe.execute()
+            status, detail = await self._script(
+                keys=keys, args=[int(now), per_minute, per_day, ttl, *subject_refs]
+            )
         except Exception as exc:
             raise LimitsUnavailable() from exc
-        return [bool(r) for r in results]
+        if status != 0:
+            raise RateLimited(int(detail))
+        return [bool(flag) for flag in detail]
 
     async def check(self) -> None:
         try:

@@ -280,6 +280,18 @@ class InstrumentedLimiter:
             self._metrics.refused(SubjectQuotaExceeded.code, refused)
         return within
 
+    async def admit(
+        self, client_id: str, per_minute: int, subject_refs: list[str], per_day: int
+    ) -> list[bool]:
+        try:
+            within = await self.inner.admit(client_id, per_minute, subject_refs, per_day)
+        except (RateLimited, LimitsUnavailable) as refusal:
+            self._metrics.refused(refusal.code)
+            raise
+        if refused := within.count(False):
+            self._metrics.refused(SubjectQuotaExceeded.code, refused)
+        return within
+
     async def check(self) -> None:
         await self.inner.check()
 

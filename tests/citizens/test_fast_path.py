@@ -115,3 +115,36 @@ async def test_a_suspended_client_is_refused_on_its_next_call(sqlite_gateway: Ga
     response = await sqlite_gateway.call(client, "/v1/citizens/verify", VERIFY)
     assert response.status_code == 401
     assert response.json()["code"] == "invalid_token"
+
+
+async def test_batches_are_worked_on_a_few_at_a_time(sqlite_gateway: Gateway) -> None:
+    """Memory: a batch holds its records while it is verified; the rest wait (and are all answered)."""
+    import asyncio
+
+    from app.citizens.service import BATCH_CONCURRENCY
+
+    client = await sqlite_gateway.register(rate_limit_per_minute=1000)
+    backend = sqlite_gateway.state.backend
+    original = backend.get_many
+    running = peak = 0
+
+    async def slow_get_many(*args: Any, **kwargs: Any) -> Any:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        try:
+            await asyncio.sleep(0.02)
+            return await original(*args, **kwargs)
+        finally:
+            running -= 1
+
+    backend.get_many = slow_get_many  # type: ignore[method-assign]
+    body = {"items": [VERIFY, {"personal_id": HEAD, "gender": "male"}]}
+    answers = await asyncio.gather(
+        *(
+            sqlite_gateway.call(client, "/v1/citizens/verify/batch", body)
+            for _ in range(3 * BATCH_CONCURRENCY)
+        )
+    )
+    assert all(a.status_code == 200 for a in answers)
+    assert peak == BATCH_CONCURRENCY

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import AsyncIterator
+
 import pytest
 
-from app.citizens.limits import MemoryLimiter, RateLimited, SlidingMinute
+from app.citizens.limits import LimitsUnavailable, MemoryLimiter, RateLimited, RedisLimiter, SlidingMinute
+from tests.conftest import free_port
 
 
 def test_allows_the_limit_then_refuses_until_the_oldest_second_leaves() -> None:
@@ -67,3 +71,48 @@ async def test_memory_limiter_distinct_subjects_per_day() -> None:
     assert await limiter.hit_subjects("b", [refs[3]], 3) == [True]
     now[0] += 86_400  # a new UTC day
     assert await limiter.hit_subjects("a", [refs[3]], 1) == [True]
+
+
+@pytest.fixture
+async def redis_limiter(redis_url: str, redis_prefix: str) -> AsyncIterator[tuple[RedisLimiter, list[float]]]:
+    """A limiter on the real Redis under a prefix of this test's own, with a clock the test moves."""
+    now = [1_900_000_000.5]
+    limiter = RedisLimiter(redis_url, f"{redis_prefix}{secrets.token_hex(4)}:", clock=lambda: now[0])
+    yield limiter, now
+    await limiter.close()
+
+
+async def test_redis_rate_window_refuses_over_the_limit_until_a_second_leaves(
+    redis_limiter: tuple[RedisLimiter, list[float]],
+) -> None:
+    limiter, now = redis_limiter
+    for _ in range(3):
+        await limiter.hit_request("a", 3)
+        now[0] += 10
+    with pytest.raises(RateLimited) as refused:
+        await limiter.hit_request("a", 3)
+    assert refused.value.retry_after == 30  # the first hit (30 s ago) leaves in 30 s
+    await limiter.hit_request("b", 3)  # another client's window
+    now[0] += 30
+    await limiter.hit_request("a", 3)
+
+
+async def test_redis_admit_counts_rate_and_residents_in_one_step(
+    redis_limiter: tuple[RedisLimiter, list[float]],
+) -> None:
+    limiter, now = redis_limiter
+    refs = [f"k1:{n:064x}" for n in range(4)]
+    assert await limiter.admit("a", 2, refs[:2], 3) == [True, True]
+    assert await limiter.admit("a", 2, [refs[0], refs[2], refs[3]], 3) == [True, True, False]
+    with pytest.raises(RateLimited):  # the rate is used up: no resident is counted
+        await limiter.admit("a", 2, [refs[3]], 4)
+    assert await limiter.hit_subjects("a", [refs[3]], 4) == [True]  # the quota had room: counted now
+    now[0] += 86_400  # a new UTC day: a new set
+    assert await limiter.hit_subjects("a", refs, 1) == [True, False, False, False]
+
+
+async def test_redis_unreachable_fails_closed() -> None:
+    limiter = RedisLimiter(f"redis://127.0.0.1:{free_port()}/0", "x:")
+    with pytest.raises(LimitsUnavailable):
+        await limiter.admit("a", 10, ["k1:00"], 10)
+    await limiter.close()

@@ -214,7 +214,7 @@ async def run_flow(gw: Gateway, flow: Flow, monkeypatch: pytest.MonkeyPatch) -> 
     assert broken.status_code == 422
 
     # A fault deep inside, whose message names the resident: the log line names only the type.
-    async def explode(personal_id: str) -> None:
+    async def explode(personal_id: str, fields: Any = None) -> None:
         raise RuntimeError(f"lookup of {personal_id} (Nguyễn Văn Thành) went wrong")
 
     with monkeypatch.context() as patch:
@@ -308,9 +308,9 @@ async def test_a_log_line_written_inside_a_request_names_its_client(
     backend = gateway.state.backend
     original = backend.get
 
-    async def get_and_log(personal_id: str) -> Any:
+    async def get_and_log(personal_id: str, fields: Any = None) -> Any:
         logging.getLogger("app.test").warning("looking a resident up")
-        return await original(personal_id)
+        return await original(personal_id, fields)
 
     monkeypatch.setattr(backend, "get", get_and_log)
     response = await gateway.call(

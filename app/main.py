@@ -8,11 +8,13 @@ from typing import Any
 from fastapi import FastAPI
 
 from app.api import build_router, operation_id
+from app.citizens.router import router as citizens_router
 from app.config import Settings, get_settings
 from app.health.metrics import GatewayMetrics, request_observer
 from app.lifespan import build_lifespan
 from app.middleware import gateway_middleware
 from app.problems import PROBLEM_HANDLERS, problem_openapi
+from app.routing import fast_routes
 
 DOCS_URL = "/docs"
 DOCS_OAUTH2_REDIRECT_URL = "/docs/oauth2-redirect"
@@ -46,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_body_bytes=settings.max_body_bytes,
             docs_paths=(DOCS_URL, DOCS_OAUTH2_REDIRECT_URL) if docs else (),
             observer=request_observer(metrics),  # sees the final status: 413 and 500 answers count too
+            fast_routes=fast_routes(citizens_router),
         ),
         generate_unique_id_function=operation_id,
     )

@@ -9,11 +9,12 @@ usual, then body validation fails and ``app.problems`` reports it as the 422 ``j
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import orjson
 from fastapi import Request, Response
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, APIRouter
 
 from app.problems import MALFORMED_JSON_KEY
 
@@ -27,7 +28,9 @@ class MalformedJSON:
 MALFORMED_JSON = MalformedJSON()
 
 
-class _DeferredJSONRequest(Request):
+class DeferredJSONRequest(Request):
+    """A request whose body, if it is not JSON, reads as ``MALFORMED_JSON`` (reported after authentication)."""
+
     async def json(self) -> Any:
         try:
             return await super().json()
@@ -41,6 +44,28 @@ FastPath = Callable[[Request], Awaitable[Response | None]]
 to the route's declared handler (``fast_path``)."""
 
 _FAST_PATH = "__gateway_fast_path__"
+FAST_TRIED_KEY = "dancu.fast_path_tried"
+"""Set in the ASGI scope when the middleware tried a route's fast path and handed the request on."""
+
+
+@dataclass(frozen=True, slots=True)
+class FastRoute:
+    """A route's fast path, as ``app.middleware.GatewayMiddleware`` calls it before routing."""
+
+    path_format: str
+    """The route's path (what the metrics name it by; the fast routes have no path parameters)."""
+    fast: FastPath
+
+
+def fast_routes(*routers: APIRouter) -> dict[str, FastRoute]:
+    """The POST routes of ``routers`` that have a fast path, by path."""
+    found: dict[str, FastRoute] = {}
+    for router in routers:
+        for route in router.routes:
+            fast = getattr(getattr(route, "endpoint", None), _FAST_PATH, None)
+            if isinstance(route, APIRoute) and fast is not None and "POST" in (route.methods or ()):
+                found[route.path] = FastRoute(route.path_format, fast)
+    return found
 
 
 def fast_path(fast: FastPath) -> Callable[[_Endpoint], _Endpoint]:
@@ -73,8 +98,8 @@ class GatewayRoute(APIRoute):
 
         async def deferred(request: Request) -> Response:
             # One request object for both: a body the fast path read stays cached on it for the handler.
-            wrapped = _DeferredJSONRequest(request.scope, request.receive, request._send)
-            if fast is not None:
+            wrapped = DeferredJSONRequest(request.scope, request.receive, request._send)
+            if fast is not None and not request.scope.get(FAST_TRIED_KEY):  # the middleware's was None
                 answer = await fast(wrapped)
                 if answer is not None:
                     return answer

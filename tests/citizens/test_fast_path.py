@@ -8,7 +8,10 @@ from typing import Any
 import fastapi.dependencies.utils
 import fastapi.routing
 import pytest
+from fastapi import Request, Response
 
+from app.middleware import GatewayMiddleware
+from app.routing import FastRoute
 from tests.citizens.conftest import HEAD, PURPOSE, Gateway
 
 VERIFY = {"personal_id": HEAD, "full_name": "Nguyễn Văn Thành", "date_of_birth": "1968-04-15"}
@@ -148,3 +151,42 @@ async def test_batches_are_worked_on_a_few_at_a_time(sqlite_gateway: Gateway) ->
     )
     assert all(a.status_code == 200 for a in answers)
     assert peak == BATCH_CONCURRENCY
+
+
+def _gateway_middleware(gw: Gateway) -> GatewayMiddleware:
+    layer: Any = gw.app.middleware_stack
+    while not isinstance(layer, GatewayMiddleware):
+        layer = layer.app
+    return layer
+
+
+async def test_the_middleware_answers_before_routing_and_tries_the_fast_path_once(
+    sqlite_gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = await sqlite_gateway.register()
+    middleware = _gateway_middleware(sqlite_gateway)
+    route = middleware.fast_routes["/v1/citizens/verify"]
+    tried: list[Response | None] = []
+
+    async def counted(request: Request) -> Response | None:
+        answer = await route.fast(request)
+        tried.append(answer)
+        return answer
+
+    monkeypatch.setitem(middleware.fast_routes, "/v1/citizens/verify", FastRoute(route.path_format, counted))
+    routed: list[str] = []
+    original = fastapi.routing.APIRoute.handle
+
+    async def handle(self: fastapi.routing.APIRoute, *args: Any) -> None:
+        routed.append(self.path)
+        await original(self, *args)
+
+    monkeypatch.setattr(fastapi.routing.APIRoute, "handle", handle)
+    assert (await sqlite_gateway.call(client, "/v1/citizens/verify", VERIFY)).status_code == 200
+    assert len(tried) == 1
+    assert tried[0] is not None
+    assert routed == []  # answered by the middleware: no routing at all
+    refused = await sqlite_gateway.call(client, "/v1/citizens/verify", VERIFY, purpose=None)
+    assert refused.json()["code"] == "purpose_required"
+    assert tried[1:] == [None]  # tried once; the route's own hook did not try again
+    assert routed == ["/v1/citizens/verify"]

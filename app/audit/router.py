@@ -41,7 +41,12 @@ COMMON_ERRORS = (InvalidToken, InsufficientScope, ValidationFailed, AuditUnavail
 
 
 async def get_audit_service(state: AppStateDep) -> AuditService:
-    return AuditService(state.sessionmaker, state.audit, export_batch_size=audit_service.EXPORT_BATCH_SIZE)
+    return AuditService(
+        state.sessionmaker,
+        state.audit,
+        export_batch_size=audit_service.EXPORT_BATCH_SIZE,
+        read_slots=state.audit_reads,
+    )
 
 
 AuditServiceDep = Annotated[AuditService, Depends(get_audit_service)]

@@ -14,7 +14,9 @@ is a checksum, not a secret: forging one could only reach events the caller's sc
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -141,10 +143,20 @@ class AuditService:
         writer: AuditWriter,
         *,
         export_batch_size: int = EXPORT_BATCH_SIZE,
+        read_slots: asyncio.Semaphore | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._writer = writer
         self._batch = export_batch_size
+        self._slots = read_slots
+
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[AsyncSession]:
+        """A session for one read, once one of the shared read slots is free (when there are slots)."""
+        async with contextlib.AsyncExitStack() as stack:
+            if self._slots is not None:
+                await stack.enter_async_context(self._slots)
+            yield await stack.enter_async_context(self._sessionmaker())
 
     # ------------------------------------------------------------------------------------------ helpers
     @asynccontextmanager
@@ -212,7 +224,7 @@ class AuditService:
         async with self._audited(reader, "audit.search") as note:
             query, binding = self._resolve(body, note)
             after = Cursors.decode(body.cursor, binding) if body.cursor is not None else None
-            async with self._sessionmaker() as session:
+            async with self._reading() as session:
                 rows = await AuditRepository(session).events(
                     query, order=body.order, limit=body.limit + 1, after=after
                 )
@@ -226,7 +238,7 @@ class AuditService:
 
     async def event(self, reader: Reader, event_id: str) -> dict[str, Any]:
         async with self._audited(reader, "audit.event"):
-            async with self._sessionmaker() as session:
+            async with self._reading() as session:
                 row = await AuditRepository(session).by_event_id(event_id)
             if row is None:
                 raise NotFound(
@@ -270,7 +282,7 @@ class AuditService:
         self, reader: Reader, group_by: GroupBy, since: datetime | None, until: datetime | None
     ) -> dict[str, Any]:
         async with self._audited(reader, "audit.stats"):
-            async with self._sessionmaker() as session:
+            async with self._reading() as session:
                 counts = await AuditRepository(session).counts(group_by, since, until)
             counts.sort(key=lambda item: (item[0] is None, item[0] or ""))
             answer = {"items": [{"key": key, "count": count} for key, count in counts]}
@@ -283,7 +295,7 @@ class AuditService:
             hasher = self._writer.hasher
             binding = {"kind": "subject_report", "subject": hasher.ref(subject)}
             before = Cursors.decode(body.cursor, binding) if body.cursor is not None else None
-            async with self._sessionmaker() as session:
+            async with self._reading() as session:
                 rows = await AuditRepository(session).subject_events(
                     hasher.refs(subject), limit=body.limit + 1, before=before
                 )

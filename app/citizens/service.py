@@ -37,7 +37,7 @@ from vnid import InvalidPersonalId as _BadId
 from vnid import PersonalId, parse_personal_id
 
 MEMBER_FIELDS = ("full_name", "relation_to_head")
-BATCH_CONCURRENCY = 4
+BATCH_CONCURRENCY = 2
 """Batches worked on at once; the others wait their turn. A batch is CPU-bound once its records are read, so
 more at once adds no throughput, only memory: 64 batches of 100 in flight held ~6,400 records and took the
 gateway from ~125 to ~200 MiB RSS (bench/harness.py), which the allocator then keeps."""

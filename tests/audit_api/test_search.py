@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import Callable
@@ -12,7 +13,9 @@ import httpx
 import pytest
 
 from app.audit.models import AuditEventRow
+from app.audit.repository import AuditRepository
 from app.audit.schemas import rfc3339
+from app.lifespan import AUDIT_READ_CONCURRENCY
 from tests.audit_api.conftest import K1, K2, OTHER_PURPOSE, Site, all_rows, auditor
 from tests.citizens.conftest import HEAD, JRAI, NAME_D, PURPOSE, UNKNOWN, Gateway
 
@@ -236,3 +239,23 @@ async def test_no_answer_without_evidence(
     monkeypatch.setattr(sqlite_gw.state.audit, "write", fail)
     body = problem(await audit.post(path, {"personal_id": HEAD}), 503, "audit_unavailable")
     assert "items" not in body
+
+
+async def test_auditor_reads_are_worked_on_a_few_at_a_time_and_all_answered(gw: Gateway) -> None:
+    """Memory: each read holds its page of rows; at most AUDIT_READ_CONCURRENCY run at once, none is lost."""
+    audit = await auditor(gw)
+    slots = gw.state.audit_reads
+    busiest = 0
+    real = AuditRepository.events
+
+    async def watched(self: AuditRepository, *args: Any, **kwargs: Any) -> Any:
+        nonlocal busiest
+        busiest = max(busiest, AUDIT_READ_CONCURRENCY - slots._value)
+        await asyncio.sleep(0.01)
+        return await real(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(AuditRepository, "events", watched)
+        answers = await asyncio.gather(*(audit.post("/v1/audit/events/search", {}) for _ in range(12)))
+    assert all(answer.status_code == 200 for answer in answers)
+    assert busiest == AUDIT_READ_CONCURRENCY

@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from typing import Protocol
-
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from typing import TYPE_CHECKING, Protocol
 
 from app.auth.errors import ReplayStoreUnavailable
 from app.config import Settings
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 logger = logging.getLogger(__name__)
 
@@ -68,12 +68,17 @@ class RedisReplayStore:
     """Shared by every process that uses the same Redis and key prefix."""
 
     def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+        from redis.exceptions import RedisError  # redis is imported only where it is configured (~6 MiB)
+
         self._client = client
         self._prefix = prefix
+        self._errors: tuple[type[Exception], ...] = (RedisError, OSError)
 
     @classmethod
     def from_url(cls, url: str, prefix: str) -> RedisReplayStore:
         """A store on ``url``; nothing connects until the first claim."""
+        import redis.asyncio as aioredis  # only where Redis is configured
+
         client = aioredis.Redis.from_url(
             url, socket_connect_timeout=REDIS_TIMEOUT_SECONDS, socket_timeout=REDIS_TIMEOUT_SECONDS
         )
@@ -83,7 +88,7 @@ class RedisReplayStore:
         ttl = max(1, int(expires_at - time.time()) + 1)
         try:
             stored = await self._client.set(f"{self._prefix}jti:{_digest(key)}", b"1", nx=True, ex=ttl)
-        except (RedisError, OSError) as exc:
+        except self._errors as exc:
             logger.warning("jti store unreachable: %s", type(exc).__qualname__)
             raise ReplayStoreUnavailable() from exc
         return bool(stored)

@@ -10,13 +10,15 @@ from collections.abc import Awaitable, Callable
 
 from app.backends.base import Backend
 from app.backends.embedded import EmbeddedBackend
-from app.backends.http import HttpBackend
 from app.config import Settings
 
 BackendFactory = Callable[[Settings], Awaitable[Backend]]
 
 
 async def _http(settings: Settings) -> Backend:
+    # Imported here: httpx and what it pulls in (~5 MiB of RSS) only in a gateway that uses the http backend.
+    from app.backends.http import HttpBackend
+
     backend = HttpBackend(settings.backend_url, settings.backend_api_key)
     await backend.open()
     return backend

@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import PayloadTooLarge
 from app.problems import REQUEST_ID_KEY, problem_response, unhandled_error_handler
-from app.routing import FAST_TRIED_KEY, DeferredJSONRequest, FastRoute
+from app.routing import DeferredJSONRequest, FastRoute
 
 REQUEST_ID_HEADER = "X-Request-Id"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -175,9 +175,9 @@ class GatewayMiddleware:
                 )
                 return
             try:
-                route = self.fast_routes.get(scope["path"]) if scope["method"] == "POST" else None
+                route = self.fast_routes.get(_route_path(scope)) if scope["method"] == "POST" else None
                 receive_next: Receive = receive_counted
-                if route is not None and not scope.get("root_path"):
+                if route is not None:
                     request = DeferredJSONRequest(scope, receive_counted, send_wrapped)
                     scope["route"] = route  # what the metrics name the request by
                     response = await _fast_answer(route, request)
@@ -187,7 +187,6 @@ class GatewayMiddleware:
                     if exceeded:
                         raise _BodyTooLarge
                     del scope["route"]
-                    scope[FAST_TRIED_KEY] = True
                     receive_next = _replaying(request, receive_counted)
                 await self.app(scope, receive_next, send_wrapped)
             except Exception as exc:
@@ -218,6 +217,13 @@ class GatewayMiddleware:
             return {"type": "http.disconnect"}
 
         await response(scope, nothing, send)
+
+
+def _route_path(scope: Scope) -> str:
+    """The path routing matches: without the ``root_path`` a proxy mounted the app under, as Starlette's."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 async def _fast_answer(route: FastRoute, request: Request) -> Response | None:

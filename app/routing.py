@@ -44,8 +44,6 @@ FastPath = Callable[[Request], Awaitable[Response | None]]
 to the route's declared handler (``fast_path``)."""
 
 _FAST_PATH = "__gateway_fast_path__"
-FAST_TRIED_KEY = "dancu.fast_path_tried"
-"""Set in the ASGI scope when the middleware tried a route's fast path and handed the request on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +67,9 @@ def fast_routes(*routers: APIRouter) -> dict[str, FastRoute]:
 
 
 def fast_path(fast: FastPath) -> Callable[[_Endpoint], _Endpoint]:
-    """Give a route a fast path: ``fast(request)`` runs first; None hands the request on to the route as
-    declared, which then runs exactly as without it.
+    """Give a route a fast path, which ``app.middleware.GatewayMiddleware`` runs before routing (the app
+    passes ``fast_routes(router)`` to it); None hands the request on to the route as declared, which then runs
+    exactly as without it.
 
     Why: solving a citizen route's dependency graph (token, client and grant, purpose and dossier headers,
     body, service) costs FastAPI several times a bare endpoint's whole CPU (measured in process: ~300 µs of a
@@ -89,21 +88,13 @@ def fast_path(fast: FastPath) -> Callable[[_Endpoint], _Endpoint]:
 
 
 class GatewayRoute(APIRoute):
-    """An ``APIRoute`` whose body decoding errors surface after the dependencies (authentication) ran, and
-    whose endpoint may have a ``fast_path``."""
+    """An ``APIRoute`` whose body decoding errors surface after the dependencies (authentication) ran."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        fast: FastPath | None = getattr(self.endpoint, _FAST_PATH, None)
 
         async def deferred(request: Request) -> Response:
-            # One request object for both: a body the fast path read stays cached on it for the handler.
-            wrapped = DeferredJSONRequest(request.scope, request.receive, request._send)
-            if fast is not None and not request.scope.get(FAST_TRIED_KEY):  # the middleware's was None
-                answer = await fast(wrapped)
-                if answer is not None:
-                    return answer
-            return await handler(wrapped)
+            return await handler(DeferredJSONRequest(request.scope, request.receive, request._send))
 
         return deferred
 

@@ -161,3 +161,15 @@ def fresh_postgres(postgres_url: str) -> Iterator[str]:
         yield url
     finally:
         asyncio.run(_admin(postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def seeded_mock(tmp_path_factory: pytest.TempPathFactory, name: str, count: int = 0) -> str:
+    """A mock national database in a new temporary folder: the personas plus ``count`` generated residents
+    (seed 5, as of 2026-01-01: the same residents in every suite that asks for the same count)."""
+    from datetime import date
+
+    from mock_csdlqg.generator.pipeline import seed_database
+
+    url = f"sqlite:///{tmp_path_factory.mktemp(name) / 'mock.db'}"
+    asyncio.run(seed_database(url, count=count, seed=5, as_of=date(2026, 1, 1), workers=1))
+    return url

@@ -69,6 +69,8 @@ class AuditEvent:
     purpose: str | None = None
     dossier_id: str | None = None
     subject: str | None = None
+    subject_ref: str | None = None
+    """``subject``'s keyed hash when the caller already made it (with this writer's ``hasher``)."""
     fields: tuple[str, ...] = ()
     sensitive_fields: tuple[str, ...] = ()
     reason: str | None = None
@@ -93,6 +95,12 @@ class SubjectHasher:
             f"{kid}:{hmac.new(key, personal_id.encode(), hashlib.sha256).hexdigest()}"
             for kid, key in self._ring
         ]
+
+
+def _subject_ref(event: AuditEvent, hasher: SubjectHasher) -> str | None:
+    if event.subject_ref is not None:
+        return event.subject_ref
+    return hasher.ref(event.subject) if event.subject else None
 
 
 class EventSink(Protocol):
@@ -190,7 +198,7 @@ class AuditWriter:
             raise AuditUnavailable()
         try:
             at = utcnow()
-            records = [_record(e, self._hasher.ref(e.subject) if e.subject else None, at) for e in events]
+            records = [_record(e, _subject_ref(e, self._hasher), at) for e in events]
         except Exception as exc:
             logger.error("audit write failed: %s", type(exc).__qualname__)
             raise AuditUnavailable() from exc

@@ -344,8 +344,8 @@ def sign_jws(claims: Mapping[str, Any], typ: str, key: SigningKey) -> str:
 
     Signed with the key's ``cryptography`` object directly rather than through ``jose.jws.sign``, which
     rebuilds the header and re-encodes the signature on every call: one attestation per verification makes
-    this a hot path (~40% less CPU here). Verifiers see the same JWS: ``tests/auth`` checks the output with
-    python-jose and PyJWT.
+    this a hot path (78 → 56 µs per signature here, timeit). Verifiers see the same JWS: access tokens are
+    checked with python-jose (``verify_access_token``) and PyJWT in ``tests/auth``, attestations with PyJWT.
     """
     if key.signer is None:
         raise ValueError(f"key {key.kid} is verify-only")

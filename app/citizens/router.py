@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from app.audit.writer import AuditEvent, AuditUnavailable
 from app.auth.context import AuthContext
-from app.auth.dependencies import require_household, require_read, require_verify
+from app.auth.dependencies import issuer_for, require_household, require_read, require_verify
 from app.backends.errors import (
     UpstreamBadResponse,
     UpstreamIdentityMismatch,
@@ -78,9 +78,24 @@ async def get_citizen_service(state: AppStateDep) -> CitizenService:
 CitizenServiceDep = Annotated[CitizenService, Depends(get_citizen_service)]
 
 
-async def _registered(state: AppState, purpose: str) -> bool:
-    """Whether ``purpose`` is registered, as the access cache holds the purposes (dropped when they change)."""
-    return purpose in await state.access.purposes()
+async def _granted(state: AppState, auth: AuthContext, purpose: str) -> bool:
+    """Whether the client's grant names ``purpose`` and it is registered (as the access cache holds the
+    purposes: dropped when they change)."""
+    return purpose in auth.grant.purposes and purpose in await state.access.purposes()
+
+
+def _call_context(
+    request: Request, state: AppState, auth: AuthContext, purpose: str, dossier_id: str | None
+) -> CallContext:
+    """The context of a call whose purpose was checked: the declared route's and the fast path's."""
+    return CallContext(
+        auth=auth,
+        purpose=purpose,
+        dossier_id=dossier_id,
+        request_id=request_id_of(request),
+        issuer=issuer_for(request, state.settings),
+        language=preferred_language(request.headers.get("accept-language")),
+    )
 
 
 async def _context(
@@ -95,7 +110,7 @@ async def _context(
     error: GatewayError | None = None
     if not purpose:
         error = PurposeRequired()
-    elif purpose not in auth.grant.purposes or not await _registered(state, purpose):
+    elif not await _granted(state, auth, purpose):
         error = PurposeNotAllowed()
     if error is not None:
         await state.audit.write(
@@ -114,15 +129,7 @@ async def _context(
             ]
         )
         raise error
-    issuer = state.settings.issuer or str(request.base_url).rstrip("/")
-    return CallContext(
-        auth=auth,
-        purpose=purpose,  # type: ignore[arg-type]  # checked above
-        dossier_id=dossier_id,
-        request_id=request_id_of(request),
-        issuer=issuer,
-        language=preferred_language(request.headers.get("accept-language")),
-    )
+    return _call_context(request, state, auth, purpose, dossier_id)  # type: ignore[arg-type]  # checked above
 
 
 def _call(
@@ -182,20 +189,13 @@ def _fast(
         state: AppState = request.app.state.dancu
         try:
             auth = await require(request, authorization=authorization)
-            if purpose not in auth.grant.purposes or purpose not in await state.access.purposes():
+            if not await _granted(state, auth, purpose):
                 return None
             # orjson accepts only strict JSON, which json.loads (the declared route's) reads identically.
             body = model.model_validate(orjson.loads(await request.body()))
         except Exception:
             return None
-        ctx = CallContext(
-            auth=auth,
-            purpose=purpose,
-            dossier_id=dossier_id,
-            request_id=request_id_of(request),
-            issuer=state.settings.issuer or str(request.base_url).rstrip("/"),
-            language=preferred_language(headers.get("accept-language")),
-        )
+        ctx = _call_context(request, state, auth, purpose, dossier_id)
         return PreparedJSON(await call(state.citizens, ctx, body))
 
     fast.__name__ = "fast_" + action.replace(".", "_")

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from app.audit.writer import AuditEvent, AuditWriter, Outcome
+from app.audit.writer import AuditEvent, AuditWriter, Outcome, SubjectHasher
 from app.auth.context import AuthContext
 from app.backends.base import (
     RESIDENCE_FIELDS,
@@ -68,7 +68,16 @@ class _Audit:
 
     ctx: CallContext
     action: str
+    hasher: SubjectHasher
     events: list[AuditEvent] = field(default_factory=list)
+    refs: dict[str, str] = field(default_factory=dict)
+    """Each subject's keyed hash, made once: the quota counts it, the event stores it."""
+
+    def ref(self, subject: str) -> str:
+        found = self.refs.get(subject)
+        if found is None:
+            found = self.refs[subject] = self.hasher.ref(subject)
+        return found
 
     def add(
         self,
@@ -92,6 +101,7 @@ class _Audit:
                 purpose=self.ctx.purpose,
                 dossier_id=self.ctx.dossier_id,
                 subject=subject,
+                subject_ref=self.ref(subject) if subject else None,
                 fields=released,
                 sensitive_fields=tuple(f for f in released if f in SENSITIVE_FIELDS),
                 reason=reason,
@@ -125,12 +135,14 @@ class CitizenService:
     async def _finish(self, audit: _Audit) -> None:
         await self._audit.write(audit.events)
 
-    async def _admit(self, ctx: CallContext, subjects: Sequence[str]) -> list[bool]:
+    async def _admit(self, ctx: CallContext, audit: _Audit, subjects: Sequence[str]) -> list[bool]:
         """Count the request against the rate limit and each subject against the distinct quota."""
         grant = ctx.auth.grant
-        refs = [self._audit.hasher.ref(s) for s in subjects]
         return await self._limiter.admit(
-            ctx.auth.client_id, grant.rate_limit_per_minute, refs, grant.distinct_subjects_per_day
+            ctx.auth.client_id,
+            grant.rate_limit_per_minute,
+            [audit.ref(s) for s in subjects],
+            grant.distinct_subjects_per_day,
         )
 
     async def _attest(
@@ -158,10 +170,9 @@ class CitizenService:
         )
 
     async def _answer(
-        self, ctx: CallContext, body: VerifyRequest, result: matching.Verification
+        self, ctx: CallContext, body: VerifyRequest, result: matching.Verification, checked: Sequence[str]
     ) -> dict[str, Any]:
         verification_id = str(uuid.uuid4())
-        checked = self._checked(body)
         answer: dict[str, Any] = {
             "verification_id": verification_id,
             "match": result.match,
@@ -178,21 +189,22 @@ class CitizenService:
 
     # ------------------------------------------------------------------------------------------- verify
     async def verify(self, ctx: CallContext, body: VerifyRequest) -> dict[str, Any]:
-        audit = _Audit(ctx, "citizen.verify")
+        audit = _Audit(ctx, "citizen.verify", self._audit.hasher)
+        checked = self._checked(body)
         try:
             pid = _parse(body.personal_id)
-            (within,) = await self._admit(ctx, [pid.number])
+            (within,) = await self._admit(ctx, audit, [pid.number])
             if not within:
                 raise _quota_error()
             result = matching.precheck_verification(pid, body)
             if result is None:
                 record = await self._backend.get(pid.number, VERIFY_FIELDS)
                 result = _compare(record, body)
-            answer = await self._answer(ctx, body, result)
-            audit.add("allowed", 200, subject=pid.number, fields=self._checked(body), reason=result.reason)
+            answer = await self._answer(ctx, body, result, checked)
+            audit.add("allowed", 200, subject=pid.number, fields=checked, reason=result.reason)
             return answer
         except GatewayError as error:
-            audit.refused(error, subject=_subject_of(body.personal_id), fields=self._checked(body))
+            audit.refused(error, subject=_subject_of(body.personal_id), fields=checked)
             raise
         finally:
             await self._finish(audit)
@@ -202,8 +214,16 @@ class CitizenService:
             return await self._verify_batch(ctx, items)
 
     async def _verify_batch(self, ctx: CallContext, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        audit = _Audit(ctx, "citizen.verify")
+        audit = _Audit(ctx, "citizen.verify", self._audit.hasher)
         results: list[dict[str, Any] | None] = [None] * len(items)
+
+        async def answered(
+            index: int, body: VerifyRequest, pid: PersonalId, result: matching.Verification
+        ) -> None:
+            checked = self._checked(body)
+            results[index] = {"index": index, **(await self._answer(ctx, body, result, checked))}
+            audit.add("allowed", 200, subject=pid.number, fields=checked, reason=result.reason)
+
         try:
             if len(items) > self._batch_max:
                 raise BatchTooLarge(self._batch_max)
@@ -223,7 +243,7 @@ class CitizenService:
                     audit.refused(error)
                     continue
                 valid.append((index, body, pid))
-            refs = [self._audit.hasher.ref(pid.number) for _, _, pid in valid]
+            refs = [audit.ref(pid.number) for _, _, pid in valid]
             within = (
                 await self._limiter.hit_subjects(
                     ctx.auth.client_id, refs, ctx.auth.grant.distinct_subjects_per_day
@@ -240,10 +260,7 @@ class CitizenService:
                     continue
                 result = matching.precheck_verification(pid, body)
                 if result is not None:
-                    results[index] = {"index": index, **(await self._answer(ctx, body, result))}
-                    audit.add(
-                        "allowed", 200, subject=pid.number, fields=self._checked(body), reason=result.reason
-                    )
+                    await answered(index, body, pid, result)
                     continue
                 pending.append((index, body, pid))
             if pending:
@@ -263,14 +280,7 @@ class CitizenService:
                             results[index] = self._item_problem(ctx, index, bad)
                             audit.refused(bad, subject=pid.number, fields=self._checked(body))
                             continue
-                        results[index] = {"index": index, **(await self._answer(ctx, body, result))}
-                        audit.add(
-                            "allowed",
-                            200,
-                            subject=pid.number,
-                            fields=self._checked(body),
-                            reason=result.reason,
-                        )
+                        await answered(index, body, pid, result)
             return [r for r in results if r is not None]
         except GatewayError as error:
             if not audit.events:
@@ -294,13 +304,13 @@ class CitizenService:
 
     # ------------------------------------------------------------------------------------------- lookup
     async def lookup(self, ctx: CallContext, body: LookupRequest) -> dict[str, Any]:
-        audit = _Audit(ctx, "citizen.read")
+        audit = _Audit(ctx, "citizen.read", self._audit.hasher)
         grant = ctx.auth.grant
         requested = [f for f in (body.fields or sorted(grant.fields)) if f != "personal_id"]
         try:
             pid = _parse(body.personal_id)
             outside = sorted(set(requested) - grant.fields)
-            (within,) = await self._admit(ctx, [pid.number])
+            (within,) = await self._admit(ctx, audit, [pid.number])
             if not within:
                 raise _quota_error()
             if outside:
@@ -324,10 +334,10 @@ class CitizenService:
 
     # ---------------------------------------------------------------------------------------- household
     async def household(self, ctx: CallContext, body: HouseholdRequest) -> dict[str, Any]:
-        audit = _Audit(ctx, "household.read")
+        audit = _Audit(ctx, "household.read", self._audit.hasher)
         try:
             pid = _parse(body.personal_id)
-            (within,) = await self._admit(ctx, [pid.number])
+            (within,) = await self._admit(ctx, audit, [pid.number])
             if not within:
                 raise _quota_error()
             record = await self._backend.get(pid.number, ("household_id", *RESIDENCE_FIELDS))

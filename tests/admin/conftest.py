@@ -17,7 +17,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +33,7 @@ from app.cli import upgrade_database
 from app.config import Settings
 from app.lifespan import AppState
 from app.main import create_app
-from mock_csdlqg.generator.pipeline import seed_database
-from tests.conftest import _with_database, free_port
+from tests.conftest import _with_database, free_port, seeded_mock
 
 BASE_URL = "http://testserver"
 ISSUER = "http://gateway.test"
@@ -81,9 +79,7 @@ def postgres_template(postgres_url: str) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def mock_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The mock national database (its fixed personas plus a few residents), for first successful calls."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('admin-mock') / 'mock.db'}"
-    asyncio.run(seed_database(url, count=50, seed=5, as_of=date(2026, 1, 1), workers=1))
-    return url
+    return seeded_mock(tmp_path_factory, "admin-mock", 50)
 
 
 @pytest.fixture

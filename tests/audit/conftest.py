@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from cryptography.fernet import Fernet
@@ -39,8 +36,7 @@ from app.auth.service import AuthService
 from app.cli import upgrade_database
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
-from mock_csdlqg.generator.pipeline import seed_database
-from tests.conftest import _with_database, free_port
+from tests.conftest import _admin, free_port, fresh_postgres, seeded_mock
 
 SUBJECT_KEYS = "k1:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVpBQkNERUY="
 ENCRYPTION_KEY = Fernet.generate_key().decode()
@@ -61,31 +57,7 @@ def audit_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def audit_mock_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The mock national database with the personas only (enough for verification under load)."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('audit-mock') / 'mock.db'}"
-    asyncio.run(seed_database(url, count=0, seed=5, as_of=date(2026, 1, 1), workers=1))
-    return url
-
-
-@contextmanager
-def fresh_postgres(postgres_url: str) -> Iterator[str]:
-    """A database of its own, migrated to head, dropped afterwards."""
-    name = "dancu_t_" + secrets.token_hex(6)
-    asyncio.run(_admin(postgres_url, f'CREATE DATABASE "{name}"'))
-    url = _with_database(postgres_url, name)
-    try:
-        upgrade_database(url)
-        yield url
-    finally:
-        asyncio.run(_admin(postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-async def _admin(url: str, *statements: str) -> None:
-    conn = await asyncpg.connect(url, timeout=5)
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
+    return seeded_mock(tmp_path_factory, "audit-mock", 0)
 
 
 @pytest.fixture(scope="module")

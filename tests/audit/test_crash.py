@@ -24,13 +24,13 @@ from tests.audit.conftest import (
     Log,
     audit_settings,
     drive,
-    fresh_postgres,
     open_log,
     register_client,
     server_env,
     serving,
     token_for,
 )
+from tests.conftest import fresh_postgres
 
 pytestmark = pytest.mark.slow
 

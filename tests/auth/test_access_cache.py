@@ -16,7 +16,7 @@ import os
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +36,10 @@ from app.auth.service import AuthService
 from app.config import Settings
 from app.db import async_database_url, create_engine, create_sessionmaker, get_session, utcnow
 from app.main import create_app
-from mock_csdlqg.generator.pipeline import seed_database
 from tests.admin.conftest import VENV_BIN, eventually, status_is
 from tests.auth.conftest import Gateway, Registered
 from tests.citizens import conftest as citizens
-from tests.conftest import free_port
+from tests.conftest import free_port, seeded_mock
 
 PURPOSE = citizens.PURPOSE
 
@@ -86,9 +85,7 @@ async def plain_sql(database_url: str, statement: str, **values: str) -> None:
 @pytest.fixture(scope="module")
 def mock_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The mock national database with its personas only (the embedded backend reads it)."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('access-mock') / 'mock.db'}"
-    asyncio.run(seed_database(url, count=0, seed=5, as_of=date(2026, 1, 1), workers=1))
-    return url
+    return seeded_mock(tmp_path_factory, "access-mock", 0)
 
 
 @pytest.fixture

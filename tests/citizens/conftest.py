@@ -7,12 +7,10 @@ layer, as an operator's CLI does.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +29,7 @@ from app.lifespan import AppState
 from app.main import create_app
 from mock_csdlqg.app import create_app as create_mock_app
 from mock_csdlqg.config import MockSettings
-from mock_csdlqg.generator.pipeline import seed_database
-from tests.conftest import fresh_postgres, serve_in_thread
+from tests.conftest import fresh_postgres, seeded_mock, serve_in_thread
 
 MOCK_KEY = "citizens-test-mock-key-0123"
 PURPOSE = "1.001234.000.00.00.H12"
@@ -53,9 +50,7 @@ UNKNOWN = "052099000999"  # well formed, never on record
 
 @pytest.fixture(scope="session")
 def mock_db(tmp_path_factory: pytest.TempPathFactory) -> str:
-    url = f"sqlite:///{tmp_path_factory.mktemp('citizens-mock') / 'mock.db'}"
-    asyncio.run(seed_database(url, count=400, seed=5, as_of=date(2026, 1, 1), workers=1))
-    return url
+    return seeded_mock(tmp_path_factory, "citizens-mock", 400)
 
 
 @pytest.fixture(scope="session")

@@ -433,7 +433,6 @@ async def test_answers_conform_to_their_published_models(gateway: Gateway) -> No
     the OpenAPI document's model describes, with no member the model lacks."""
     from app.citizens.schemas import BatchVerifyResponse, HouseholdResponse, VerifyResponse
 
-    client = await gateway.register()
     for verify_details in (True, False):
         client = await gateway.register(verify_details=verify_details)
         body = {"personal_id": HEAD, "full_name": "Nguyễn Văn Thành", "date_of_birth": "1968-04-15"}

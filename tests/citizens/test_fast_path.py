@@ -188,5 +188,13 @@ async def test_the_middleware_answers_before_routing_and_tries_the_fast_path_onc
     assert routed == []  # answered by the middleware: no routing at all
     refused = await sqlite_gateway.call(client, "/v1/citizens/verify", VERIFY, purpose=None)
     assert refused.json()["code"] == "purpose_required"
-    assert tried[1:] == [None]  # tried once; the route's own hook did not try again
+    assert tried[1:] == [None]  # tried once, then the declared route answered
     assert routed == ["/v1/citizens/verify"]
+
+
+def test_fast_routes_are_found_under_a_proxy_root_path() -> None:
+    from app.middleware import _route_path
+
+    assert _route_path({"path": "/v1/citizens/verify"}) == "/v1/citizens/verify"
+    assert _route_path({"path": "/gw/v1/citizens/verify", "root_path": "/gw"}) == "/v1/citizens/verify"
+    assert _route_path({"path": "/v1/citizens/verify", "root_path": "/gw"}) == "/v1/citizens/verify"

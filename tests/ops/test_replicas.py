@@ -17,7 +17,6 @@ import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
-from datetime import date
 from pathlib import Path
 
 import asyncpg
@@ -26,10 +25,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from mock_csdlqg.generator.pipeline import seed_database
 from tests.admin.conftest import ENCRYPTION_KEY, ISSUER, SUBJECT_KEYS, VENV_BIN, served
 from tests.citizens.conftest import HEAD, PURPOSE
-from tests.conftest import fresh_postgres
+from tests.conftest import fresh_postgres, seeded_mock
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -40,9 +38,7 @@ POLL_FOR = 10.0
 
 @pytest.fixture(scope="module")
 def replica_mock_db(tmp_path_factory: pytest.TempPathFactory) -> str:
-    url = f"sqlite:///{tmp_path_factory.mktemp('replicas-mock') / 'mock.db'}"
-    asyncio.run(seed_database(url, count=50, seed=5, as_of=date(2026, 1, 1), workers=1))
-    return url
+    return seeded_mock(tmp_path_factory, "replicas-mock", 50)
 
 
 @pytest.fixture

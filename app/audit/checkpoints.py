@@ -240,6 +240,7 @@ class Checkpointer:
         self._appended = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._lock = asyncio.Lock()
 
     def note_appended(self, count: int) -> None:
@@ -295,15 +296,23 @@ class Checkpointer:
     # the background task
 
     def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name="audit-checkpoints")
 
     async def stop(self) -> None:
-        """Stop the task, then make a last checkpoint if the head moved (errors are logged, not raised)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        """Stop the task, then make a last checkpoint if the head moved (errors are logged, not raised).
+
+        The task is told twice, by a flag and by cancelling it: on Python 3.11 a cancellation that meets a
+        wake-up in the same tick could be lost inside ``asyncio.wait_for``, and the task ran on (and this
+        waited for it forever: a shutdown under load hung). ``asyncio.wait`` waits for the task without
+        taking its CancelledError for ours: a caller cancelled meanwhile is cancelled, as it should be.
+        """
+        task, self._task = self._task, None
+        if task is not None:
+            self._stopping = True
+            self._wake.set()
+            task.cancel()
+            await asyncio.wait([task])
         try:
             await asyncio.wait_for(self.make_if_due(final=True), SHUTDOWN_TIMEOUT_SECONDS)
         except Exception as exc:
@@ -311,10 +320,13 @@ class Checkpointer:
 
     async def _run(self) -> None:
         poll = min(float(self._every_seconds), MAX_POLL_SECONDS)
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), poll)
+                async with asyncio.timeout(poll):  # not wait_for: see stop()
+                    await self._wake.wait()
             self._wake.clear()
+            if self._stopping:
+                return
             try:
                 await self.make_if_due()
             except Exception as exc:  # the next round tries again; the request path never waits for this

@@ -29,7 +29,6 @@ never the application.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -278,11 +277,10 @@ class AccessCache:
         self._task = asyncio.create_task(self._watch(), name=WATCH_TASK_NAME)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task])  # its CancelledError stays in it; a cancelled caller is cancelled
 
     async def _watch(self) -> None:
         while True:

@@ -455,3 +455,21 @@ def test_dancu_audit_verify_without_a_database(monkeypatch: pytest.MonkeyPatch, 
     result = runner.invoke(cli, ["audit", "verify"])
     assert result.exit_code == 2
     assert "cannot read the audit log" in result.stderr
+
+
+async def test_stopping_while_the_checkpointer_is_being_woken_still_stops(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Shutdown under load: events arrive (they wake the checkpoint task) in the very tick it is cancelled.
+    Python 3.11's ``asyncio.wait_for`` can swallow a cancellation whose inner wait completes in that tick;
+    the task then ran on and the lifespan's shutdown waited for it forever (found with bench load)."""
+    log = open_log(audit_settings(database_url, tmp_path, checkpoint_every_events=1))
+    try:
+        for _ in range(20):
+            log.checkpoints.start()
+            await asyncio.sleep(0)  # the task is waiting for its wake-up
+            log.checkpoints.note_appended(1)  # wakes it ...
+            await asyncio.wait_for(log.checkpoints.stop(), 10)  # ... as it is cancelled
+    finally:
+        await log.checkpoints.stop()
+        await log.close()

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, cast
 
+import orjson
 from sqlalchemy import Table, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -115,12 +116,39 @@ def canonical(event: Mapping[str, Any]) -> bytes:
     JSON, members sorted by code point at every level, no whitespace, UTF-8 without escaping non-ASCII,
     ``at`` as ``format_timestamp``; strings exactly as stored (the writer stores NFC).
 
-    Every event is hashed on write and on every verification, so the members of an ordinary event (strings,
-    integers, ``None``, lists of strings) are encoded here directly, piece by piece, in the members' sorted
-    order; any other value (``detail``, mostly) goes through ``_encode_value``, the general encoder. The bytes
-    are those of ``json.dumps`` over the whole document (tests/audit/test_format.py compares the two on
-    random events).
+    Every event is hashed on write and on every verification, so an ordinary event (strings, integers,
+    booleans, ``None``, lists of strings: every citizen event) is encoded in one call to orjson, whose
+    output for exactly these values is the canonical text (sorted keys, no whitespace, UTF-8, the same
+    escapes; ~14 → ~5 µs an event). Any other event (a ``detail`` object, mostly) goes member by member
+    through ``_canonical_members``. The bytes are those of ``json.dumps`` over the whole document
+    (tests/audit/test_format.py compares the two on random events).
     """
+    at = event["at"]
+    if not isinstance(at, datetime):
+        raise NotCanonicalisable("`at` is not a timestamp")
+    plain: dict[str, Any] = {"at": format_timestamp(at)}
+    for name in _MEMBERS_BUT_AT:
+        value = event[name]
+        kind = type(value)
+        if kind is int:
+            if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+                raise NotCanonicalisable("integer out of the safe range")
+        elif not (
+            kind is str
+            or value is None
+            or kind is bool
+            or (kind is list and all(type(item) is str for item in value))
+        ):
+            return _canonical_members(event)
+        plain[name] = value
+    try:
+        return orjson.dumps(plain, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:  # a lone surrogate cannot be UTF-8
+        raise NotCanonicalisable("UnicodeEncodeError") from None
+
+
+def _canonical_members(event: Mapping[str, Any]) -> bytes:
+    """``canonical``, member by member in sorted order: any value, through ``_encode_value`` where needed."""
     parts: list[str] = []
     for name, prefix in _SORTED_PREFIXES:
         value = event[name]
@@ -149,6 +177,7 @@ def canonical(event: Mapping[str, Any]) -> bytes:
 
 _ENCODER: Final = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
 """The canonical JSON encoder, made once (``json.dumps`` with these options builds one per call)."""
+_MEMBERS_BUT_AT: Final = tuple(name for name in MEMBERS if name != "at")
 _SORTED_PREFIXES: Final = tuple((name, f'"{name}":') for name in sorted(MEMBERS))
 """The members in canonical order with their encoded keys (plain ASCII names: nothing to escape)."""
 _encode_string: Final[Callable[[str], str]] = json.encoder.encode_basestring
@@ -281,7 +310,13 @@ def chain_events(head: Head, records: Sequence[Mapping[str, Any]]) -> list[dict[
     events: list[dict[str, Any]] = []
     for record in records:
         seq += 1
-        event = {name: _nfc(record[name]) for name in RECORD_MEMBERS}
+        event: dict[str, Any] = {}
+        for name in RECORD_MEMBERS:  # _nfc, with its two commonest cases first
+            value = record[name]
+            if type(value) is str:
+                event[name] = value if value.isascii() else unicodedata.normalize("NFC", value)
+            else:
+                event[name] = value if value is None else _nfc(value)
         event["seq"], event["prev_hash"] = seq, prev
         prev = event["hash"] = event_hash(event)
         events.append(event)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import operator
 import sqlite3
 import time
 import uuid
@@ -41,30 +42,39 @@ RETRY_SECONDS: Final = 0.002
 CHECKPOINT_EVERY: Final = 200
 """Inline commits between two WAL checkpoints (run on the thread; SQLite's own would run in the commit)."""
 _PRAGMAS: Final = ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON")
-_COLUMNS: Final = (*MEMBERS, "hash")
-_JSON: Final = frozenset({"fields", "sensitive_fields", "detail"})
+_JSON: Final = ("fields", "sensitive_fields", "detail")
+_PLAIN: Final = tuple(name for name in (*MEMBERS, "hash") if name not in {*_JSON, "at"})
+_COLUMNS: Final = (*_PLAIN, "at", *_JSON)
+"""The plain columns first, then the ones ``_stored`` converts: one ``itemgetter`` call takes the former."""
 _INSERT: Final = (
     f"INSERT INTO audit_events ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"  # noqa: S608 - fixed column names
 )
+_plain_values: Final = operator.itemgetter(*_PLAIN)
 
 
-def _stored(event: Mapping[str, Any]) -> tuple[Any, ...]:
-    """The row's values: JSON members as JSON text (orjson: the same values SQLAlchemy's ``json.dumps`` text
-    reads back as, at a tenth of the cost), ``at`` in SQLAlchemy's DateTime format."""
-    values: list[Any] = []
-    for name in _COLUMNS:
-        value = event[name]
-        if name in _JSON:
-            value = orjson.dumps(value).decode()
-        elif name == "at":
-            value = _timestamp(value)
-        values.append(value)
-    return tuple(values)
+def _stored(event: Mapping[str, Any], stamps: dict[datetime, str]) -> tuple[Any, ...]:
+    """The row's values in ``_COLUMNS`` order: JSON members as JSON text (orjson: the same values
+    SQLAlchemy's ``json.dumps`` text reads back as, at a tenth of the cost), ``at`` in SQLAlchemy's DateTime
+    format (``stamps``: the formatted ``at`` of the append so far, which a request's events share)."""
+    at = event["at"]
+    stamp = stamps.get(at)
+    if stamp is None:
+        stamp = stamps[at] = _timestamp(at)
+    dumps = orjson.dumps
+    return (
+        *_plain_values(event),
+        stamp,
+        dumps(event["fields"]).decode(),
+        dumps(event["sensitive_fields"]).decode(),
+        dumps(event["detail"]).decode(),
+    )
 
 
 def _timestamp(at: datetime) -> str:
-    """SQLAlchemy's SQLite storage format for DateTime (the zone dropped: the gateway stores UTC)."""
-    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    """SQLAlchemy's SQLite storage format for DateTime, ``%Y-%m-%d %H:%M:%S.%f`` (the zone dropped: the
+    gateway stores UTC), written by ``isoformat`` (a fifth of ``strftime``'s cost; the same text for every
+    year from 1000 on)."""
+    return at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 class SqliteChainAppender:
@@ -204,7 +214,8 @@ def _finish(
     """Chain ``records`` after ``head``, insert them, move the head and commit (rolled back on any error)."""
     try:
         events = chain_events(head, records)
-        connection.executemany(_INSERT, [_stored(event) for event in events])
+        stamps: dict[datetime, str] = {}
+        connection.executemany(_INSERT, [_stored(event, stamps) for event in events])
         connection.execute(
             "UPDATE audit_chain_head SET seq = ?, hash = ? WHERE id = ?",
             (events[-1]["seq"], events[-1]["hash"], HEAD_ID),

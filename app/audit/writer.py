@@ -25,7 +25,6 @@ import hmac
 import logging
 import os
 import secrets
-import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ from app.audit.chain import StoreUnavailable, append
 from app.audit.postgres_appender import PostgresChainAppender
 from app.audit.sqlite_appender import SqliteChainAppender
 from app.config import Settings
-from app.db import utcnow
+from app.db import new_time_uuid, utcnow
 from app.errors import ServiceUnavailable
 
 logger = logging.getLogger(__name__)
@@ -84,10 +83,16 @@ class SubjectHasher:
         if not ring:
             raise ValueError("at least one subject key is required")
         self._ring = list(ring)
+        kid, key = self._ring[0]
+        self._prefix = kid + ":"
+        # Keyed once: copying a keyed HMAC skips the key schedule, which is most of hashing a short ID
+        # (~3.7 µs for hmac.new or hmac.digest, ~1.5 for copy, update, hexdigest).
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
 
     def ref(self, personal_id: str) -> str:
-        kid, key = self._ring[0]
-        return f"{kid}:{hmac.new(key, personal_id.encode(), hashlib.sha256).hexdigest()}"
+        mac = self._keyed.copy()
+        mac.update(personal_id.encode())
+        return self._prefix + mac.hexdigest()
 
     def refs(self, personal_id: str) -> list[str]:
         """Every form the ID may be stored under (one per key in the ring), for searches."""
@@ -112,7 +117,7 @@ class EventSink(Protocol):
 def _record(event: AuditEvent, subject_ref: str | None, at: datetime) -> dict[str, Any]:
     """The stored members of ``event`` but ``seq``, ``prev_hash`` and ``hash`` (the chain adds those)."""
     return {
-        "event_id": str(uuid.uuid4()),
+        "event_id": new_time_uuid(),
         "at": at,
         "request_id": event.request_id,
         "client_id": event.client_id,

@@ -8,6 +8,8 @@ repositories flush, never commit.
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,6 +92,37 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def new_uuid() -> str:
+    """A random (version 4) UUID in its usual text form, as ``str(uuid.uuid4())`` writes it.
+
+    Built from ``os.urandom`` directly: ``uuid.UUID`` checks and converts its argument through an int, which
+    made ``str(uuid4())`` ~3 µs against ~1.3 here, and every verification makes two (its id, its audit event).
+    """
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    return _uuid_text(raw)
+
+
+def new_time_uuid() -> str:
+    """A time-ordered UUID (version 7, RFC 9562): the Unix time in milliseconds, then 74 random bits.
+
+    For keys of an append-mostly table with an index on them (audit event ids): a new key goes at the end of
+    the index, whose last pages are in the cache, instead of at a random place in it (a random UUID made
+    every audit insert touch a random leaf of a growing index: page reads, and a dirty page per event for
+    the commit to write).
+    """
+    raw = bytearray(os.urandom(16))
+    raw[0:6] = (time.time_ns() // 1_000_000).to_bytes(6, "big")
+    raw[6] = (raw[6] & 0x0F) | 0x70  # version 7
+    return _uuid_text(raw)
+
+
+def _uuid_text(raw: bytearray) -> str:
+    raw[8] = (raw[8] & 0x3F) | 0x80  # variant: RFC 4122
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class Base(DeclarativeBase):

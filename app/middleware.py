@@ -118,6 +118,10 @@ class GatewayMiddleware:
         self.observer = observer
         self.fast_routes = dict(fast_routes or {})
 
+    def fast_route(self, scope: Scope) -> FastRoute | None:
+        """The fast path of the route ``scope`` (an HTTP request) is for, if that route has one."""
+        return self.fast_routes.get(_route_path(scope)) if scope["method"] == "POST" else None
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -175,7 +179,7 @@ class GatewayMiddleware:
                 )
                 return
             try:
-                route = self.fast_routes.get(_route_path(scope)) if scope["method"] == "POST" else None
+                route = self.fast_route(scope)
                 receive_next: Receive = receive_counted
                 if route is not None:
                     request = DeferredJSONRequest(scope, receive_counted, send_wrapped)

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import orjson
 from fastapi import Request, Response
 from fastapi.routing import APIRoute, APIRouter
+from starlette.requests import ClientDisconnect
 
 from app.problems import MALFORMED_JSON_KEY
 
@@ -29,7 +30,29 @@ MALFORMED_JSON = MalformedJSON()
 
 
 class DeferredJSONRequest(Request):
-    """A request whose body, if it is not JSON, reads as ``MALFORMED_JSON`` (reported after authentication)."""
+    """A request whose body, if it is not JSON, reads as ``MALFORMED_JSON`` (reported after authentication).
+
+    Its ``body()`` is Starlette's without the async generator and ``aclosing`` it reads through (the same
+    messages read, the same ``ClientDisconnect``, the same state left behind): a few µs on every call.
+    """
+
+    async def body(self) -> bytes:
+        if not hasattr(self, "_body"):
+            if self._stream_consumed:
+                raise RuntimeError("Stream consumed")
+            chunks: list[bytes] = []
+            while True:
+                message = await self._receive()
+                if message["type"] == "http.request":
+                    chunks.append(message.get("body", b""))
+                    if not message.get("more_body", False):
+                        break
+                elif message["type"] == "http.disconnect":
+                    self._is_disconnected = True
+                    raise ClientDisconnect()
+            self._stream_consumed = True
+            self._body = b"".join(chunks)
+        return self._body
 
     async def json(self) -> Any:
         try:

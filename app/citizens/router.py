@@ -85,7 +85,12 @@ async def _granted(state: AppState, auth: AuthContext, purpose: str) -> bool:
 
 
 def _call_context(
-    request: Request, state: AppState, auth: AuthContext, purpose: str, dossier_id: str | None
+    request: Request,
+    state: AppState,
+    auth: AuthContext,
+    purpose: str,
+    dossier_id: str | None,
+    accept_language: str | None,
 ) -> CallContext:
     """The context of a call whose purpose was checked: the declared route's and the fast path's."""
     return CallContext(
@@ -94,7 +99,7 @@ def _call_context(
         dossier_id=dossier_id,
         request_id=request_id_of(request),
         issuer=issuer_for(request, state.settings),
-        language=preferred_language(request.headers.get("accept-language")),
+        language=preferred_language(accept_language),
     )
 
 
@@ -129,7 +134,8 @@ async def _context(
             ]
         )
         raise error
-    return _call_context(request, state, auth, purpose, dossier_id)  # type: ignore[arg-type]  # checked above
+    language = request.headers.get("accept-language")
+    return _call_context(request, state, auth, purpose, dossier_id, language)  # type: ignore[arg-type]  # checked
 
 
 def _call(
@@ -174,16 +180,26 @@ def _fast(
     limit counted): the declared route then answers it, problems and audited refusals included."""
 
     async def fast(request: Request) -> Response | None:
-        headers = request.headers
-        purpose = headers.get("x-purpose")
-        dossier_id = headers.get("x-dossier-id")
-        authorization = headers.get("authorization")
+        # One pass over the raw headers rather than five scans of Starlette's ``Headers`` (the first
+        # occurrence of a name counts, as ``Headers.get`` has it).
+        purpose = dossier_id = authorization = content_type = language = None
+        for name, value in request.scope["headers"]:
+            if name == b"authorization":
+                authorization = authorization if authorization is not None else value.decode("latin-1")
+            elif name == b"x-purpose":
+                purpose = purpose if purpose is not None else value.decode("latin-1")
+            elif name == b"content-type":
+                content_type = content_type if content_type is not None else value.decode("latin-1")
+            elif name == b"x-dossier-id":
+                dossier_id = dossier_id if dossier_id is not None else value.decode("latin-1")
+            elif name == b"accept-language":
+                language = language if language is not None else value.decode("latin-1")
         if (
             not purpose
             or len(purpose) > MAX_HEADER
             or (dossier_id is not None and len(dossier_id) > MAX_HEADER)
             or authorization is None
-            or not _json_content(headers.get("content-type"))
+            or not _json_content(content_type)
         ):
             return None
         state: AppState = request.app.state.dancu
@@ -195,7 +211,7 @@ def _fast(
             body = model.model_validate(orjson.loads(await request.body()))
         except Exception:
             return None
-        ctx = _call_context(request, state, auth, purpose, dossier_id)
+        ctx = _call_context(request, state, auth, purpose, dossier_id, language)
         return PreparedJSON(await call(state.citizens, ctx, body))
 
     fast.__name__ = "fast_" + action.replace(".", "_")

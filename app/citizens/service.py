@@ -9,7 +9,6 @@ written the caller gets 503 ``audit_unavailable`` and no data.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from app.citizens import matching
 from app.citizens.errors import BatchTooLarge, FieldNotAllowed, InvalidPersonalId
 from app.citizens.limits import Limiter, SubjectQuotaExceeded, seconds_to_utc_midnight
 from app.citizens.schemas import HouseholdRequest, LookupRequest, VerifyRequest
+from app.db import new_uuid
 from app.errors import GatewayError, NotFound, ValidationFailed
 from app.problems import Language, problem_type
 from vnid import InvalidPersonalId as _BadId
@@ -172,7 +172,7 @@ class CitizenService:
     async def _answer(
         self, ctx: CallContext, body: VerifyRequest, result: matching.Verification, checked: Sequence[str]
     ) -> dict[str, Any]:
-        verification_id = str(uuid.uuid4())
+        verification_id = new_uuid()
         answer: dict[str, Any] = {
             "verification_id": verification_id,
             "match": result.match,

@@ -198,3 +198,36 @@ def test_fast_routes_are_found_under_a_proxy_root_path() -> None:
     assert _route_path({"path": "/v1/citizens/verify"}) == "/v1/citizens/verify"
     assert _route_path({"path": "/gw/v1/citizens/verify", "root_path": "/gw"}) == "/v1/citizens/verify"
     assert _route_path({"path": "/v1/citizens/verify", "root_path": "/gw"}) == "/v1/citizens/verify"
+
+
+async def test_fast_routes_skip_the_outer_layers_unless_telemetry_is_on(
+    sqlite_gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``app.main`` sends a fast route's request straight to the gateway's middleware; any other request, and
+    every request while FastAPI's OpenTelemetry bridge is on, crosses Starlette's outer layers as usual."""
+    import starlette.middleware.errors
+
+    from app import main
+
+    crossed: list[str] = []
+    original = starlette.middleware.errors.ServerErrorMiddleware.__call__
+
+    async def counting(self: Any, scope: Any, receive: Any, send: Any) -> None:
+        crossed.append(scope["path"])
+        await original(self, scope, receive, send)
+
+    monkeypatch.setattr(starlette.middleware.errors.ServerErrorMiddleware, "__call__", counting)
+    client = await sqlite_gateway.register()
+    await sqlite_gateway.call(client, "/v1/citizens/verify", VERIFY)  # the middleware stack is built by now
+    crossed.clear()
+    assert (await sqlite_gateway.call(client, "/v1/citizens/verify", VERIFY)).status_code == 200
+    assert crossed == []
+    refused = await sqlite_gateway.call(client, "/v1/citizens/verify", VERIFY, purpose=None)
+    assert refused.json()["code"] == "purpose_required"  # handed on by the fast path: answered by routing
+    assert crossed == []  # ... still inside the gateway's middleware, which is the last resort here
+    app: Any = sqlite_gateway.app
+    monkeypatch.setattr(app._native_telemetry, "enabled", lambda: True)
+    monkeypatch.setattr(app, "_telemetry_seen_at", float("-inf"))  # look again now
+    assert (await sqlite_gateway.call(client, "/v1/citizens/verify", VERIFY)).status_code == 200
+    assert crossed == ["/v1/citizens/verify"]
+    assert main.TELEMETRY_RECHECK_SECONDS <= 1.0

@@ -276,6 +276,12 @@ class Checkpointer:
 
     async def _store(self, session: AsyncSession, head: Head) -> Checkpoint:
         checkpoint = sign_checkpoint(head, self.key, utcnow())
+        # The file first: a checkpoint that is not outside the database too is not committed either. And
+        # before the insert: the insert takes the database's write lock until the commit, and the file's two
+        # fsyncs under it held every audit append (so every answer) for milliseconds, several times a second
+        # under load (checkpoints come every 1,000 events). A file whose row then fails to commit is still a
+        # true signed statement of the head at its seq.
+        await asyncio.to_thread(write_checkpoint_file, self.directory, checkpoint)
         session.add(
             AuditCheckpointRow(
                 log_id=checkpoint.log_id,
@@ -286,9 +292,6 @@ class Checkpointer:
                 jws=checkpoint.jws,
             )
         )
-        await session.flush()
-        # The file first: a checkpoint that is not outside the database too is not committed either.
-        await asyncio.to_thread(write_checkpoint_file, self.directory, checkpoint)
         await session.commit()
         self._appended = 0
         return checkpoint

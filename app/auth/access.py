@@ -9,7 +9,10 @@ within 1 s. So entries never age out; they are dropped when something changed:
   API, an approval, the service layer called directly);
 - **in other processes**: database triggers move the one row of ``access_version`` on every insert, update or
   delete of those tables, whoever makes it (another replica, ``dancu clients suspend``, an operator's SQL).
-  A background task reads it every ``DANCU_ACCESS_REFRESH_SECONDS`` and drops the entries when it moved;
+  A background task reads it every ``DANCU_ACCESS_REFRESH_SECONDS`` and drops the entries when it moved
+  (on a SQLite file, with the standard library's driver on the event loop: a read in WAL mode takes
+  microseconds and never waits, where aiosqlite's four or five thread hops took up to 250 ms under load,
+  a third of the 1 s the entries may be used for);
 - **failing closed**: entries answer only while the version was read less than ``STALE_AFTER_SECONDS`` ago.
   While it cannot be read (database unreachable, not migrated), every request reads the client from the
   database, as it did before this cache existed.
@@ -31,12 +34,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar, cast
 
 from sqlalchemy import BigInteger, CheckConstraint, Integer, bindparam, event, select
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, Mapper, Session, mapped_column, object_session
@@ -155,6 +161,8 @@ class AccessCache:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._engine = engine
+        self._sqlite_path = _sqlite_file(engine)
+        self._sqlite: sqlite3.Connection | None = None
         self._refresh_seconds = refresh_seconds
         self._max_clients = max_clients
         self._clock = clock
@@ -250,9 +258,12 @@ class AccessCache:
     async def _check_version(self) -> None:
         began = self._clock()
         try:
-            async with asyncio.timeout(VERSION_READ_TIMEOUT_SECONDS):
-                async with self._engine.connect() as connection:
-                    version = await connection.scalar(_VERSION_QUERY)
+            if self._sqlite_path is not None:
+                version = self._read_version_inline(self._sqlite_path)
+            else:
+                async with asyncio.timeout(VERSION_READ_TIMEOUT_SECONDS):
+                    async with self._engine.connect() as connection:
+                        version = await connection.scalar(_VERSION_QUERY)
             if version is None:
                 raise LookupError("no access_version row")
         except Exception as exc:
@@ -272,6 +283,25 @@ class AccessCache:
             self.invalidate()
         self._version_read_at = began
 
+    def _read_version_inline(self, path: str) -> Any:
+        """The version, read on the event loop with a connection of its own that never waits for a lock
+        (``timeout=0``: a busy database is a failed read, tried again at the next tick)."""
+        if self._sqlite is None:
+            if not os.path.isfile(path):  # connecting would make an empty file
+                raise sqlite3.OperationalError("the database file does not exist")
+            # Not opened read-only: a read-only connection cannot make the WAL's shared-memory file when no
+            # other connection has the database open yet. It only ever runs this SELECT.
+            self._sqlite = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
+        # Compiled here rather than once: four times a second is nothing, and it stays _VERSION_QUERY.
+        query = _VERSION_QUERY.compile(dialect=_SQLITE, compile_kwargs={"literal_binds": True})
+        try:
+            row = self._sqlite.execute(str(query)).fetchone()
+        except sqlite3.Error:
+            self._sqlite.close()  # a fresh connection next time (the file may have been replaced)
+            self._sqlite = None
+            raise
+        return None if row is None else row[0]
+
     def start(self) -> None:
         """Watch the version in the background (the lifespan's start)."""
         self._task = asyncio.create_task(self._watch(), name=WATCH_TASK_NAME)
@@ -281,11 +311,27 @@ class AccessCache:
         if task is not None:
             task.cancel()
             await asyncio.wait([task])  # its CancelledError stays in it; a cancelled caller is cancelled
+        if self._sqlite is not None:
+            self._sqlite.close()
+            self._sqlite = None
 
     async def _watch(self) -> None:
         while True:
             await self.check_version()
             await asyncio.sleep(self._refresh_seconds)
+
+
+_SQLITE: Final = sqlite_dialect.dialect()
+
+
+def _sqlite_file(engine: AsyncEngine) -> str | None:
+    """The path of the engine's SQLite database file, or None (another database, or one only the engine's
+    own connections can see: in memory, or a ``file:`` URI)."""
+    url = engine.url
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    return None if database.startswith("file:") else database
 
 
 def _forget(loading: dict[Hashable, asyncio.Future[Any]], key: Hashable, done: asyncio.Future[Any]) -> None:

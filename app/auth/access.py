@@ -163,6 +163,7 @@ class AccessCache:
         self._engine = engine
         self._sqlite_path = _sqlite_file(engine)
         self._sqlite: sqlite3.Connection | None = None
+        self._compiled: tuple[object, str] | None = None
         self._refresh_seconds = refresh_seconds
         self._max_clients = max_clients
         self._clock = clock
@@ -292,10 +293,12 @@ class AccessCache:
             # Not opened read-only: a read-only connection cannot make the WAL's shared-memory file when no
             # other connection has the database open yet. It only ever runs this SELECT.
             self._sqlite = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
-        # Compiled here rather than once: four times a second is nothing, and it stays _VERSION_QUERY.
-        query = _VERSION_QUERY.compile(dialect=_SQLITE, compile_kwargs={"literal_binds": True})
+        query = _VERSION_QUERY  # looked up at each read, so that it is always the module's
+        if self._compiled is None or self._compiled[0] is not query:
+            compiled = query.compile(dialect=_SQLITE, compile_kwargs={"literal_binds": True})
+            self._compiled = (query, str(compiled))  # once: compiling costs ~1 ms, four times a second
         try:
-            row = self._sqlite.execute(str(query)).fetchone()
+            row = self._sqlite.execute(self._compiled[1]).fetchone()
         except sqlite3.Error:
             self._sqlite.close()  # a fresh connection next time (the file may have been replaced)
             self._sqlite = None

@@ -94,6 +94,17 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def sqlite_file(engine: AsyncEngine) -> str | None:
+    """The path of the engine's SQLite database file, or None (another database, or one only the engine's own
+    connections can see: in memory, or a ``file:`` URI). Where the gateway reaches its SQLite file with the
+    standard library's driver besides the engine (the audit appender, the access version, checkpoints)."""
+    url = engine.url
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    return None if database.startswith("file:") else database
+
+
 def new_uuid() -> str:
     """A random (version 4) UUID in its usual text form, as ``str(uuid.uuid4())`` writes it.
 

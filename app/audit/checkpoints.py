@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit.chain import Head, ensure_head, format_timestamp, read_head
 from app.audit.models import AuditCheckpointRow
+from app.audit.sqlite_appender import insert_checkpoint
 from app.auth.errors import TokenRejected
 from app.auth.tokens import (
     CHECKPOINT_TYP,
@@ -45,7 +46,7 @@ from app.auth.tokens import (
     verify_jws,
 )
 from app.config import AuditSettings, Settings
-from app.db import utcnow
+from app.db import sqlite_file, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -230,6 +231,7 @@ class Checkpointer:
         if key.signer is None:
             raise CheckpointKeyError("DANCU_AUDIT__CHECKPOINT_KEY_FILE holds a public key: it cannot sign")
         self._sessionmaker = sessionmaker
+        self._sqlite_path = sqlite_file(sessionmaker.kw["bind"])
         self.key = key
         # Resolved now: a later change of the working directory must not move where checkpoints go.
         self.directory = settings.checkpoint_dir.absolute()
@@ -282,17 +284,19 @@ class Checkpointer:
         # under load (checkpoints come every 1,000 events). A file whose row then fails to commit is still a
         # true signed statement of the head at its seq.
         await asyncio.to_thread(write_checkpoint_file, self.directory, checkpoint)
-        session.add(
-            AuditCheckpointRow(
-                log_id=checkpoint.log_id,
-                seq=checkpoint.seq,
-                hash=checkpoint.hash,
-                at=datetime.fromisoformat(checkpoint.at),
-                kid=checkpoint.kid,
-                jws=checkpoint.jws,
-            )
-        )
-        await session.commit()
+        row = {
+            "log_id": checkpoint.log_id,
+            "seq": checkpoint.seq,
+            "hash": checkpoint.hash,
+            "at": datetime.fromisoformat(checkpoint.at),
+            "kid": checkpoint.kid,
+            "jws": checkpoint.jws,
+        }
+        if self._sqlite_path is not None:  # insert and commit in one call: see insert_checkpoint
+            await asyncio.to_thread(insert_checkpoint, self._sqlite_path, row)
+        else:
+            session.add(AuditCheckpointRow(**row))
+            await session.commit()
         self._appended = 0
         return checkpoint
 

@@ -37,7 +37,7 @@ from app.audit.chain import StoreUnavailable, append
 from app.audit.postgres_appender import PostgresChainAppender
 from app.audit.sqlite_appender import SqliteChainAppender
 from app.config import Settings
-from app.db import new_time_uuid, utcnow
+from app.db import new_time_uuid, sqlite_file, utcnow
 from app.errors import ServiceUnavailable
 
 logger = logging.getLogger(__name__)
@@ -345,14 +345,9 @@ def _appender(engine: AsyncEngine) -> _Appender:
     url = engine.url
     if url.get_backend_name() == "postgresql":
         return PostgresChainAppender(url.set(drivername="postgresql").render_as_string(hide_password=False))
-    database = url.database
-    if (
-        url.get_backend_name() == "sqlite"
-        and database
-        and database != ":memory:"
-        and not database.startswith("file:")
-    ):
-        return SqliteChainAppender(database)
+    path = sqlite_file(engine)
+    if path is not None:
+        return SqliteChainAppender(path)
     return _EngineAppender(engine)
 
 

@@ -50,7 +50,7 @@ from sqlalchemy.orm import Mapped, Mapper, Session, mapped_column, object_sessio
 from app.auth.context import Grant
 from app.auth.models import Client, ClientGrant, Purpose
 from app.auth.service import expand_grant
-from app.db import Base
+from app.db import Base, sqlite_file
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ class AccessCache:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._engine = engine
-        self._sqlite_path = _sqlite_file(engine)
+        self._sqlite_path = sqlite_file(engine)
         self._sqlite: sqlite3.Connection | None = None
         self._compiled: tuple[object, str] | None = None
         self._refresh_seconds = refresh_seconds
@@ -325,16 +325,6 @@ class AccessCache:
 
 
 _SQLITE: Final = sqlite_dialect.dialect()
-
-
-def _sqlite_file(engine: AsyncEngine) -> str | None:
-    """The path of the engine's SQLite database file, or None (another database, or one only the engine's
-    own connections can see: in memory, or a ``file:`` URI)."""
-    url = engine.url
-    database = url.database
-    if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
-        return None
-    return None if database.startswith("file:") else database
 
 
 def _forget(loading: dict[Hashable, asyncio.Future[Any]], key: Hashable, done: asyncio.Future[Any]) -> None:

@@ -110,6 +110,7 @@ def build_lifespan(
         finally:
             del app.state.dancu
             await access.stop()
+            await keys.close()
             await checkpoints.stop()
             await audit.close()
             await limiter.close()

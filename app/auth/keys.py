@@ -150,6 +150,7 @@ class KeyStore:
         self._loaded_at: float | None = None
         self._forced_at = float("-inf")
         self._lock = asyncio.Lock()
+        self._reloading: asyncio.Task[None] | None = None
         self.extra_public_jwks: list[Mapping[str, Any]] = []
         """Other gateway keys published beside these (the audit checkpoint key); never used for tokens."""
 
@@ -185,11 +186,26 @@ class KeyStore:
     # loading
 
     async def maybe_refresh(self) -> None:
-        """Reload the key table when it is older than REFRESH_SECONDS (one reload at a time)."""
+        """Reload the key table when it is older than REFRESH_SECONDS (one reload at a time).
+
+        Once keys are loaded, the reload runs in the background and the caller goes on with the keys it has
+        (they were good a moment ago; a rotation elsewhere is picked up when the reload lands, milliseconds
+        later). The caller used to wait: under load the reload's round trips through aiosqlite took 200-450
+        ms, and the request that happened to trigger it every 5 s took that long.
+        """
         if self._loaded_at is not None and (
             self._clock() - self._loaded_at < REFRESH_SECONDS or self._lock.locked()
         ):
             return
+        if self._active is None:
+            await self._refresh_or_keep()  # nothing to sign with yet: wait for it
+            return
+        loop = asyncio.get_running_loop()
+        running = self._reloading
+        if running is None or running.done() or running.get_loop() is not loop:
+            self._reloading = loop.create_task(self._refresh_or_keep(), name="signing-key-reload")
+
+    async def _refresh_or_keep(self) -> None:
         try:
             await self.refresh()
         except Exception as exc:
@@ -198,6 +214,13 @@ class KeyStore:
             # Keep serving with the keys already loaded; try again after another REFRESH_SECONDS.
             self._loaded_at = self._clock()
             logger.warning("signing key reload failed: %s", type(exc).__qualname__)
+
+    async def close(self) -> None:
+        """Stop a background reload still running (the lifespan's shutdown, before the engine goes)."""
+        running, self._reloading = self._reloading, None
+        if running is not None and not running.done() and running.get_loop() is asyncio.get_running_loop():
+            running.cancel()
+            await asyncio.wait([running])
 
     async def reload_for_unknown_kid(self) -> bool:
         """Reload at most once a second for a ``kid`` nobody here knows; True when it reloaded."""

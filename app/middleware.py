@@ -126,6 +126,10 @@ class GatewayMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.serve(scope, receive, send, self.fast_route(scope))
+
+    async def serve(self, scope: Scope, receive: Receive, send: Send, route: FastRoute | None) -> None:
+        """An HTTP request, with ``route``'s fast path tried first when there is one (``fast_route``)."""
         started_at = time.perf_counter()
         offered: str | None = None
         declared: bytes | None = None
@@ -179,7 +183,6 @@ class GatewayMiddleware:
                 )
                 return
             try:
-                route = self.fast_route(scope)
                 receive_next: Receive = receive_counted
                 if route is not None:
                     request = DeferredJSONRequest(scope, receive_counted, send_wrapped)

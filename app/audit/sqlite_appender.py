@@ -77,6 +77,18 @@ def _timestamp(at: datetime) -> str:
     return at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
+def _open(path: str, timeout: float, *pragmas: str) -> sqlite3.Connection:
+    """A connection to ``path`` in autocommit mode (transactions begun explicitly) with ``pragmas`` set."""
+    connection = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+    try:
+        for pragma in pragmas:
+            connection.execute(f"PRAGMA {pragma}")
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
 class SqliteChainAppender:
     """Appends to the chain of the SQLite database at ``path`` from one thread with one connection."""
 
@@ -125,14 +137,7 @@ class SqliteChainAppender:
         """A transaction with the write lock and the head, if both come at once; else None (use the thread)."""
         try:
             if self._inline is None:
-                connection = sqlite3.connect(self._path, timeout=0, isolation_level=None)
-                try:
-                    for pragma in (*_PRAGMAS, "wal_autocheckpoint=0"):
-                        connection.execute(f"PRAGMA {pragma}")
-                except BaseException:
-                    connection.close()
-                    raise
-                self._inline = connection
+                self._inline = _open(self._path, 0, *_PRAGMAS, "wal_autocheckpoint=0")
             self._inline.execute("BEGIN IMMEDIATE")
         except sqlite3.Error:
             return None  # locked, or not openable: the thread waits, or reports StoreUnavailable
@@ -146,14 +151,7 @@ class SqliteChainAppender:
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
-            connection = sqlite3.connect(self._path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
-            try:
-                for pragma in _PRAGMAS:
-                    connection.execute(f"PRAGMA {pragma}")
-            except BaseException:
-                connection.close()
-                raise
-            self._connection = connection
+            self._connection = _open(self._path, BUSY_TIMEOUT_SECONDS, *_PRAGMAS)
         return self._connection
 
     def _close(self) -> None:
@@ -216,7 +214,7 @@ def insert_checkpoint(path: str, row: Mapping[str, Any]) -> None:
     event loop (10-40 ms under load, two or three times a second at 1,000 events a checkpoint): every audit
     append, so every answer, waited behind it.
     """
-    connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+    connection = _open(path, BUSY_TIMEOUT_SECONDS)
     try:
         connection.execute("BEGIN IMMEDIATE")
         try:

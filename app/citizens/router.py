@@ -167,6 +167,11 @@ HouseholdCall = Annotated[CallContext, Depends(_call("household.read", require_h
 _Call = Callable[[CitizenService, CallContext, Any], Awaitable[dict[str, Any]]]
 
 
+_FAST_HEADERS = frozenset(
+    {b"authorization", b"x-purpose", b"x-dossier-id", b"content-type", b"accept-language"}
+)
+
+
 def _json_content(content_type: str | None) -> bool:
     return content_type is not None and content_type.partition(";")[0].strip().lower() == "application/json"
 
@@ -182,24 +187,20 @@ def _fast(
     async def fast(request: Request) -> Response | None:
         # One pass over the raw headers rather than five scans of Starlette's ``Headers`` (the first
         # occurrence of a name counts, as ``Headers.get`` has it).
-        purpose = dossier_id = authorization = content_type = language = None
+        found: dict[bytes, str] = {}
         for name, value in request.scope["headers"]:
-            if name == b"authorization":
-                authorization = authorization if authorization is not None else value.decode("latin-1")
-            elif name == b"x-purpose":
-                purpose = purpose if purpose is not None else value.decode("latin-1")
-            elif name == b"content-type":
-                content_type = content_type if content_type is not None else value.decode("latin-1")
-            elif name == b"x-dossier-id":
-                dossier_id = dossier_id if dossier_id is not None else value.decode("latin-1")
-            elif name == b"accept-language":
-                language = language if language is not None else value.decode("latin-1")
+            if name in _FAST_HEADERS and name not in found:
+                found[name] = value.decode("latin-1")
+        purpose = found.get(b"x-purpose")
+        dossier_id = found.get(b"x-dossier-id")
+        authorization = found.get(b"authorization")
+        language = found.get(b"accept-language")
         if (
             not purpose
             or len(purpose) > MAX_HEADER
             or (dossier_id is not None and len(dossier_id) > MAX_HEADER)
             or authorization is None
-            or not _json_content(content_type)
+            or not _json_content(found.get(b"content-type"))
         ):
             return None
         state: AppState = request.app.state.dancu

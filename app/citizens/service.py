@@ -132,6 +132,10 @@ class CitizenService:
         self._batch_slots = asyncio.Semaphore(BATCH_CONCURRENCY)
 
     # ------------------------------------------------------------------------------------------ helpers
+    def _collect(self, ctx: CallContext, action: str) -> _Audit:
+        """The collector of one request's events (subjects hashed with the writer's keys)."""
+        return _Audit(ctx, action, self._audit.hasher)
+
     async def _finish(self, audit: _Audit) -> None:
         await self._audit.write(audit.events)
 
@@ -189,7 +193,7 @@ class CitizenService:
 
     # ------------------------------------------------------------------------------------------- verify
     async def verify(self, ctx: CallContext, body: VerifyRequest) -> dict[str, Any]:
-        audit = _Audit(ctx, "citizen.verify", self._audit.hasher)
+        audit = self._collect(ctx, "citizen.verify")
         checked = self._checked(body)
         try:
             pid = _parse(body.personal_id)
@@ -214,7 +218,7 @@ class CitizenService:
             return await self._verify_batch(ctx, items)
 
     async def _verify_batch(self, ctx: CallContext, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        audit = _Audit(ctx, "citizen.verify", self._audit.hasher)
+        audit = self._collect(ctx, "citizen.verify")
         results: list[dict[str, Any] | None] = [None] * len(items)
 
         async def answered(
@@ -304,7 +308,7 @@ class CitizenService:
 
     # ------------------------------------------------------------------------------------------- lookup
     async def lookup(self, ctx: CallContext, body: LookupRequest) -> dict[str, Any]:
-        audit = _Audit(ctx, "citizen.read", self._audit.hasher)
+        audit = self._collect(ctx, "citizen.read")
         grant = ctx.auth.grant
         requested = [f for f in (body.fields or sorted(grant.fields)) if f != "personal_id"]
         try:
@@ -334,7 +338,7 @@ class CitizenService:
 
     # ---------------------------------------------------------------------------------------- household
     async def household(self, ctx: CallContext, body: HouseholdRequest) -> dict[str, Any]:
-        audit = _Audit(ctx, "household.read", self._audit.hasher)
+        audit = self._collect(ctx, "household.read")
         try:
             pid = _parse(body.personal_id)
             (within,) = await self._admit(ctx, audit, [pid.number])

@@ -72,6 +72,22 @@ def _outcome(exc: BaseException) -> str:
     return exc.code if isinstance(exc, GatewayError) else "error"
 
 
+class _Children:
+    """A labelled metric's children, each made once per label set: ``labels()`` checks and joins its values
+    and takes a lock on every call (~2 µs, three or four times a request). The label sets are bounded (see
+    above), so this dict is too, and no series is ever removed."""
+
+    def __init__(self, metric: Counter | Histogram) -> None:
+        self._metric = metric
+        self._made: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *labels: str) -> Any:
+        child = self._made.get(labels)
+        if child is None:
+            child = self._made[labels] = self._metric.labels(*labels)
+        return child
+
+
 class GatewayMetrics:
     """The app's metrics and its registry; ``render()`` is the body of ``GET /metrics``."""
 
@@ -130,11 +146,10 @@ class GatewayMetrics:
             self.rate_limit_refusals.labels(code)
         self._breaker = _BreakerCollector()
         self.registry.register(self._breaker)
-        # ``labels()`` checks and joins its values and takes a lock on every call (~2 µs each, three or four
-        # per request); the children are made once per label set here instead. The label sets are bounded
-        # (see above), so these dicts are too, and no series is ever removed.
-        self._request_children: dict[tuple[str, str, int, str], tuple[Any, Any]] = {}
-        self.upstream_children: dict[tuple[str, str], Any] = {}
+        self.requests_by = _Children(self.requests)
+        self.request_seconds_by = _Children(self.request_seconds)
+        self.upstream_seconds_by = _Children(self.upstream_seconds)
+        self.audit_write_seconds_by = _Children(self.audit_write_seconds)
 
     # ---------------------------------------------------------------------------------------- wiring
 
@@ -153,15 +168,8 @@ class GatewayMetrics:
         route = route_template(scope)
         method = scope["method"] if scope["method"] in _METHODS else OTHER_METHOD
         client_id = scope.get("state", {}).get(CLIENT_ID_KEY) or ANONYMOUS
-        key = (route, method, status, client_id)
-        children = self._request_children.get(key)
-        if children is None:
-            children = self._request_children[key] = (
-                self.requests.labels(route, method, str(status), client_id),
-                self.request_seconds.labels(route, method),
-            )
-        children[0].inc()
-        children[1].observe(seconds)
+        self.requests_by(route, method, str(status), client_id).inc()
+        self.request_seconds_by(route, method).observe(seconds)
         return route
 
     def refused(self, code: str, count: int = 1) -> None:
@@ -231,8 +239,7 @@ class InstrumentedBackend:
     def __init__(self, backend: Backend, metrics: GatewayMetrics) -> None:
         self.inner = backend
         self.name = backend.name
-        self._seconds = metrics.upstream_seconds
-        self._children = metrics.upstream_children
+        self._seconds_by = metrics.upstream_seconds_by
         metrics.watch_backend(backend)
 
     async def _timed(self, operation: str, call: Callable[[], Any]) -> Any:
@@ -244,11 +251,7 @@ class InstrumentedBackend:
             outcome = _outcome(exc)
             raise
         finally:
-            elapsed = time.perf_counter() - started
-            child = self._children.get((operation, outcome))
-            if child is None:
-                child = self._children[(operation, outcome)] = self._seconds.labels(operation, outcome)
-            child.observe(elapsed)
+            self._seconds_by(operation, outcome).observe(time.perf_counter() - started)
 
     async def get(self, personal_id: str, fields: Collection[str] | None = None) -> ResidentRecord | None:
         result: ResidentRecord | None = await self._timed("get", lambda: self.inner.get(personal_id, fields))
@@ -324,8 +327,7 @@ class TimedAuditWriter(AuditWriter):
 
     def __init__(self, *args: Any, metrics: GatewayMetrics, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._write_seconds = metrics.audit_write_seconds
-        self._write_ok = self._write_seconds.labels("ok")  # the usual outcome's child, made once
+        self._write_seconds_by = metrics.audit_write_seconds_by
         self._written = metrics.audit_events
 
     async def write(self, events: Sequence[AuditEvent]) -> None:
@@ -340,6 +342,5 @@ class TimedAuditWriter(AuditWriter):
             outcome = _outcome(exc)
             raise
         finally:
-            child = self._write_ok if outcome == "ok" else self._write_seconds.labels(outcome)
-            child.observe(time.perf_counter() - started)
+            self._write_seconds_by(outcome).observe(time.perf_counter() - started)
         self._written.inc(len(events))

@@ -384,8 +384,9 @@ async def test_when_the_version_cannot_be_read_every_request_reads_through(
     await cache.check_version()
     assert await cache.client(client.client_id) is not None
 
-    readable = app.auth.access._VERSION_QUERY
+    readable = app.auth.access._VERSION_QUERY, app.auth.access._VERSION_SQL
     monkeypatch.setattr(app.auth.access, "_VERSION_QUERY", select(text("version")).select_from(text("gone")))
+    monkeypatch.setattr(app.auth.access, "_VERSION_SQL", "SELECT version FROM gone")  # the stdlib path's
     await plain_sql(
         sqlite_url,
         "UPDATE clients SET status = 'suspended' WHERE client_id = :client_id",
@@ -401,7 +402,8 @@ async def test_when_the_version_cannot_be_read_every_request_reads_through(
     with checkouts(engine) as beyond:
         first = await cache.client(client.client_id)
         second = await cache.client(client.client_id)
-    monkeypatch.setattr(app.auth.access, "_VERSION_QUERY", readable)
+    monkeypatch.setattr(app.auth.access, "_VERSION_QUERY", readable[0])
+    monkeypatch.setattr(app.auth.access, "_VERSION_SQL", readable[1])
     await cache.check_version()
     with checkouts(engine) as recovered:
         cached = await cache.client(client.client_id)

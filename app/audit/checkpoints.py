@@ -36,17 +36,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.audit.chain import Head, ensure_head, format_timestamp, read_head
 from app.audit.models import AuditCheckpointRow
 from app.audit.sqlite_appender import insert_checkpoint
-from app.auth.errors import TokenRejected
-from app.auth.tokens import (
-    CHECKPOINT_TYP,
-    GATEWAY_ALG,
-    SigningKey,
-    jwk_thumbprint,
-    sign_jws,
-    verify_jws,
-)
 from app.config import AuditSettings, Settings
 from app.db import sqlite_file, utcnow
+from app.jws import GATEWAY_ALG, SigningKey, TokenRejected, jwk_thumbprint, sign_jws, verify_jws
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +47,7 @@ ANCHOR_FILE: Final = "anchor.json"
 """In the checkpoint directory: the checkpoint an archived log is verified from (docs/operations.md)."""
 MAX_POLL_SECONDS: Final = 5.0
 SHUTDOWN_TIMEOUT_SECONDS: Final = 5.0
+CHECKPOINT_TYP: Final = "checkpoint+jwt"
 MEMBERS: Final = ("log_id", "seq", "hash", "at", "kid")
 """What the JWS signs (every member of a checkpoint but ``jws``)."""
 

@@ -31,9 +31,9 @@ from app.audit.checkpoints import (
     verify_checkpoint,
 )
 from app.audit.models import AuditEventRow
-from app.auth.tokens import SigningKey
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
+from app.jws import SigningKey
 
 Problem = Literal[
     "modified", "deleted", "inserted", "reordered", "truncated", "rewritten", "bad_checkpoint_signature"

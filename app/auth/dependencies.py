@@ -18,12 +18,12 @@ from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.security import OAuth2
 
 from app.auth.context import AuthContext
-from app.auth.errors import TokenRejected, UnknownSigningKey
 from app.auth.service import TOKEN_PATH, grant_in_force
 from app.auth.tokens import AccessTokenClaims, cached_access_token, verify_access_token
 from app.config import Settings
 from app.db import utcnow
 from app.errors import InsufficientScope, InvalidToken
+from app.jws import TokenRejected, UnknownSigningKey
 from app.lifespan import AppState
 from app.middleware import record_client
 

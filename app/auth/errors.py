@@ -14,9 +14,6 @@ Hierarchy::
     ├── UnsupportedGrantType             400 unsupported_grant_type
     └── TemporarilyUnavailable           503 temporarily_unavailable (the jti replay store is down)
 
-    TokenRejected                        a token or assertion failed a check (internal: becomes the above)
-    └── UnknownSigningKey                its kid is not in the preloaded key map
-
     GatewayError
     ├── NotFound
     │   └── ClientNotFound               404 not_found
@@ -87,17 +84,6 @@ class TemporarilyUnavailable(OAuthError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": "5"}
-
-
-# --- token and assertion checks (internal) ---------------------------------------------------------------
-
-
-class TokenRejected(Exception):
-    """A token or client assertion failed a check; the message is for logs and never reaches a caller."""
-
-
-class UnknownSigningKey(TokenRejected):
-    """The token names a ``kid`` that is not in the preloaded key map (the caller may reload it once)."""
 
 
 # --- problems ----------------------------------------------------------------------------------------------

@@ -41,9 +41,10 @@ from sqlalchemy.orm import Session
 
 from app.auth.models import SigningKey as SigningKeyRow
 from app.auth.repository import SigningKeyRepository
-from app.auth.tokens import GATEWAY_ALG, SigningKey, VerifiedTokenCache, sign_jws
+from app.auth.tokens import VerifiedTokenCache
 from app.config import Settings
 from app.db import utcnow
+from app.jws import GATEWAY_ALG, SigningKey, sign_jws
 
 logger = logging.getLogger(__name__)
 

@@ -30,7 +30,6 @@ from app.auth.errors import (
     PurposeExists,
     ReplayStoreUnavailable,
     TemporarilyUnavailable,
-    TokenRejected,
 )
 from app.auth.keys import KeyStore, SecretHasher, new_client_secret
 from app.auth.models import Client, ClientGrant, Purpose
@@ -50,7 +49,6 @@ from app.auth.schemas import (
 from app.auth.tokens import (
     IssuedAccessToken,
     issue_access_token,
-    jwk_thumbprint,
     public_jwks_problems,
     registrable_jwks,
     unverified_assertion_subject,
@@ -60,6 +58,7 @@ from app.backends.base import RESIDENT_FIELDS, SENSITIVE_FIELDS
 from app.config import Settings
 from app.db import utcnow
 from app.errors import FieldError, ValidationFailed
+from app.jws import TokenRejected, jwk_thumbprint
 from app.problems import field_errors
 
 logger = logging.getLogger(__name__)

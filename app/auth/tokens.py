@@ -1,182 +1,59 @@
-"""JOSE for the gateway: the only module that imports ``jose`` (an import-linter contract enforces it).
+"""The token rules: access tokens, client assertions (``private_key_jwt``) and the keys clients register.
 
-Every rule of SECURITY.md "Tokens" is applied here, so that swapping the JOSE library touches one file:
+Every rule of SECURITY.md "Tokens" is applied here, on the JWS primitives of ``app.jws`` (the only module
+that imports ``jose``: what holds for every JWS, such as the algorithm coming from the key and never from
+the header, is done there):
 
-* the algorithm comes from the key that verifies (EC → ES256, RSA → RS256), never from the token's header,
-  and is passed to jose as the only allowed one (an HS256 token "signed" with our public key is refused);
 * ``exp``, ``aud``, ``iss``, ``iat`` (and ``jti``, ``sub``) are required and checked; ``typ`` must be
   ``at+jwt`` for access tokens, so an attestation (``verification+jwt``) or a checkpoint never passes as one;
-* tokens are capped in length before anything is decoded; five-part (JWE) tokens are refused;
-* ``kid`` is resolved only in the preloaded key map; ``jku``, ``x5u``, ``x5c`` and ``jwk`` headers are never read;
-* every jose failure is caught as ``JOSEError`` (``alg: none`` raises ``JWKError``, which is no ``JWTError``)
-  and becomes ``TokenRejected``;
-* key objects are built once (``SigningKey``); client JWKs are parsed once per distinct key (an LRU cache).
+* access tokens and assertions are capped in length before anything is decoded;
+* an access token's signature is checked once (``VerifiedTokenCache``); its time, issuer and audience on
+  every use;
+* a client assertion is used once (its ``jti`` is claimed in the replay store) and expires within 5 minutes.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import secrets
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from functools import lru_cache
-from typing import Any, Final, Protocol
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
 
-import orjson
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from jose import jwk, jws, jwt
-from jose.exceptions import JOSEError
-
-from app.auth.errors import TokenRejected, UnknownSigningKey
 from app.auth.replay import ReplayStore
 from app.errors import FieldError
+from app.jws import (
+    CLOCK_SKEW_SECONDS,
+    PUBLIC_JWK_MEMBERS,
+    KeyResolver,
+    SigningKey,
+    TokenRejected,
+    UnknownSigningKey,
+    UnreadableKey,
+    checked_header,
+    client_key,
+    decode_jwt,
+    public_key_size,
+    sign_jws,
+    unverified_claims,
+)
 
-GATEWAY_ALG: Final = "ES256"
 ACCESS_TOKEN_TYP: Final = "at+jwt"  # noqa: S105 - a media type
 ATTESTATION_TYP: Final = "verification+jwt"
-CHECKPOINT_TYP: Final = "checkpoint+jwt"
 _ACCESS_TOKEN_TYPS: Final = frozenset({"at+jwt", "application/at+jwt"})  # RFC 9068 §4
 
 MAX_ACCESS_TOKEN_CHARS: Final = 4096
 MAX_ASSERTION_CHARS: Final = 8192
-MAX_JWS_CHARS: Final = 16384
 MAX_ASSERTION_LIFETIME_SECONDS: Final = 300
 """RFC 7523 assertions may expire at most this far ahead (API.md)."""
-CLOCK_SKEW_SECONDS: Final = 10
-"""Leeway for the clocks of the gateway's replicas and its clients (exp, nbf, iat)."""
 MAX_JTI_CHARS: Final = 256
 MAX_CLIENT_KEYS: Final = 10
 MIN_RSA_BITS: Final = 2048
 
 _PRIVATE_JWK_MEMBERS: Final = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
-_PUBLIC_JWK_MEMBERS: Final = {
-    "EC": ("kty", "crv", "x", "y"),
-    "RSA": ("kty", "n", "e"),
-}
-
-
-class KeyResolver(Protocol):
-    """Resolves a ``kid`` in a preloaded map (never by fetching anything)."""
-
-    def verification_key(self, kid: str) -> SigningKey | None: ...
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def jwk_thumbprint(public_jwk: Mapping[str, Any]) -> str:
-    """RFC 7638 thumbprint (SHA-256, base64url) of an EC or RSA public JWK: a stable, unique ``kid``."""
-    members = _PUBLIC_JWK_MEMBERS[str(public_jwk["kty"])]
-    canonical = json.dumps({m: public_jwk[m] for m in members}, separators=(",", ":"), sort_keys=True)
-    return _b64url(hashlib.sha256(canonical.encode("utf-8")).digest())
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class SigningKey:
-    """A gateway key with its jose objects built once; ``signer`` is None for a verify-only key."""
-
-    kid: str
-    alg: str
-    public_jwk: Mapping[str, Any]
-    """Published in the JWKS: public members plus ``kid``, ``alg`` and ``use``."""
-    verifier: Any
-    signer: Any | None
-
-    @classmethod
-    def generate(cls) -> tuple[SigningKey, bytes]:
-        """A new ES256 (P-256) key and its private key as unencrypted PKCS#8 PEM (encrypt before storing)."""
-        private = ec.generate_private_key(ec.SECP256R1())
-        pem = private.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        return cls._from_private(private), pem
-
-    @classmethod
-    def from_private_pem(cls, pem: bytes) -> SigningKey:
-        """The key in ``pem`` (a P-256 private key); parse it once, at load time, never per request."""
-        private = serialization.load_pem_private_key(pem, password=None)
-        if not isinstance(private, ec.EllipticCurvePrivateKey) or not isinstance(private.curve, ec.SECP256R1):
-            raise ValueError("a gateway signing key must be an EC P-256 private key")
-        return cls._from_private(private)
-
-    @classmethod
-    def from_public_jwk(cls, public_jwk: Mapping[str, Any]) -> SigningKey:
-        """A verify-only key (a retired key, or one this process cannot decrypt) from its stored JWK."""
-        kid = public_jwk.get("kid")
-        if not isinstance(kid, str) or public_jwk.get("kty") != "EC" or public_jwk.get("crv") != "P-256":
-            raise ValueError("a gateway public key must be an EC P-256 JWK with a kid")
-        try:
-            verifier = jwk.construct({m: public_jwk[m] for m in _PUBLIC_JWK_MEMBERS["EC"]}, GATEWAY_ALG)
-        except (JOSEError, KeyError, ValueError) as exc:
-            raise ValueError("unreadable gateway public key") from exc
-        return cls(kid=kid, alg=GATEWAY_ALG, public_jwk=dict(public_jwk), verifier=verifier, signer=None)
-
-    def verify_only(self) -> SigningKey:
-        """This key without its private half (a retired key is never decrypted or kept decrypted)."""
-        return self if self.signer is None else replace(self, signer=None)
-
-    @classmethod
-    def _from_private(cls, private: ec.EllipticCurvePrivateKey) -> SigningKey:
-        signer = jwk.construct(private, GATEWAY_ALG)
-        verifier = jwk.construct(private.public_key(), GATEWAY_ALG)
-        public = {m: verifier.to_dict()[m] for m in _PUBLIC_JWK_MEMBERS["EC"]}
-        kid = jwk_thumbprint(public)
-        return cls(
-            kid=kid,
-            alg=GATEWAY_ALG,
-            public_jwk={**public, "kid": kid, "alg": GATEWAY_ALG, "use": "sig"},
-            verifier=verifier,
-            signer=signer,
-        )
 
 
 # --- shared checks -------------------------------------------------------------------------------------------
-
-
-def _checked_header(token: object, max_chars: int) -> dict[str, Any]:
-    """The unverified header of a compact JWS, after the size and shape checks; TokenRejected otherwise."""
-    if not isinstance(token, str) or not token or len(token) > max_chars or not token.isascii():
-        raise TokenRejected("empty, oversized or non-ASCII token")
-    if token.count(".") != 2:
-        raise TokenRejected("not a three-part compact JWS (JWE and JSON serialisation are refused)")
-    try:
-        header = jwt.get_unverified_header(token)
-    except JOSEError:
-        raise TokenRejected("unreadable header") from None
-    if not isinstance(header, dict):
-        raise TokenRejected("header is not a JSON object")
-    if "crit" in header:
-        # RFC 7515 §4.1.11: extensions we do not understand must make the token invalid.
-        raise TokenRejected("critical header extensions are not supported")
-    return header
-
-
-def _decode(
-    token: str,
-    key: Any,
-    alg: str,
-    *,
-    required: Iterable[str],
-    audience: str | None = None,
-    issuer: str | None = None,
-) -> dict[str, Any]:
-    options: dict[str, Any] = {f"require_{claim}": True for claim in required}
-    options.update(leeway=CLOCK_SKEW_SECONDS, verify_at_hash=False, verify_aud=audience is not None)
-    try:
-        claims = jwt.decode(token, key, algorithms=[alg], audience=audience, issuer=issuer, options=options)
-    except JOSEError as exc:
-        raise TokenRejected(type(exc).__name__) from None
-    except (TypeError, ValueError, KeyError, OverflowError) as exc:  # odd claim types jose does not expect
-        raise TokenRejected(type(exc).__name__) from None
-    if not isinstance(claims, dict):
-        raise TokenRejected("claims are not a JSON object")
-    return claims
 
 
 def _numeric(claims: Mapping[str, Any], name: str) -> int:
@@ -298,7 +175,7 @@ def verify_access_token(
         if cached is not None:
             return cached
     now = time.time()
-    header = _checked_header(token, MAX_ACCESS_TOKEN_CHARS)
+    header = checked_header(token, MAX_ACCESS_TOKEN_CHARS)
     typ = header.get("typ")
     if not isinstance(typ, str) or typ.lower() not in _ACCESS_TOKEN_TYPS:
         raise TokenRejected("typ is not at+jwt")
@@ -308,7 +185,7 @@ def verify_access_token(
     key = keys.verification_key(kid)
     if key is None:
         raise UnknownSigningKey("unknown kid")
-    claims = _decode(
+    claims = decode_jwt(
         token,
         key.verifier,
         key.alg,
@@ -336,58 +213,6 @@ def verify_access_token(
     return verified
 
 
-# --- other signed documents (attestations, checkpoints) ----------------------------------------------------
-
-
-def sign_jws(claims: Mapping[str, Any], typ: str, key: SigningKey) -> str:
-    """A compact JWS over ``claims`` with header ``{alg, kid, typ}`` (RFC 7515, ES256 per RFC 7518 §3.4).
-
-    Signed with the key's ``cryptography`` object directly rather than through ``jose.jws.sign``, which
-    rebuilds the header and re-encodes the signature on every call: one attestation per verification makes
-    this a hot path (78 → 56 µs per signature here, timeit). Verifiers see the same JWS: access tokens are
-    checked with python-jose (``verify_access_token``) and PyJWT in ``tests/auth``, attestations with PyJWT.
-    """
-    if key.signer is None:
-        raise ValueError(f"key {key.kid} is verify-only")
-    signing_input = _jws_header(key.kid, typ) + b"." + _b64url_bytes(orjson.dumps(dict(claims)))
-    der = key.signer.prepared_key.sign(signing_input, _ES256)
-    r, s = decode_dss_signature(der)
-    signature = _b64url_bytes(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
-    return (signing_input + b"." + signature).decode("ascii")
-
-
-_ES256: Final = ec.ECDSA(hashes.SHA256())
-
-
-def _b64url_bytes(data: bytes) -> bytes:
-    return base64.urlsafe_b64encode(data).rstrip(b"=")
-
-
-@lru_cache(maxsize=64)
-def _jws_header(kid: str, typ: str) -> bytes:
-    header = {"alg": GATEWAY_ALG, "kid": kid, "typ": typ}
-    return _b64url_bytes(json.dumps(header, separators=(",", ":"), sort_keys=True).encode("ascii"))
-
-
-def verify_jws(token: str, keys: KeyResolver, *, typ: str) -> dict[str, Any]:
-    """The claims of a JWS the gateway signed with ``typ`` (an attestation, a checkpoint); no claim is required."""
-    header = _checked_header(token, MAX_JWS_CHARS)
-    if header.get("typ") != typ:
-        raise TokenRejected("unexpected typ")
-    kid = header.get("kid")
-    key = keys.verification_key(kid) if isinstance(kid, str) else None
-    if key is None:
-        raise UnknownSigningKey("unknown kid")
-    try:
-        payload = jws.verify(token, key.verifier, algorithms=[key.alg])
-        claims = json.loads(payload)
-    except (JOSEError, ValueError) as exc:
-        raise TokenRejected(type(exc).__name__) from None
-    if not isinstance(claims, dict):
-        raise TokenRejected("claims are not a JSON object")
-    return claims
-
-
 # --- private_key_jwt (RFC 7523) ----------------------------------------------------------------------------
 
 
@@ -408,12 +233,6 @@ def _alg_for(public_jwk: Mapping[str, Any]) -> str | None:
     return alg
 
 
-@lru_cache(maxsize=1024)
-def _client_key(canonical_jwk: str, alg: str) -> Any:
-    # Keyed by the key's public members: a client that re-registers its keys gets new entries.
-    return jwk.construct(json.loads(canonical_jwk), alg)
-
-
 def _assertion_keys(registered: Mapping[str, Any] | None, kid: object) -> list[tuple[str, Any]]:
     keys = registered.get("keys") if registered else None
     if not isinstance(keys, list):
@@ -425,10 +244,10 @@ def _assertion_keys(registered: Mapping[str, Any] | None, kid: object) -> list[t
         alg = _alg_for(entry)
         if alg is None:
             continue
-        public = {m: entry[m] for m in _PUBLIC_JWK_MEMBERS[str(entry["kty"])] if m in entry}
+        public = {m: entry[m] for m in PUBLIC_JWK_MEMBERS[str(entry["kty"])] if m in entry}
         try:
-            found.append((alg, _client_key(json.dumps(public, sort_keys=True), alg)))
-        except JOSEError:
+            found.append((alg, client_key(public, alg)))
+        except UnreadableKey:
             continue
     return found
 
@@ -440,9 +259,9 @@ def unverified_assertion_subject(assertion: str) -> str | None:
     ``verify_client_assertion``.
     """
     try:
-        _checked_header(assertion, MAX_ASSERTION_CHARS)
-        claims = jwt.get_unverified_claims(assertion)
-    except (TokenRejected, JOSEError):
+        checked_header(assertion, MAX_ASSERTION_CHARS)
+        claims = unverified_claims(assertion)
+    except TokenRejected:
         return None
     sub = claims.get("sub") if isinstance(claims, dict) else None
     return sub if isinstance(sub, str) and 0 < len(sub) <= 64 else None
@@ -461,14 +280,14 @@ async def verify_client_assertion(
     ReplayStoreUnavailable (from ``replay``) propagates: the caller cannot tell a first use from a replay.
     """
     now = time.time()
-    header = _checked_header(assertion, MAX_ASSERTION_CHARS)
+    header = checked_header(assertion, MAX_ASSERTION_CHARS)
     candidates = _assertion_keys(registered_jwks, header.get("kid"))
     if not candidates:
         raise TokenRejected("no registered key matches the assertion")
     claims: dict[str, Any] | None = None
     for alg, key in candidates:
         try:
-            claims = _decode(assertion, key, alg, required=("exp", "iss", "sub", "jti"))
+            claims = decode_jwt(assertion, key, alg, required=("exp", "iss", "sub", "jti"))
         except TokenRejected:
             continue
         break
@@ -526,7 +345,7 @@ def registrable_jwks(jwks: Mapping[str, Any]) -> dict[str, Any]:
     kept = ("kid", "alg", "use")
     return {
         "keys": [
-            {m: key[m] for m in (*_PUBLIC_JWK_MEMBERS[key["kty"]], *kept) if m in key} for key in jwks["keys"]
+            {m: key[m] for m in (*PUBLIC_JWK_MEMBERS[key["kty"]], *kept) if m in key} for key in jwks["keys"]
         ]
     }
 
@@ -540,19 +359,17 @@ def _public_key_problem(entry: object) -> tuple[str, str] | None:
     if kid is not None and (not isinstance(kid, str) or not 0 < len(kid) <= 128):
         return "invalid_jwk", "`kid` must be a string of at most 128 characters."
     kty = entry.get("kty")
-    if kty not in _PUBLIC_JWK_MEMBERS:
+    if kty not in PUBLIC_JWK_MEMBERS:
         return "unsupported_key", "Only EC P-256 and RSA keys are supported."
     alg = _alg_for(entry)
     if alg is None:
         return "unsupported_key", "EC keys must be P-256 (ES256), RSA keys RS256, for signatures."
-    if not all(isinstance(entry.get(m), str) for m in _PUBLIC_JWK_MEMBERS[kty] if m != "kty"):
+    if not all(isinstance(entry.get(m), str) for m in PUBLIC_JWK_MEMBERS[kty] if m != "kty"):
         return "invalid_jwk", "A public member is missing."
     try:
-        key = jwk.construct({m: entry[m] for m in _PUBLIC_JWK_MEMBERS[kty]}, alg)
-        public = key.public_key().prepared_key if hasattr(key, "public_key") else key.prepared_key
-    except (JOSEError, ValueError, TypeError) as exc:
-        return "invalid_jwk", f"Unreadable key ({type(exc).__name__})."
-    key_size = getattr(public, "key_size", 0)
+        key_size = public_key_size({m: entry[m] for m in PUBLIC_JWK_MEMBERS[kty]}, alg)
+    except UnreadableKey as exc:
+        return "invalid_jwk", f"Unreadable key ({exc})."
     if kty == "RSA" and key_size < MIN_RSA_BITS:
         return "weak_key", f"RSA keys must have at least {MIN_RSA_BITS} bits."
     return None

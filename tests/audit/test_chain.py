@@ -26,9 +26,9 @@ from app.audit.models import AuditChainHead, AuditCheckpointRow, AuditEventRow
 from app.audit.writer import AuditEvent, AuditWriter, _record
 from app.auth.schemas import ClientCreate, GrantIn, PurposeIn
 from app.auth.service import AuthService
-from app.auth.tokens import SigningKey
 from app.cli import cli
 from app.db import utcnow
+from app.jws import SigningKey
 from app.main import create_app
 from tests.audit.conftest import (
     ENCRYPTION_KEY,

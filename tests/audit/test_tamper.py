@@ -19,7 +19,7 @@ from app.audit.chain import event_hash
 from app.audit.checkpoints import ANCHOR_FILE, latest_checkpoint_file, sign_checkpoint
 from app.audit.integrity import verify_chain
 from app.audit.models import AuditChainHead, AuditCheckpointRow, AuditEventRow
-from app.auth.tokens import SigningKey
+from app.jws import SigningKey
 from tests.audit.conftest import Log
 
 CHECKPOINT_SEQ = 30

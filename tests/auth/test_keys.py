@@ -22,8 +22,9 @@ from app.auth.keys import (
 )
 from app.auth.models import SigningKey as SigningKeyRow
 from app.auth.service import AuthService
-from app.auth.tokens import ATTESTATION_TYP, verify_jws
+from app.auth.tokens import ATTESTATION_TYP
 from app.config import KeysSettings, Settings
+from app.jws import verify_jws
 from tests.auth.conftest import Gateway
 
 

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jose.exceptions import JWKError
 
-from app.auth.tokens import SigningKey, sign_jws
+from app.jws import SigningKey, sign_jws
 from tests.auth.conftest import AUDIENCE, BASE_URL, Gateway
 
 

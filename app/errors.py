@@ -14,6 +14,7 @@ Hierarchy::
     ├── MethodNotAllowed              405 method_not_allowed
     ├── PayloadTooLarge               413 payload_too_large
     ├── ValidationFailed              422 validation_failed    (+ errors: [{loc, code, message}])
+    │   └── InvalidPersonalId         422 invalid_personal_id  (a citizen request's or an audit search's)
     ├── InternalError                 500 internal_error
     └── ServiceUnavailable            503 service_unavailable
         └── NotReady                  503 not_ready            (+ checks: {name: "ok" | "failed"})
@@ -161,6 +162,22 @@ class ValidationFailed(GatewayError):
 
     def extensions(self) -> dict[str, Any]:
         return {"errors": self.errors}
+
+
+class InvalidPersonalId(ValidationFailed):
+    code = "invalid_personal_id"
+    title_en = "Invalid personal ID"
+    title_vi = "Số định danh cá nhân không hợp lệ"
+    default_detail_en = "A personal ID is 12 ASCII digits starting with one of the 63 province codes."
+    default_detail_vi = "Số định danh cá nhân gồm 12 chữ số, bắt đầu bằng một trong 63 mã tỉnh."
+
+    def __init__(self, loc: Sequence[str | int] = ("body", "personal_id")) -> None:
+        error: FieldError = {
+            "loc": list(loc),
+            "code": "invalid_personal_id",
+            "message": self.default_detail_en,
+        }
+        super().__init__([error])
 
 
 class InternalError(GatewayError):

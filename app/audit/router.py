@@ -28,9 +28,8 @@ from app.audit.service import AuditService, Reader
 from app.audit.writer import AuditUnavailable
 from app.auth.context import AuthContext
 from app.auth.dependencies import AuditReader, SubjectReportReader
-from app.citizens.errors import InvalidPersonalId
 from app.db import utcnow
-from app.errors import InsufficientScope, InvalidToken, NotFound, ValidationFailed
+from app.errors import InsufficientScope, InvalidPersonalId, InvalidToken, NotFound, ValidationFailed
 from app.lifespan import AppStateDep
 from app.problems import problem_responses, request_id_of
 from app.routing import GatewayRoute

@@ -35,8 +35,7 @@ from app.audit.repository import AuditRepository, EventQuery
 from app.audit.schemas import EventFilter, GroupBy, Order, SearchRequest, SubjectReportRequest, event_view
 from app.audit.schemas import rfc3339 as _rfc3339
 from app.audit.writer import AuditEvent, AuditWriter, Outcome
-from app.citizens.errors import InvalidPersonalId
-from app.errors import GatewayError, NotFound, ValidationFailed
+from app.errors import GatewayError, InvalidPersonalId, NotFound, ValidationFailed
 from vnid import InvalidPersonalId as _BadId
 from vnid import parse_personal_id
 

@@ -6,9 +6,9 @@ Hierarchy::
     ├── PurposeRequired        400 purpose_required
     ├── PurposeNotAllowed      403 purpose_not_allowed
     ├── FieldNotAllowed        403 field_not_allowed     (+ fields: [...])
-    ├── BatchTooLarge          413 batch_too_large
-    └── ValidationFailed
-        └── InvalidPersonalId  422 invalid_personal_id  (+ errors)
+    └── BatchTooLarge          413 batch_too_large
+
+A personal ID that is no personal ID is ``app.errors.InvalidPersonalId`` (the audit API refuses it too).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from app.errors import FieldError, GatewayError, ValidationFailed
+from app.errors import GatewayError
 
 
 class PurposeRequired(GatewayError):
@@ -65,19 +65,3 @@ class BatchTooLarge(GatewayError):
         super().__init__(
             f"A batch may hold at most {limit} items.", detail_vi=f"Mỗi lô tối đa {limit} phần tử."
         )
-
-
-class InvalidPersonalId(ValidationFailed):
-    code = "invalid_personal_id"
-    title_en = "Invalid personal ID"
-    title_vi = "Số định danh cá nhân không hợp lệ"
-    default_detail_en = "A personal ID is 12 ASCII digits starting with one of the 63 province codes."
-    default_detail_vi = "Số định danh cá nhân gồm 12 chữ số, bắt đầu bằng một trong 63 mã tỉnh."
-
-    def __init__(self, loc: Sequence[str | int] = ("body", "personal_id")) -> None:
-        error: FieldError = {
-            "loc": list(loc),
-            "code": "invalid_personal_id",
-            "message": self.default_detail_en,
-        }
-        super().__init__([error])

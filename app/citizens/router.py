@@ -21,7 +21,6 @@ from app.backends.errors import (
 from app.citizens.errors import (
     BatchTooLarge,
     FieldNotAllowed,
-    InvalidPersonalId,
     PurposeNotAllowed,
     PurposeRequired,
 )
@@ -36,7 +35,7 @@ from app.citizens.schemas import (
     VerifyResponse,
 )
 from app.citizens.service import CallContext, CitizenService
-from app.errors import GatewayError, InsufficientScope, InvalidToken, NotFound
+from app.errors import GatewayError, InsufficientScope, InvalidPersonalId, InvalidToken, NotFound
 from app.lifespan import AppState, AppStateDep
 from app.problems import preferred_language, problem_responses, request_id_of
 from app.routing import FastPath, GatewayRoute, PreparedJSON, fast_path

@@ -27,11 +27,11 @@ from app.backends.base import (
 )
 from app.backends.errors import UpstreamBadResponse, UpstreamTimeout, UpstreamUnavailable
 from app.citizens import matching
-from app.citizens.errors import BatchTooLarge, FieldNotAllowed, InvalidPersonalId
+from app.citizens.errors import BatchTooLarge, FieldNotAllowed
 from app.citizens.limits import Limiter, SubjectQuotaExceeded, seconds_to_utc_midnight
 from app.citizens.schemas import HouseholdRequest, LookupRequest, VerifyRequest
 from app.db import new_uuid
-from app.errors import GatewayError, NotFound, ValidationFailed
+from app.errors import GatewayError, InvalidPersonalId, NotFound, ValidationFailed
 from app.problems import Language, problem_type
 from vnid import InvalidPersonalId as _BadId
 from vnid import PersonalId, parse_personal_id

@@ -25,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.admin.service import AdminService
 from app.audit.checkpoints import Checkpoint, Checkpointer, CheckpointKeyError, load_checkpoint_key
 from app.audit.integrity import CheckpointFileError, verify_database
+from app.audit.writer import AdminLog
 from app.auth.keys import KeyConfigurationError, KeyStore
 from app.auth.schemas import ClientCreate, ClientOut, GrantIn, GrantOut, PurposeIn
 from app.auth.service import CLI_ACTOR, AuthService, CreatedClient, parse
@@ -171,7 +172,9 @@ def _administer(work: Callable[[AuthService, KeyStore], Awaitable[Result]]) -> R
             sessionmaker = create_sessionmaker(engine)
             keys = KeyStore.from_settings(settings, sessionmaker)
             async with sessionmaker() as session:
-                result = await work(AuthService(session, keys.secrets, actor=CLI_ACTOR), keys)
+                result = await work(
+                    AuthService(session, keys.secrets, AdminLog(session, actor=CLI_ACTOR)), keys
+                )
                 await session.commit()
                 return result
         finally:

@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, event, make_url, text
@@ -23,9 +23,7 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
 from app.config import Settings
-
-if TYPE_CHECKING:
-    from app.lifespan import AppState
+from app.state import AppState
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",

@@ -1,5 +1,8 @@
 """Builds what the gateway needs at run time when it starts, and closes it when it stops.
 
+What it builds is kept as ``app.state.dancu`` (``app.state.AppState``): the plumbing, and each context's
+objects under the key that context declares in its ``dependencies.py``.
+
 Nothing connects at import time: ``create_app`` only records the lifespan, and a process that imports the
 app (the OpenAPI export, a test collecting) never touches the database.
 """
@@ -10,55 +13,27 @@ import asyncio
 import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
-from typing import Annotated
 
-from fastapi import Depends, FastAPI, Request
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from fastapi import FastAPI
 
 from app.audit.checkpoints import Checkpointer, load_checkpoint_key
-from app.audit.writer import AuditWriter, load_subject_hasher
+from app.audit.dependencies import AUDIT, AUDIT_READS, CHECKPOINTS
+from app.audit.writer import load_subject_hasher
 from app.auth.access import AccessCache
+from app.auth.dependencies import ACCESS, KEYS, REPLAY
 from app.auth.keys import KeyStore
-from app.auth.replay import ReplayStore, build_replay_store
-from app.backends.base import Backend
+from app.auth.replay import build_replay_store
 from app.backends.registry import open_backend
-from app.citizens.limits import Limiter, build_limiter
+from app.citizens.dependencies import BACKEND, CITIZENS, LIMITER
+from app.citizens.limits import build_limiter
 from app.citizens.service import CitizenService
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
+from app.health.dependencies import METRICS
 from app.health.metrics import GatewayMetrics, InstrumentedBackend, InstrumentedLimiter, TimedAuditWriter
+from app.state import AppState
 
 AUDIT_READ_CONCURRENCY = 4
-
-
-@dataclass(frozen=True, slots=True)
-class AppState:
-    """What the lifespan built; the app keeps it as ``app.state.dancu``."""
-
-    settings: Settings
-    engine: AsyncEngine
-    sessionmaker: async_sessionmaker[AsyncSession]
-    keys: KeyStore
-    """Signing keys and the client-secret hasher; loads the key table on first use, not at start-up."""
-    access: AccessCache
-    """Clients, grants and purposes in memory, dropped when they change here or in another process."""
-    replay: ReplayStore
-    """Used ``private_key_jwt`` assertion ids: Redis when configured, else this process's memory."""
-    audit: AuditWriter
-    """Commits citizen events in their own transaction before the answer leaves."""
-    checkpoints: Checkpointer
-    """Signs checkpoints of the audit chain: every N events or T seconds, on demand, and at shutdown."""
-    backend: Backend
-    """The population register: the embedded mock (default) or the national database over HTTP."""
-    limiter: Limiter
-    """Request rate and distinct-resident quotas: Redis when configured, else this process's memory."""
-    citizens: CitizenService
-    audit_reads: asyncio.Semaphore
-    """Auditor reads (search, one event, stats, the subject report) worked on at once; the others wait. Each
-    holds its page of rows, models and answer: 64 at once took the gateway ~14 MiB further (bench/harness.py)."""
-    metrics: GatewayMetrics
-    """This app's Prometheus registry (``GET /metrics``); the backend, limiter and audit writer feed it."""
 
 
 def build_lifespan(
@@ -87,21 +62,18 @@ def build_lifespan(
         limiter = InstrumentedLimiter(
             build_limiter(settings.redis_url, settings.redis_key_prefix), app_metrics
         )
-        app.state.dancu = AppState(
-            settings=settings,
-            engine=engine,
-            sessionmaker=sessionmaker,
-            keys=keys,
-            access=access,
-            replay=replay,
-            audit=audit,
-            checkpoints=checkpoints,
-            backend=backend,
-            limiter=limiter,
-            citizens=CitizenService(backend, limiter, audit, keys, settings.batch_max_items),
-            metrics=app_metrics,
-            audit_reads=asyncio.Semaphore(AUDIT_READ_CONCURRENCY),
-        )
+        state = AppState(settings=settings, engine=engine, sessionmaker=sessionmaker)
+        state[KEYS] = keys
+        state[ACCESS] = access
+        state[REPLAY] = replay
+        state[AUDIT] = audit
+        state[CHECKPOINTS] = checkpoints
+        state[AUDIT_READS] = asyncio.Semaphore(AUDIT_READ_CONCURRENCY)
+        state[BACKEND] = backend
+        state[LIMITER] = limiter
+        state[CITIZENS] = CitizenService(backend, limiter, audit, keys, settings.batch_max_items)
+        state[METRICS] = app_metrics
+        app.state.dancu = state
         access.start()
         checkpoints.start()
         _freeze_start_up_objects()
@@ -133,12 +105,3 @@ def _freeze_start_up_objects() -> None:
         _frozen = True
         gc.collect()
         gc.freeze()
-
-
-async def get_app_state(request: Request) -> AppState:
-    """The running app's state (an async dependency: a sync one would cost a threadpool hop)."""
-    state: AppState = request.app.state.dancu
-    return state
-
-
-AppStateDep = Annotated[AppState, Depends(get_app_state)]

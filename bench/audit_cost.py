@@ -31,7 +31,9 @@ import httpx
 from cryptography.fernet import Fernet
 
 from app.audit.chain import GENESIS_HASH, event_hash
-from app.audit.writer import AuditEvent
+from app.audit.dependencies import AUDIT
+from app.audit.writer import AdminLog, AuditEvent
+from app.auth.dependencies import KEYS
 from app.auth.schemas import ClientCreate, GrantIn, PurposeIn
 from app.auth.service import AuthService
 from app.cli import upgrade_database
@@ -50,7 +52,7 @@ async def no_audit(events: Sequence[AuditEvent]) -> None:
 async def register(app: Any, http: httpx.AsyncClient) -> str:
     state = app.state.dancu
     async with state.sessionmaker() as session:
-        service = AuthService(session, state.keys.secrets, actor="bench")
+        service = AuthService(session, state[KEYS].secrets, AdminLog(session, actor="bench"))
         await service.add_purpose(
             PurposeIn(code=PURPOSE, title="Đăng ký thường trú", legal_basis="Luật Cư trú")
         )
@@ -144,7 +146,7 @@ async def main_async(args: argparse.Namespace) -> None:
         httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://bench") as http,
     ):
         headers = {"Authorization": f"Bearer {await register(app, http)}", "X-Purpose": PURPOSE}
-        writer = app.state.dancu.audit
+        writer = app.state.dancu[AUDIT]
         real_write = writer.write
         await run(http, headers, 300)  # warm up: imports, caches, pool
         with_audit: list[tuple[float, float]] = []

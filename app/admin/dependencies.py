@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from app.admin.service import AdminService
-from app.auth.dependencies import AdminClient
+from app.auth.dependencies import KEYS, AdminClient
 from app.db import DbSession
-from app.lifespan import AppStateDep
 from app.problems import request_id_of
+from app.state import AppStateDep
 
 
 async def admin_service(
@@ -19,7 +19,7 @@ async def admin_service(
     """Changes are made in the request's unit of work, on behalf of the admin client (the audit ``actor``)."""
     return AdminService(
         session,
-        state.keys,
+        state[KEYS],
         actor=admin.client_id,
         request_id=request_id_of(request),
         require_approval=state.settings.admin.require_approval,

@@ -49,7 +49,7 @@ from app.admin.schemas import (
     SigningKeyOut,
     SigningKeyPage,
 )
-from app.audit.writer import add_admin_event
+from app.audit.writer import AdminLog
 from app.auth.keys import KeyStore
 from app.auth.repository import SigningKeyRepository
 from app.auth.schemas import (
@@ -214,22 +214,15 @@ class AdminService:
         self.actor = actor
         self.request_id = request_id
         self.require_approval = require_approval
-        self.auth = AuthService(session, keys.secrets, actor=actor, request_id=request_id)
+        self.log = AdminLog(session, actor=actor, request_id=request_id)
+        self.auth = AuthService(session, keys.secrets, self.log)
         self.changes = AdminChangeRepository(session)
 
     async def _audit(
         self, action: str, client_id: str | None, detail: dict[str, Any], status_code: int = 200
     ) -> None:
         """An event of the approval flow, chained in this transaction (committed with the change)."""
-        await add_admin_event(
-            self.session,
-            action=action,
-            actor=self.actor,
-            client_id=client_id,
-            detail=detail,
-            request_id=self.request_id,
-            status_code=status_code,
-        )
+        await self.log.record(action, client_id, detail, status_code)
 
     # clients
 

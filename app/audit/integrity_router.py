@@ -13,14 +13,15 @@ from fastapi import APIRouter, Request, status
 from pydantic import BaseModel, Field
 
 from app.audit.checkpoints import Checkpoint, latest_checkpoint
+from app.audit.dependencies import AUDIT, CHECKPOINTS
 from app.audit.integrity import Problem, check_integrity
 from app.audit.writer import AuditEvent, AuditUnavailable, Outcome
 from app.auth.context import AuthContext
 from app.auth.dependencies import AuditReader
 from app.errors import GatewayError, InsufficientScope, InvalidToken, NotFound
-from app.lifespan import AppState, AppStateDep
 from app.problems import problem_responses, request_id_of
 from app.routing import GatewayRoute
+from app.state import AppState, AppStateDep
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], route_class=GatewayRoute)
 
@@ -82,7 +83,7 @@ async def _record(
     code: int,
     reason: str | None,
 ) -> None:
-    await state.audit.write(
+    await state[AUDIT].write(
         [
             AuditEvent(
                 action=action,
@@ -101,8 +102,9 @@ async def _record(
 async def integrity(request: Request, auth: AuditReader, state: AppStateDep) -> IntegrityOut:
     """Verify the chain against the latest signed checkpoints (database and checkpoint directory)."""
     async with _audited(state, request, auth, "audit.integrity"):
+        checkpoints = state[CHECKPOINTS]
         report = await check_integrity(
-            state.sessionmaker, key=state.checkpoints.key, directory=state.checkpoints.directory
+            state.sessionmaker, key=checkpoints.key, directory=checkpoints.directory
         )
     return IntegrityOut(
         ok=report.ok,
@@ -138,7 +140,7 @@ async def make_checkpoint(request: Request, auth: AuditReader, state: AppStateDe
     """Make a signed checkpoint of the log as it is now: stored, and written to the checkpoint directory."""
     async with _audited(state, request, auth, "audit.checkpoint", success=status.HTTP_201_CREATED):
         try:
-            made = await state.checkpoints.make()
+            made = await state[CHECKPOINTS].make()
         except Exception as exc:
             raise AuditUnavailable(
                 "The checkpoint could not be stored and written; try again later.",

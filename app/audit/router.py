@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
-from app.audit import service as audit_service
+from app.audit.dependencies import AuditServiceDep
 from app.audit.export import ENCODERS, attachment
 from app.audit.schemas import (
     Event,
@@ -24,31 +24,18 @@ from app.audit.schemas import (
     SubjectReportRequest,
     Timestamp,
 )
-from app.audit.service import AuditService, Reader
+from app.audit.service import Reader
 from app.audit.writer import AuditUnavailable
 from app.auth.context import AuthContext
 from app.auth.dependencies import AuditReader, SubjectReportReader
 from app.db import utcnow
 from app.errors import InsufficientScope, InvalidPersonalId, InvalidToken, NotFound, ValidationFailed
-from app.lifespan import AppStateDep
 from app.problems import problem_responses, request_id_of
 from app.routing import GatewayRoute
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], route_class=GatewayRoute)
 
 COMMON_ERRORS = (InvalidToken, InsufficientScope, ValidationFailed, AuditUnavailable)
-
-
-async def get_audit_service(state: AppStateDep) -> AuditService:
-    return AuditService(
-        state.sessionmaker,
-        state.audit,
-        export_batch_size=audit_service.EXPORT_BATCH_SIZE,
-        read_slots=state.audit_reads,
-    )
-
-
-AuditServiceDep = Annotated[AuditService, Depends(get_audit_service)]
 
 
 def _reader(request: Request, auth: AuthContext) -> Reader:

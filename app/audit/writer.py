@@ -349,6 +349,29 @@ def _appender(engine: AsyncEngine) -> _Appender:
     return _EngineAppender(engine)
 
 
+class AdminLog:
+    """The administrative changes of one transaction (``session``), made on behalf of ``actor``: each is
+    chained into the audit log as it is made and commits with the change (``add_admin_event``)."""
+
+    def __init__(self, session: AsyncSession, *, actor: str, request_id: str | None = None) -> None:
+        self.session = session
+        self.actor = actor
+        self.request_id = request_id
+
+    async def record(
+        self, action: str, client_id: str | None, detail: Mapping[str, Any] | None, status_code: int = 200
+    ) -> None:
+        await add_admin_event(
+            self.session,
+            action=action,
+            actor=self.actor,
+            client_id=client_id,
+            detail=detail,
+            request_id=self.request_id,
+            status_code=status_code,
+        )
+
+
 async def add_admin_event(
     session: AsyncSession,
     *,

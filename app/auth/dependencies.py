@@ -17,15 +17,25 @@ from fastapi import Depends, Request, Security
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.security import OAuth2
 
+from app.auth.access import AccessCache
 from app.auth.context import AuthContext
+from app.auth.keys import KeyStore
+from app.auth.replay import ReplayStore
 from app.auth.service import TOKEN_PATH, grant_in_force
 from app.auth.tokens import AccessTokenClaims, cached_access_token, verify_access_token
 from app.config import Settings
 from app.db import utcnow
 from app.errors import InsufficientScope, InvalidToken
 from app.jws import TokenRejected, UnknownSigningKey
-from app.lifespan import AppState
 from app.middleware import record_client
+from app.state import AppState, StateKey
+
+KEYS: Final = StateKey[KeyStore]("keys")
+"""Signing keys and the client-secret hasher; loads the key table on first use, not at start-up."""
+ACCESS: Final = StateKey[AccessCache]("access")
+"""Clients, grants and purposes in memory, dropped when they change here or in another process."""
+REPLAY: Final = StateKey[ReplayStore]("replay")
+"""Used ``private_key_jwt`` assertion ids: Redis when configured, else this process's memory."""
 
 SCOPE_DESCRIPTIONS: Final = {
     "citizen.verify": "Verify a resident's identity.",
@@ -63,7 +73,7 @@ def _bearer_token(authorization: str | None) -> str:
 async def verified_token(request: Request, token: str) -> AccessTokenClaims:
     """The token's claims after every check of ``verify_access_token``; InvalidToken otherwise."""
     state: AppState = request.app.state.dancu
-    keys = state.keys
+    keys = state[KEYS]
     issuer = issuer_for(request, state.settings)
     audience = state.settings.audience
     try:
@@ -93,7 +103,7 @@ def require_scope(*accepted: str) -> Callable[..., Awaitable[AuthContext]]:
     ) -> AuthContext:
         claims = await verified_token(request, _bearer_token(authorization))
         state: AppState = request.app.state.dancu
-        client = await state.access.client(claims.client_id)
+        client = await state[ACCESS].client(claims.client_id)
         if client is None:
             raise InvalidToken("The client no longer exists.")
         if not client.active:

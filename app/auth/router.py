@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from app.auth.context import SCOPES
-from app.auth.dependencies import issuer_for
+from app.auth.dependencies import KEYS, REPLAY, issuer_for
 from app.auth.errors import InvalidClient, InvalidRequest, OAuthError, UnsupportedGrantType
 from app.auth.schemas import AuthorizationServerMetadata, JWKSet, OAuthErrorResponse, TokenResponse
 from app.auth.service import (
@@ -31,8 +31,8 @@ from app.auth.service import (
     token_endpoint,
 )
 from app.db import DbSession
-from app.lifespan import AppStateDep
 from app.routing import GatewayRoute
+from app.state import AppStateDep
 
 router = APIRouter(tags=["auth"], route_class=GatewayRoute)
 
@@ -160,7 +160,7 @@ async def issue_token(request: Request, session: DbSession, state: AppStateDep) 
             raise InvalidRequest("grant_type is required.")
         if grant_type != "client_credentials":
             raise UnsupportedGrantType("Only client_credentials is supported.")
-        service = TokenService(session, state.keys, state.replay, state.settings)
+        service = TokenService(session, state[KEYS], state[REPLAY], state.settings)
         issued = await service.issue(
             credentials, scope=form.get("scope"), issuer=issuer_for(request, state.settings)
         )
@@ -178,7 +178,7 @@ async def issue_token(request: Request, session: DbSession, state: AppStateDep) 
 @router.get(JWKS_PATH, response_model=JWKSet)
 async def jwks(state: AppStateDep) -> JSONResponse:
     """The gateway's public keys (tokens, attestations), retired ones included, each with ``kid``."""
-    return JSONResponse(dict(await state.keys.jwks()))
+    return JSONResponse(dict(await state[KEYS].jwks()))
 
 
 @router.get(METADATA_PATH)

@@ -1,8 +1,9 @@
 """The auth context's use cases: client, grant, purpose and key administration, and issuing access tokens.
 
 The CLI calls these today and the admin API will call the same methods. Services flush, never commit: the
-caller commits once. Every administrative change writes its audit event in the same transaction
-(``add_admin_event``), with ``detail: {before, after}`` that never holds a secret or its hash.
+caller commits once. Every administrative change writes its audit event in the same transaction, through the
+``ChangeLog`` it is given (``app.audit.writer.AdminLog``), with ``detail: {before, after}`` that never holds
+a secret or its hash.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import vnid
-from app.audit.writer import add_admin_event
 from app.auth.context import CITIZEN_SCOPES, SCOPES, Grant
 from app.auth.errors import (
     AdminExists,
@@ -267,28 +267,26 @@ class CreatedClient:
         return ClientCreated(**self.client.model_dump(), client_secret=self.client_secret)
 
 
-class AuthService:
-    """Administration of clients, grants, purposes and signing keys, on behalf of ``actor``."""
+class ChangeLog(Protocol):
+    """Where administrative changes are recorded: in the audit log, in the change's own transaction, on
+    behalf of whoever makes them (``app.audit.writer.AdminLog``). Named here rather than imported: the audit
+    package sits above auth (its routes authenticate through auth), so auth never imports it."""
 
-    def __init__(
-        self, session: AsyncSession, hasher: SecretHasher, *, actor: str, request_id: str | None = None
-    ) -> None:
+    async def record(self, action: str, client_id: str | None, detail: Mapping[str, Any] | None) -> None: ...
+
+
+class AuthService:
+    """Administration of clients, grants, purposes and signing keys; each change recorded in ``changes``."""
+
+    def __init__(self, session: AsyncSession, hasher: SecretHasher, changes: ChangeLog) -> None:
         self.session = session
         self.hasher = hasher
-        self.actor = actor
-        self.request_id = request_id
+        self.changes = changes
         self.clients = ClientRepository(session)
         self.purposes = PurposeRepository(session)
 
     async def _audit(self, action: str, client_id: str | None, before: Any, after: Any) -> None:
-        await add_admin_event(
-            self.session,
-            action=action,
-            actor=self.actor,
-            client_id=client_id,
-            detail={"before": before, "after": after},
-            request_id=self.request_id,
-        )
+        await self.changes.record(action, client_id, {"before": before, "after": after})
 
     async def _client(self, client_id: str) -> Client:
         client = await self.clients.get(client_id)

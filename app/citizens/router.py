@@ -9,15 +9,17 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel
 
+from app.audit.dependencies import AUDIT
 from app.audit.writer import AuditEvent, AuditUnavailable
 from app.auth.context import AuthContext
-from app.auth.dependencies import issuer_for, require_household, require_read, require_verify
+from app.auth.dependencies import ACCESS, issuer_for, require_household, require_read, require_verify
 from app.backends.errors import (
     UpstreamBadResponse,
     UpstreamIdentityMismatch,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from app.citizens.dependencies import CITIZENS, CitizenServiceDep
 from app.citizens.errors import (
     BatchTooLarge,
     FieldNotAllowed,
@@ -36,9 +38,9 @@ from app.citizens.schemas import (
 )
 from app.citizens.service import CallContext, CitizenService
 from app.errors import GatewayError, InsufficientScope, InvalidPersonalId, InvalidToken, NotFound
-from app.lifespan import AppState, AppStateDep
 from app.problems import preferred_language, problem_responses, request_id_of
 from app.routing import FastPath, GatewayRoute, PreparedJSON, fast_path
+from app.state import AppState, AppStateDep
 
 router = APIRouter(prefix="/v1/citizens", tags=["citizens"], route_class=GatewayRoute)
 
@@ -69,18 +71,10 @@ COMMON_ERRORS = (
 )
 
 
-async def get_citizen_service(state: AppStateDep) -> CitizenService:
-    service: CitizenService = state.citizens
-    return service
-
-
-CitizenServiceDep = Annotated[CitizenService, Depends(get_citizen_service)]
-
-
 async def _granted(state: AppState, auth: AuthContext, purpose: str) -> bool:
     """Whether the client's grant names ``purpose`` and it is registered (as the access cache holds the
     purposes: dropped when they change)."""
-    return purpose in auth.grant.purposes and purpose in await state.access.purposes()
+    return purpose in auth.grant.purposes and purpose in await state[ACCESS].purposes()
 
 
 def _call_context(
@@ -117,7 +111,7 @@ async def _context(
     elif not await _granted(state, auth, purpose):
         error = PurposeNotAllowed()
     if error is not None:
-        await state.audit.write(
+        await state[AUDIT].write(
             [
                 AuditEvent(
                     action=action,
@@ -212,7 +206,7 @@ def _fast(
         except Exception:
             return None
         ctx = _call_context(request, state, auth, purpose, dossier_id, language)
-        return PreparedJSON(await call(state.citizens, ctx, body))
+        return PreparedJSON(await call(state[CITIZENS], ctx, body))
 
     fast.__name__ = "fast_" + action.replace(".", "_")
     return fast

@@ -2,13 +2,17 @@
 ``DANCU_METRICS_TOKEN_REQUIRED`` is true (API.md, "Operations")."""
 
 # No `from __future__ import annotations`: FastAPI must see the Security(...) in the signature as an object.
-from typing import Annotated
+from typing import Annotated, Final
 
 from fastapi import Depends, Request, Security
 
 from app.auth.context import AuthContext
 from app.auth.dependencies import oauth2_scheme, require_scope
-from app.lifespan import AppState
+from app.health.metrics import GatewayMetrics
+from app.state import AppState, StateKey
+
+METRICS: Final = StateKey[GatewayMetrics]("metrics")
+"""This app's Prometheus registry (``GET /metrics``); the backend, limiter and audit writer feed it."""
 
 METRICS_SCOPES = ("admin", "audit.read")
 

@@ -11,13 +11,14 @@ from typing import Literal
 from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
+from app.citizens.dependencies import BACKEND, LIMITER
 from app.db import ping
 from app.errors import InsufficientScope, InvalidToken, NotReady
-from app.health.dependencies import MetricsReader
+from app.health.dependencies import METRICS, MetricsReader
 from app.health.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from app.lifespan import AppState, AppStateDep
 from app.problems import Problem, problem_responses
 from app.routing import GatewayRoute
+from app.state import AppState, AppStateDep
 
 logger = logging.getLogger(__name__)
 
@@ -35,11 +36,11 @@ async def _database(state: AppState) -> None:
 
 
 async def _backend(state: AppState) -> None:
-    await state.backend.check()
+    await state[BACKEND].check()
 
 
 async def _limits(state: AppState) -> None:
-    await state.limiter.check()
+    await state[LIMITER].check()
 
 
 # Name -> probe; a probe raises when its dependency is down ("limits" is a no-op without Redis).
@@ -104,4 +105,4 @@ metrics_router = APIRouter(tags=["health"], route_class=GatewayRoute)
 )
 async def metrics(state: AppStateDep, _reader: MetricsReader) -> Response:
     """This process's metrics; with ``DANCU_METRICS_TOKEN_REQUIRED`` an ``admin`` or ``audit.read`` token."""
-    return Response(state.metrics.render(), media_type=METRICS_CONTENT_TYPE)
+    return Response(state[METRICS].render(), media_type=METRICS_CONTENT_TYPE)

@@ -28,11 +28,13 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from app.audit.models import AuditEventRow
+from app.audit.writer import AdminLog
+from app.auth.dependencies import KEYS
 from app.auth.service import CLI_ACTOR, AuthService
 from app.cli import upgrade_database
 from app.config import Settings
-from app.lifespan import AppState
 from app.main import create_app
+from app.state import AppState
 from tests.conftest import _with_database, free_port, seeded_mock
 
 BASE_URL = "http://testserver"
@@ -195,9 +197,9 @@ class Gateway:
     async def bootstrap_admin(self, name: str = "Quản trị viên") -> Registered:
         """An admin client as the CLI makes one (actor ``cli``); REST cannot make the first one."""
         async with self.state.sessionmaker() as session:
-            created = await AuthService(session, self.state.keys.secrets, actor=CLI_ACTOR).bootstrap_admin(
-                name
-            )
+            created = await AuthService(
+                session, self.state[KEYS].secrets, AdminLog(session, actor=CLI_ACTOR)
+            ).bootstrap_admin(name)
             await session.commit()
         return Registered(created.client.client_id, created.client_secret)
 
@@ -206,7 +208,7 @@ class Gateway:
         from app.auth.schemas import ClientCreate, GrantIn
 
         async with self.state.sessionmaker() as session:
-            service = AuthService(session, self.state.keys.secrets, actor=CLI_ACTOR)
+            service = AuthService(session, self.state[KEYS].secrets, AdminLog(session, actor=CLI_ACTOR))
             created = await service.create_client(ClientCreate(name=name))
             await service.replace_grant(created.client.client_id, GrantIn(**grant))
             await session.commit()

@@ -14,6 +14,8 @@ from sqlalchemy import select
 
 from app.admin.models import AdminChange
 from app.admin.service import grant_widening
+from app.audit.writer import AdminLog
+from app.auth.dependencies import KEYS
 from app.auth.schemas import GrantIn, GrantOut
 from tests.admin.conftest import (
     PURPOSE,
@@ -100,9 +102,9 @@ async def portal_with_narrow_grant(admin: Admin) -> Registered:
     async with admin.gateway.state.sessionmaker() as session:
         from app.auth.service import CLI_ACTOR, AuthService
 
-        await AuthService(session, admin.gateway.state.keys.secrets, actor=CLI_ACTOR).replace_grant(
-            portal.client_id, GrantIn.model_validate(NARROW_BASE)
-        )
+        await AuthService(
+            session, admin.gateway.state[KEYS].secrets, AdminLog(session, actor=CLI_ACTOR)
+        ).replace_grant(portal.client_id, GrantIn.model_validate(NARROW_BASE))
         await session.commit()
     return portal
 

@@ -12,8 +12,8 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from app.api import public_paths
 from app.config import Settings
 from app.health import router as health_router
-from app.lifespan import AppState
 from app.main import create_app
+from app.state import AppState
 
 
 async def test_liveness(client: httpx.AsyncClient) -> None:

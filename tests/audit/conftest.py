@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from app.audit.checkpoints import Checkpointer, load_checkpoint_key
 from app.audit.integrity import IntegrityReport, check_integrity
 from app.audit.models import AuditEventRow
-from app.audit.writer import AuditEvent, AuditWriter, load_subject_hasher
+from app.audit.writer import AdminLog, AuditEvent, AuditWriter, load_subject_hasher
 from app.auth.keys import KeyStore
 from app.auth.schemas import ClientCreate, GrantIn, PurposeIn
 from app.auth.service import AuthService
@@ -225,7 +225,7 @@ async def register_client(settings: Settings, name: str = "Cổng DVC tỉnh Gia
         sessionmaker = create_sessionmaker(engine)
         keys = KeyStore.from_settings(settings, sessionmaker)
         async with sessionmaker() as session:
-            service = AuthService(session, keys.secrets, actor="test")
+            service = AuthService(session, keys.secrets, AdminLog(session, actor="test"))
             if PURPOSE not in {p.code for p in await service.list_purposes()}:
                 await service.add_purpose(
                     PurposeIn(

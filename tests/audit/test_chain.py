@@ -23,7 +23,8 @@ from typer.testing import CliRunner
 from app.audit.chain import GENESIS_HASH, append, read_head
 from app.audit.checkpoints import latest_checkpoint, latest_checkpoint_file, verify_checkpoint
 from app.audit.models import AuditChainHead, AuditCheckpointRow, AuditEventRow
-from app.audit.writer import AuditEvent, AuditWriter, _record
+from app.audit.writer import AdminLog, AuditEvent, AuditWriter, _record
+from app.auth.dependencies import KEYS
 from app.auth.schemas import ClientCreate, GrantIn, PurposeIn
 from app.auth.service import AuthService
 from app.cli import cli
@@ -88,12 +89,12 @@ async def test_concurrent_writes_are_contiguous_and_verify(log: Log) -> None:
 async def test_admin_events_chain_in_the_changes_transaction(log: Log) -> None:
     await log.write(2)
     async with log.sessionmaker() as session:
-        service = AuthService(session, _hasher(), actor="admin-1")
+        service = AuthService(session, _hasher(), AdminLog(session, actor="admin-1"))
         await service.add_purpose(PurposeIn(code="P1", title="Đăng ký thường trú", legal_basis="Luật Cư trú"))
         await session.rollback()  # the change and its event go together
     await log.write(1)
     async with log.sessionmaker() as session:
-        service = AuthService(session, _hasher(), actor="admin-1")
+        service = AuthService(session, _hasher(), AdminLog(session, actor="admin-1"))
         created = await service.create_client(ClientCreate(name="Cổng DVC"))
         await service.replace_grant(created.client.client_id, GrantIn(scopes=["citizen.verify"]))
         await session.commit()
@@ -216,7 +217,7 @@ class Gateway:
 
     async def register(self, scopes: list[str]) -> str:
         async with self.state.sessionmaker() as session:
-            service = AuthService(session, self.state.keys.secrets, actor="test")
+            service = AuthService(session, self.state[KEYS].secrets, AdminLog(session, actor="test"))
             if not await service.list_purposes():
                 await service.add_purpose(
                     PurposeIn(code=PURPOSE, title="Thủ tục", legal_basis="Luật 26/2023")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from app.audit.dependencies import AUDIT
 from app.audit.models import AuditEventRow
 from tests.audit_api.conftest import Auditor, all_rows, auditor
 from tests.citizens.conftest import HEAD, Gateway
@@ -65,7 +66,7 @@ async def test_every_read_of_the_log_leaves_its_own_event(gw: Gateway) -> None:
     await _refused(audit)
     rows = (await all_rows(gw))[before:]
 
-    ref = gw.state.audit.hasher.ref(HEAD)
+    ref = gw.state[AUDIT].hasher.ref(HEAD)
     assert [(r.action, r.outcome, r.status_code, r.subject_ref, r.reason) for r in rows] == [
         ("audit.search", "allowed", 200, ref, None),
         ("audit.event", "allowed", 200, None, None),

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from app.audit import service as audit_service
+from app.audit.dependencies import AUDIT
 from app.audit.export import ENCODERS
 from app.audit.schemas import EVENT_COLUMNS, ExportRequest
 from app.audit.service import AuditService, Reader
@@ -35,7 +36,7 @@ async def test_ndjson_export_streams_every_matching_event(gw: Gateway) -> None:
     await gw.call(portal, "/v1/citizens/household", {"personal_id": HEAD})
     rows = await all_rows(gw)
     expected = [r.seq for r in rows if r.client_id == portal.client_id]
-    about_head = [r.seq for r in rows if r.subject_ref == gw.state.audit.hasher.ref(HEAD)]
+    about_head = [r.seq for r in rows if r.subject_ref == gw.state[AUDIT].hasher.ref(HEAD)]
     assert len(about_head) == 6  # four verifications, the household read, HEAD as a member
 
     response = await audit.post(EXPORT, {"client_id": portal.client_id}, format="ndjson")
@@ -58,7 +59,7 @@ async def test_ndjson_export_streams_every_matching_event(gw: Gateway) -> None:
         ("allowed", 200, audit.client.client_id)
     ] * 2
     assert exports[0].subject_ref is None
-    assert exports[1].subject_ref == gw.state.audit.hasher.ref(HEAD)
+    assert exports[1].subject_ref == gw.state[AUDIT].hasher.ref(HEAD)
 
 
 async def test_csv_export_opens_in_a_spreadsheet_with_vietnamese_intact(gw: Gateway) -> None:
@@ -107,7 +108,7 @@ async def test_csv_export_opens_in_a_spreadsheet_with_vietnamese_intact(gw: Gate
 async def test_export_event_is_committed_before_the_first_byte(sqlite_gw: Gateway) -> None:
     gw = sqlite_gw
     await auditor(gw)
-    service = AuditService(gw.state.sessionmaker, gw.state.audit, export_batch_size=2)
+    service = AuditService(gw.state.sessionmaker, gw.state[AUDIT], export_batch_size=2)
     stream = await service.export(Reader("c_auditor", "req-1"), ExportRequest(), ENCODERS["ndjson"])
     rows = await all_rows(gw)
     assert (rows[-1].action, rows[-1].client_id, rows[-1].request_id) == (

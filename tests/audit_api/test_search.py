@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from app.audit.dependencies import AUDIT, AUDIT_READS
 from app.audit.models import AuditEventRow
 from app.audit.repository import AuditRepository
 from app.audit.schemas import rfc3339
@@ -54,7 +55,7 @@ async def test_each_filter_alone_and_combined(gw: Gateway) -> None:
     assert len({r.at for r in citizen}) >= 4
     since, until = citizen[1].at, citizen[-1].at
     plus7 = timezone(timedelta(hours=7))
-    refs = gw.state.audit.hasher.refs
+    refs = gw.state[AUDIT].hasher.refs
 
     cases: list[tuple[dict[str, Any], Callable[[AuditEventRow], bool]]] = [
         ({"client_id": portal.client_id}, lambda r: r.client_id == portal.client_id),
@@ -117,7 +118,7 @@ async def test_personal_id_search_finds_events_under_every_subject_key(site: Sit
         found = (await audit.search(personal_id=HEAD, action="citizen.verify"))["items"]
         assert sorted(e["subject_ref"].split(":")[0] for e in found) == ["k1", "k2"]
         own = [r for r in await all_rows(gw) if r.action == "audit.search"]
-        assert [r.subject_ref for r in own] == [gw.state.audit.hasher.ref(HEAD)]
+        assert [r.subject_ref for r in own] == [gw.state[AUDIT].hasher.ref(HEAD)]
         assert own[0].subject_ref.startswith("k2:")  # type: ignore[union-attr]
     async with site.start(subject_keys=K2) as gw:  # k1 retired: what it hashed is out of reach
         audit = await auditor(gw)
@@ -236,7 +237,7 @@ async def test_no_answer_without_evidence(
     async def fail(events: Any) -> None:
         raise AuditUnavailable()
 
-    monkeypatch.setattr(sqlite_gw.state.audit, "write", fail)
+    monkeypatch.setattr(sqlite_gw.state[AUDIT], "write", fail)
     body = problem(await audit.post(path, {"personal_id": HEAD}), 503, "audit_unavailable")
     assert "items" not in body
 
@@ -244,7 +245,7 @@ async def test_no_answer_without_evidence(
 async def test_auditor_reads_are_worked_on_a_few_at_a_time_and_all_answered(gw: Gateway) -> None:
     """Memory: each read holds its page of rows; at most AUDIT_READ_CONCURRENCY run at once, none is lost."""
     audit = await auditor(gw)
-    slots = gw.state.audit_reads
+    slots = gw.state[AUDIT_READS]
     busiest = 0
     real = AuditRepository.events
 

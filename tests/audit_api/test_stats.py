@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from app.audit import writer as audit_writer
+from app.audit.dependencies import AUDIT
 from app.audit.writer import AuditEvent, Outcome
 from tests.audit_api.conftest import Auditor, auditor
 from tests.citizens.conftest import Gateway
@@ -23,7 +24,7 @@ async def write_at(
 ) -> None:
     """Events stored with ``at`` as their time (the writer stamps the time itself)."""
     monkeypatch.setattr(audit_writer, "utcnow", lambda: at)
-    await gw.state.audit.write(
+    await gw.state[AUDIT].write(
         [
             AuditEvent(
                 action=action,

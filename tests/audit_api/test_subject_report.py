@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from app.audit.dependencies import AUDIT
 from app.audit.writer import AuditEvent
 from tests.audit_api.conftest import all_rows, auditor
 from tests.citizens.conftest import HEAD, JRAI, PURPOSE, Gateway
@@ -25,7 +26,7 @@ async def test_report_newest_first_with_names_titles_and_legal_basis(gw: Gateway
     )
     await gw.call(portal, "/v1/citizens/household", {"personal_id": HEAD}, dossier="HS-3")
     await gw.call(portal, "/v1/citizens/lookup", {"personal_id": JRAI})  # someone else
-    await gw.state.audit.write(  # a client and a purpose no longer (or never) registered
+    await gw.state[AUDIT].write(  # a client and a purpose no longer (or never) registered
         [
             AuditEvent(
                 action="citizen.read", outcome="allowed", status_code=200, actor="c_gone", client_id="c_gone",
@@ -34,7 +35,7 @@ async def test_report_newest_first_with_names_titles_and_legal_basis(gw: Gateway
         ]
     )  # fmt: skip
     await audit.search(personal_id=HEAD)  # an audit read about HEAD is not a citizen-data event
-    refs = gw.state.audit.hasher.refs(HEAD)
+    refs = gw.state[AUDIT].hasher.refs(HEAD)
     actions = {"citizen.verify", "citizen.read", "household.read"}
     expected = [r for r in await all_rows(gw) if r.subject_ref in refs and r.action in actions][::-1]
     assert len(expected) == 5
@@ -84,7 +85,7 @@ async def test_report_newest_first_with_names_titles_and_legal_basis(gw: Gateway
     assert walked == items
 
     own = [r for r in await all_rows(gw) if r.action == "audit.subject_report"]
-    assert {r.subject_ref for r in own} == {gw.state.audit.hasher.ref(HEAD)}
+    assert {r.subject_ref for r in own} == {gw.state[AUDIT].hasher.ref(HEAD)}
     assert {r.client_id for r in own} == {reporter.client.client_id}
 
 

@@ -16,15 +16,16 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from app.audit.writer import AdminLog
 from app.auth.context import AuthContext
-from app.auth.dependencies import AdminClient, ReadClient, SubjectReportReader, VerifyClient
+from app.auth.dependencies import KEYS, AdminClient, ReadClient, SubjectReportReader, VerifyClient
 from app.auth.keys import KeyStore
 from app.auth.schemas import ClientCreate, GrantIn, PurposeIn
 from app.auth.service import AuthService
 from app.cli import upgrade_database
 from app.config import Settings
-from app.lifespan import AppState
 from app.main import create_app
+from app.state import AppState
 from tests.conftest import fresh_postgres
 
 with warnings.catch_warnings():
@@ -158,10 +159,10 @@ class Gateway:
 
     @property
     def keys(self) -> KeyStore:
-        return self.state.keys
+        return self.state[KEYS]
 
     def service(self, session: Any) -> AuthService:
-        return AuthService(session, self.keys.secrets, actor="test")
+        return AuthService(session, self.keys.secrets, AdminLog(session, actor="test"))
 
     async def register(
         self,

@@ -29,7 +29,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 import app.auth.access
 import app.auth.dependencies
+from app.audit.dependencies import AUDIT
+from app.audit.writer import AdminLog
 from app.auth.access import STALE_AFTER_SECONDS, WATCH_TASK_NAME, AccessCache
+from app.auth.dependencies import ACCESS, KEYS
 from app.auth.keys import SecretHasher
 from app.auth.schemas import ClientCreate, GrantIn, PurposeIn
 from app.auth.service import AuthService
@@ -124,14 +127,14 @@ async def test_a_cached_verification_opens_no_database_session_or_connection(
     state = citizen_gateway.state
     client = await citizen_gateway.register()
     body = {"personal_id": citizens.HEAD, "full_name": "Nguyễn Văn Thành"}
-    monkeypatch.setattr(state.audit, "write", no_audit)
-    await state.access.check_version()  # the version the registration moved: seen now, not by the next tick
+    monkeypatch.setattr(state[AUDIT], "write", no_audit)
+    await state[ACCESS].check_version()  # the version the registration moved: seen now, not by the next tick
     assert (await citizen_gateway.call(client, "/v1/citizens/verify", body)).status_code == 200
-    await state.keys.refresh()  # the attestation signer re-reads its keys every few seconds: not now
+    await state[KEYS].refresh()  # the attestation signer re-reads its keys every few seconds: not now
 
     with checkouts(state.engine) as cached:
         answers = [await citizen_gateway.call(client, "/v1/citizens/verify", body) for _ in range(20)]
-    state.access.invalidate()
+    state[ACCESS].invalidate()
     with checkouts(state.engine) as dropped:
         after_drop = await citizen_gateway.call(client, "/v1/citizens/verify", body)
 
@@ -150,7 +153,7 @@ async def test_a_grant_whose_valid_until_passes_while_cached_is_refused_on_the_n
     now = utcnow()
     client = await sqlite_gateway.register(valid_until=now + timedelta(hours=1))
     token = await sqlite_gateway.token(client)
-    await sqlite_gateway.state.access.check_version()  # the version the registration moved: seen now
+    await sqlite_gateway.state[ACCESS].check_version()  # the version the registration moved: seen now
     assert (await sqlite_gateway.http.get("/_t/read", headers=bearer(token))).status_code == 200
 
     monkeypatch.setattr(app.auth.dependencies, "utcnow", lambda: now + timedelta(hours=1, seconds=1))
@@ -244,7 +247,7 @@ async def engine(sqlite_url: str) -> AsyncIterator[AsyncEngine]:
 async def registered(engine: AsyncEngine, name: str = "Cổng DVC") -> Registered:
     """A client with a citizen.read grant and the purpose it names, made through the service layer."""
     async with create_sessionmaker(engine)() as session:
-        service = AuthService(session, SecretHasher(Fernet.generate_key()), actor="test")
+        service = AuthService(session, SecretHasher(Fernet.generate_key()), AdminLog(session, actor="test"))
         if not await service.purposes.get(PURPOSE):
             await service.add_purpose(PurposeIn(code=PURPOSE, title="Thủ tục", legal_basis="Luật Cư trú"))
         created = await service.create_client(ClientCreate(name=name))
@@ -322,12 +325,16 @@ async def test_a_change_committed_in_this_process_drops_the_entries_a_rolled_bac
     hasher = SecretHasher(Fernet.generate_key())
 
     async with sessionmaker() as session:
-        await AuthService(session, hasher, actor="test").set_status(client.client_id, "suspended")
+        await AuthService(session, hasher, AdminLog(session, actor="test")).set_status(
+            client.client_id, "suspended"
+        )
         await session.rollback()
     with checkouts(engine) as after_rollback:
         still = await cache.client(client.client_id)
     async with sessionmaker() as session:
-        await AuthService(session, hasher, actor="test").set_status(client.client_id, "suspended")
+        await AuthService(session, hasher, AdminLog(session, actor="test")).set_status(
+            client.client_id, "suspended"
+        )
         await session.commit()
     suspended = await cache.client(client.client_id)
 

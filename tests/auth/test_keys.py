@@ -12,6 +12,8 @@ from cryptography.fernet import Fernet
 from pydantic import SecretStr
 from sqlalchemy import select
 
+from app.audit.dependencies import CHECKPOINTS
+from app.audit.writer import AdminLog
 from app.auth.keys import (
     ENCRYPTION_KEY_FILE,
     REFRESH_SECONDS,
@@ -103,7 +105,9 @@ async def test_rotation_keeps_old_keys_published_and_their_tokens_valid(gateway:
 
     for _ in range(2):
         async with gateway.state.sessionmaker() as session:
-            await AuthService(session, gateway.keys.secrets, actor="test").rotate_signing_key(gateway.keys)
+            await AuthService(
+                session, gateway.keys.secrets, AdminLog(session, actor="test")
+            ).rotate_signing_key(gateway.keys)
             await session.commit()
 
     new_token = await gateway.token(client)
@@ -112,7 +116,7 @@ async def test_rotation_keeps_old_keys_published_and_their_tokens_valid(gateway:
     new_kid = jwt.get_unverified_header(new_token)["kid"]
     assert new_kid != old_kid
     assert kids[0] == new_kid  # newest first, the rotating process signs with it at once
-    assert kids[-1] == gateway.state.checkpoints.key.kid  # the audit checkpoint key comes after them
+    assert kids[-1] == gateway.state[CHECKPOINTS].key.kid  # the audit checkpoint key comes after them
     assert len(kids) == 3 + 1
     assert old_kid in kids
     for token in (old_token, new_token):

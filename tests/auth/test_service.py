@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.models import AuditEventRow
+from app.audit.writer import AdminLog
 from app.auth.errors import AdminExists, ClientNotFound, Conflict, PurposeExists
 from app.auth.models import Client
 from app.auth.schemas import ClientCreate, ClientUpdate, GrantIn, PurposeIn
@@ -29,7 +30,9 @@ async def session(sqlite_gateway: Gateway) -> AsyncIterator[AsyncSession]:
 
 @pytest.fixture
 def service(sqlite_gateway: Gateway, session: AsyncSession) -> AuthService:
-    return AuthService(session, sqlite_gateway.keys.secrets, actor="admin-1", request_id="req-1")
+    return AuthService(
+        session, sqlite_gateway.keys.secrets, AdminLog(session, actor="admin-1", request_id="req-1")
+    )
 
 
 async def events(session: AsyncSession) -> list[AuditEventRow]:

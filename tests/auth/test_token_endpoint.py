@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from joserfc.jwk import ECKey, RSAKey
 
+from app.audit.dependencies import CHECKPOINTS
 from app.auth.context import SCOPES
 from app.config import Settings
 from app.db import utcnow
@@ -321,7 +322,7 @@ async def test_jwks_publishes_public_keys_only(gateway: Gateway) -> None:
 
     keys = response.json()["keys"]
     assert len(keys) == 2  # the token and attestation key, then the audit checkpoint key
-    assert keys[1]["kid"] == gateway.state.checkpoints.key.kid
+    assert keys[1]["kid"] == gateway.state[CHECKPOINTS].key.kid
     for key in keys:
         assert set(key) == {"kty", "crv", "x", "y", "kid", "alg", "use"}
         assert (key["kty"], key["crv"], key["alg"], key["use"]) == ("EC", "P-256", "ES256", "sig")

@@ -21,12 +21,14 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from app.audit.models import AuditEventRow
+from app.audit.writer import AdminLog
+from app.auth.dependencies import KEYS
 from app.auth.schemas import ClientCreate, GrantIn, PurposeIn
 from app.auth.service import AuthService
 from app.cli import upgrade_database
 from app.config import Settings
-from app.lifespan import AppState
 from app.main import create_app
+from app.state import AppState
 from mock_csdlqg.app import create_app as create_mock_app
 from mock_csdlqg.config import MockSettings
 from tests.conftest import fresh_postgres, seeded_mock, serve_in_thread
@@ -106,7 +108,7 @@ class Gateway:
         distinct_subjects_per_day: int = 5000,
     ) -> Client:
         async with self.state.sessionmaker() as session:
-            service = AuthService(session, self.state.keys.secrets, actor="test")
+            service = AuthService(session, self.state[KEYS].secrets, AdminLog(session, actor="test"))
             for code in purposes:
                 if code not in {p.code for p in await service.list_purposes()}:
                     await service.add_purpose(
@@ -140,7 +142,7 @@ class Gateway:
     async def replace_grant(self, client_id: str, **changes: Any) -> None:
         """Replace the client's grant, keeping what ``changes`` does not name (as an administrator would)."""
         async with self.state.sessionmaker() as session:
-            service = AuthService(session, self.state.keys.secrets, actor="test")
+            service = AuthService(session, self.state[KEYS].secrets, AdminLog(session, actor="test"))
             current = (await service.get_grant(client_id)).model_dump()
             spec = {k: v for k, v in current.items() if k in GrantIn.model_fields}
             await service.replace_grant(client_id, GrantIn(**{**spec, **changes}))

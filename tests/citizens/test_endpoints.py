@@ -9,6 +9,7 @@ import httpx
 import jwt
 import pytest
 
+from app.auth.dependencies import KEYS
 from tests.citizens.conftest import (
     DECEASED,
     HCM,
@@ -406,12 +407,13 @@ async def test_many_concurrent_token_requests_do_not_exhaust_the_connection_pool
     """The first tokens of a fresh process: 60 at once, while the key store loads its keys."""
     import asyncio
 
+    from app.audit.writer import AdminLog
     from app.auth.schemas import ClientCreate, GrantIn
     from app.auth.service import AuthService
 
     state = sqlite_gateway.state
     async with state.sessionmaker() as session:
-        service = AuthService(session, state.keys.secrets, actor="test")
+        service = AuthService(session, state[KEYS].secrets, AdminLog(session, actor="test"))
         created = await service.create_client(ClientCreate(name="Cổng DVC"))
         await service.replace_grant(created.client.client_id, GrantIn(scopes=["citizen.verify"]))
         await session.commit()

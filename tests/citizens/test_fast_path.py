@@ -10,6 +10,9 @@ import fastapi.routing
 import pytest
 from fastapi import Request, Response
 
+from app.audit.writer import AdminLog
+from app.auth.dependencies import ACCESS, KEYS
+from app.citizens.dependencies import BACKEND
 from app.middleware import GatewayMiddleware
 from app.routing import FastRoute
 from tests.citizens.conftest import HEAD, PURPOSE, Gateway
@@ -111,10 +114,10 @@ async def test_a_suspended_client_is_refused_on_its_next_call(sqlite_gateway: Ga
     async with sqlite_gateway.state.sessionmaker() as session:
         from app.auth.service import AuthService
 
-        service = AuthService(session, sqlite_gateway.state.keys.secrets, actor="test")
+        service = AuthService(session, sqlite_gateway.state[KEYS].secrets, AdminLog(session, actor="test"))
         await service.set_status(client.client_id, "suspended")
         await session.commit()
-    sqlite_gateway.state.access.invalidate()
+    sqlite_gateway.state[ACCESS].invalidate()
     response = await sqlite_gateway.call(client, "/v1/citizens/verify", VERIFY)
     assert response.status_code == 401
     assert response.json()["code"] == "invalid_token"
@@ -127,7 +130,7 @@ async def test_batches_are_worked_on_a_few_at_a_time(sqlite_gateway: Gateway) ->
     from app.citizens.service import BATCH_CONCURRENCY
 
     client = await sqlite_gateway.register(rate_limit_per_minute=1000)
-    backend = sqlite_gateway.state.backend
+    backend = sqlite_gateway.state[BACKEND]
     original = backend.get_many
     running = peak = 0
 

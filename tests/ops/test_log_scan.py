@@ -19,6 +19,7 @@ import httpx
 import orjson
 import pytest
 
+from app.citizens.dependencies import BACKEND
 from app.logs import log_config
 from mock_csdlqg.personas import personas
 from mock_csdlqg.store import RESIDENTS, parse_url
@@ -218,7 +219,7 @@ async def run_flow(gw: Gateway, flow: Flow, monkeypatch: pytest.MonkeyPatch) -> 
         raise RuntimeError(f"lookup of {personal_id} (Nguyễn Văn Thành) went wrong")
 
     with monkeypatch.context() as patch:
-        patch.setattr(gw.state.backend, "get", explode)
+        patch.setattr(gw.state[BACKEND], "get", explode)
         failed = await gw.call(portal, lookup, {"personal_id": HEAD}, headers={"X-Request-Id": "boom-1"})
     assert failed.status_code == 500
     assert failed.json()["code"] == "internal_error"
@@ -305,7 +306,7 @@ async def test_a_log_line_written_inside_a_request_names_its_client(
     gateway: Gateway, captured: Captured, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     portal = await gateway.register()
-    backend = gateway.state.backend
+    backend = gateway.state[BACKEND]
     original = backend.get
 
     async def get_and_log(personal_id: str, fields: Any = None) -> Any:

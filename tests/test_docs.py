@@ -3,7 +3,7 @@
 ``docs/contract.md`` is the contract integrators and operators read; ``docs/security.md`` names the tests that hold
 each promise. These tests fail when a problem code the gateway can answer, a token-endpoint error, or a setting it
 reads is missing from the contract's tables (or listed there without existing), when an index entry of the contract
-points at no heading, and when a doc names a test that does not exist.
+points at no heading, and when a doc names a test or a file that does not exist.
 """
 
 from __future__ import annotations
@@ -134,3 +134,21 @@ def test_the_tests_a_page_names_exist(page: Path) -> None:
         or not re.search(rf"^\s*(async )?def {name}\(", (ROOT / path).read_text(encoding="utf-8"), re.M)
     ]
     assert not missing, f"{page.name} names tests that do not exist: {missing}"
+
+
+_REPOSITORY_PATH = re.compile(
+    r"(?<![\w/.-])((?:app|vnid|mock_csdlqg|tests|bench|docs|migrations|openapi|scripts|docker)/[\w./-]*\w"
+    r"\.(?:py|md|json|sh|toml|ini))"
+)
+
+
+@pytest.mark.parametrize("page", DOCS, ids=lambda page: page.name)
+def test_the_files_a_page_names_exist(page: Path) -> None:
+    missing = sorted(
+        {
+            path
+            for path in _REPOSITORY_PATH.findall(page.read_text(encoding="utf-8"))
+            if not (ROOT / path).exists()
+        }
+    )
+    assert not missing, f"{page.name} names files that do not exist (moved? say where to now): {missing}"

@@ -1,4 +1,5 @@
-"""The ``dancu`` command. Operators script it, so its names are part of the contract (API.md).
+"""The ``dancu`` command. Operators script it, so its names are part of the contract (docs/contract.md,
+Command line).
 
 Commands are thin: they call the same code the REST API and the tests use.
 """

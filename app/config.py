@@ -1,4 +1,4 @@
-"""The gateway's settings: one surface, named exactly as in API.md's settings table.
+"""The gateway's settings: one surface, named exactly as in docs/contract.md, Settings.
 
 Every value comes from the environment (prefix ``DANCU_``) or an optional ``.env``; only ``AUDIT``, ``ADMIN``
 and ``KEYS`` are nested groups (``DANCU_AUDIT__CHECKPOINT_DIR``). Secrets are ``SecretStr`` and no error
@@ -116,9 +116,10 @@ class Settings(BaseSettings):
     max_body_bytes: PositiveInt = 1024 * 1024
     """Request bodies above this are refused with 413 before the application reads them."""
     access_refresh_seconds: float = Field(default=0.25, ge=0.01, le=0.5)
-    """How often each process reads the access version (``app.auth.access``). API.md lets another process see
-    a suspension or grant change at most 1 s late, so this stays well below that (a process that cannot read
-    the version for 1 s reads clients and grants from the database on every request until it can again)."""
+    """How often each process reads the access version (``app.auth.access``). docs/contract.md, Access tokens,
+    lets another process see a suspension or grant change at most 1 s late, so this stays well below that (a
+    process that cannot read the version for 1 s reads clients and grants from the database on every request
+    until it can again)."""
     mock_csdlqg_database_url: str = Field(
         default="sqlite:///./var/mock_csdlqg.db", validation_alias="MOCK_CSDLQG_DATABASE_URL"
     )

@@ -2,7 +2,8 @@
 
 Code below the routers raises these and nothing else HTTP-shaped; ``app.problems`` is the one place that
 renders them (``application/problem+json``, Vietnamese or English). Feature packages add their own
-subclasses in their ``errors.py``. The codes are API.md's catalogue; a code, once published, never changes.
+subclasses in their ``errors.py``. The codes are the catalogue of docs/contract.md, Error codes
+(``tests/test_docs.py`` keeps the two equal); a code, once published, never changes.
 
 Hierarchy::
 

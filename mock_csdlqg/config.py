@@ -1,4 +1,4 @@
-"""The mock's settings (pydantic-settings): the names of API.md's settings table."""
+"""The mock's settings (pydantic-settings): the names of docs/contract.md, Settings."""
 
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
-"""The documentation stays true: the contract page lists what the code does, the security page real tests.
+"""The documentation stays true, and nothing in the tree cites documents a clone of it does not contain.
 
 ``docs/contract.md`` is the contract integrators and operators read; ``docs/security.md`` names the tests that hold
 each promise. These tests fail when a problem code the gateway can answer, a token-endpoint error, or a setting it
 reads is missing from the contract's tables (or listed there without existing), when an index entry of the contract
-points at no heading, and when a doc names a test or a file that does not exist.
+points at no heading, when a doc names a test or a file that does not exist, and when any file of the repository
+cites the documents a fresh clone does not have.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
+import subprocess
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +30,50 @@ from mock_csdlqg.config import MockSettings
 ROOT = Path(__file__).resolve().parent.parent
 CONTRACT = ROOT / "docs" / "contract.md"
 DOCS = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
+
+# Documents that live beside the project on developers' machines but not in a clone of it. Each pattern is written
+# so that this file's own text does not match it.
+OUTSIDE_THE_TREE = re.compile(
+    r"\bAPI(-PART2)?\.md|\bSECURITY\.md|\bSTYLE\.md|\.\./shared\b"
+    r"|\b(vietnam-fact[s]|identity-system[s]|exchange-gateway[s]|statistics-disclosur[e]|performance-baselin[e])\b"
+)
+_SKIPPED_DIRS = frozenset(
+    {".git", ".venv", "var", "node_modules", "__pycache__", ".mypy_cache", ".ruff_cache"}
+)
+
+
+def _repository_files() -> list[Path]:
+    """Every file of the repository: tracked or new (not ignored); a walk of the tree outside a git checkout."""
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return [
+            path
+            for path in ROOT.rglob("*")
+            if path.is_file() and not _SKIPPED_DIRS & set(path.relative_to(ROOT).parts)
+        ]
+    return [ROOT / name for name in listed.decode("utf-8").split("\0") if name]
+
+
+def test_no_file_cites_documents_outside_the_repository() -> None:
+    cited: list[str] = []
+    for path in _repository_files():
+        if not path.is_file():  # deleted in the work tree but still in the index
+            continue
+        text = path.read_bytes().decode("utf-8", errors="replace")
+        for number, line in enumerate(text.splitlines(), start=1):
+            if found := OUTSIDE_THE_TREE.search(line):
+                cited.append(f"{path.relative_to(ROOT)}:{number}: {found.group(0)}")
+    assert not cited, (
+        "cite docs/contract.md or docs/security.md (page and section) instead of files a clone does not have:\n"
+        + "\n".join(cited)
+    )
+
 
 # --- the contract's tables ----------------------------------------------------------------------------------
 

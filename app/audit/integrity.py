@@ -2,8 +2,8 @@
 
 The chain alone shows an event changed, deleted, inserted or moved; the checkpoints (signed with a key the
 database does not hold) show a tail cut back or a chain recomputed from scratch. The verifier names the
-first bad ``seq`` and the kind of damage in API.md's words; docs/audit-format.md has the decision table this
-module implements, so that the answer means the same thing to every reader.
+first bad ``seq`` and the kind of damage in the words of docs/contract.md, Audit; docs/audit-format.md has
+the decision table this module implements, so that the answer means the same thing to every reader.
 
 Memory stays flat: events are read in batches (keyset pagination on ``seq``), one short transaction each;
 only when something is wrong does the diagnosis look further (a lookup or two, a bounded search).
@@ -53,7 +53,8 @@ class CheckpointFileError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class IntegrityReport:
-    """API.md's ``{ok, checked, first_bad_seq, problem, checkpoint_seq}`` (``detail`` is for the CLI)."""
+    """The answer of ``GET /v1/audit/integrity``, ``{ok, checked, first_bad_seq, problem, checkpoint_seq}``
+    (``detail`` is for the CLI)."""
 
     ok: bool
     checked: int

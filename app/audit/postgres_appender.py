@@ -1,13 +1,13 @@
 """The audit writer's fast path on PostgreSQL: raw asyncpg on a small pool of its own.
 
-Through SQLAlchemy an append cost about 3 ms of CPU per request here (pre-ping, BEGIN, four statements, COMMIT,
-the pool's reset); through asyncpg the same transaction costs about 0.5 ms on its own, and the writer appends
-the events of many requests in one (group commit, ``app.audit.writer``): one transaction, the events inserted
-with one ``executemany`` (STYLE.md, habit 2, allows raw asyncpg for the audit writer). The head row is locked
-with ``SELECT ... FOR UPDATE``: every process waits for the one before it, so two gateways on one database
-still make one chain. Values are stored as SQLAlchemy stores them (JSON as ``json.dumps`` text), so the models
-read them back unchanged; the chain is ``app.audit.chain.chain_events``, shared with the SQLAlchemy path that
-administrative changes use.
+Through SQLAlchemy an append cost about 3 ms of CPU per request here (pre-ping, BEGIN, four statements,
+COMMIT, the pool's reset); through asyncpg the same transaction costs about 0.5 ms on its own, and the writer
+appends the events of many requests in one (group commit, ``app.audit.writer``): one transaction, the events
+inserted with one ``executemany`` (the audit writer may go below the ORM where the ORM is too slow). The head
+row is locked with ``SELECT ... FOR UPDATE``: every process waits for the one before it, so two gateways on
+one database still make one chain. Values are stored as SQLAlchemy stores them (JSON as ``json.dumps`` text),
+so the models read them back unchanged; the chain is ``app.audit.chain.chain_events``, shared with the
+SQLAlchemy path that administrative changes use.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Request and response bodies of the auditor API (API.md, "Audit"), and the one view of a stored event.
+"""Request and response bodies of the auditor API (docs/contract.md, Audit), and the one view of an event.
 
 Timestamps in filters are RFC 3339 strings with a time zone (a naive one is 422 ``timezone_aware``; a bare
 date or a Unix number is 422 ``datetime_parsing``). Every answer gives ``at`` in UTC with ``Z``.

@@ -3,8 +3,8 @@
 Through SQLAlchemy and aiosqlite every statement is a hop to the connection's thread (about 200 µs of CPU each
 here) and an append takes four of them plus the pool's reset. Here the transaction (``BEGIN IMMEDIATE``, read
 the head, insert the events, move the head, ``COMMIT``) is one call with a connection of its own, and the
-writer appends the events of many requests at once (group commit, ``app.audit.writer``). STYLE.md, habit 2,
-allows the stdlib driver for the audit writer.
+writer appends the events of many requests at once (group commit, ``app.audit.writer``). The audit writer
+may go below the ORM where the ORM is too slow.
 
 Where it runs: on the event loop itself when the write lock is free at once (the usual case: this process is
 the file's only writer), else on a thread of its own that waits for the lock. A thread for every append made

@@ -1,8 +1,9 @@
 """Who may call, held in memory: each client's status and expanded grant, and the registered purposes.
 
-Reading them through the ORM on every request cost 2–3 ms of CPU, most of a request. API.md still binds: a
-suspension or grant change is seen by the process that made it on its next request and by every other process
-within 1 s. So entries never age out; they are dropped when something changed:
+Reading them through the ORM on every request cost 2–3 ms of CPU, most of a request. The contract still binds
+(docs/contract.md, Access tokens): a suspension or grant change is seen by the process that made it on its
+next request and by every other process within 1 s. So entries never age out; they are dropped when something
+changed:
 
 - **in this process**: an ORM insert, update or delete of a client, grant or purpose marks its session, and
   when that session commits every cache in the process drops its entries, whatever made the change (the admin
@@ -55,8 +56,8 @@ from app.db import Base, sqlite_file
 logger = logging.getLogger(__name__)
 
 STALE_AFTER_SECONDS: Final = 1.0
-"""API.md: other processes see a change within 1 s. Entries older than the last successful version read by more
-than this are not used."""
+"""docs/contract.md, Access tokens: other processes see a change within 1 s. Entries older than the last
+successful version read by more than this are not used."""
 VERSION_READ_TIMEOUT_SECONDS: Final = 10.0
 """A version read that hangs longer is abandoned and tried again (entries are judged by when the last read that
 succeeded began, not by this: it only keeps one hung connection from stopping the watch for good)."""

@@ -1,6 +1,6 @@
 """The token rules: access tokens, client assertions (``private_key_jwt``) and the keys clients register.
 
-Every rule of SECURITY.md "Tokens" is applied here, on the JWS primitives of ``app.jws`` (the only module
+Every promise of docs/security.md, Tokens, is kept here, on the JWS primitives of ``app.jws`` (the only module
 that imports ``jose``: what holds for every JWS, such as the algorithm coming from the key and never from
 the header, is done there):
 
@@ -45,7 +45,7 @@ _ACCESS_TOKEN_TYPS: Final = frozenset({"at+jwt", "application/at+jwt"})  # RFC 9
 MAX_ACCESS_TOKEN_CHARS: Final = 4096
 MAX_ASSERTION_CHARS: Final = 8192
 MAX_ASSERTION_LIFETIME_SECONDS: Final = 300
-"""RFC 7523 assertions may expire at most this far ahead (API.md)."""
+"""RFC 7523 assertions may expire at most this far ahead (docs/contract.md, Access tokens)."""
 MAX_JTI_CHARS: Final = 256
 MAX_CLIENT_KEYS: Final = 10
 MIN_RSA_BITS: Final = 2048

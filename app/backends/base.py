@@ -40,7 +40,7 @@ RESIDENT_FIELDS: tuple[str, ...] = (
     "phone",
     "email",
 )
-"""The API's resident fields (API.md, "Resident fields"), in contract order."""
+"""The API's resident fields (docs/contract.md, Resident fields), in contract order."""
 
 VERIFY_FIELDS: tuple[str, ...] = ("full_name", "date_of_birth", "gender", "date_of_death")
 """What a verification compares (and ``date_of_death``: a deceased resident is reported as such)."""

@@ -1,4 +1,4 @@
-"""Upstream failures, as the caller sees them (API.md, "Statuses").
+"""Upstream failures, as the caller sees them (docs/contract.md, Error codes).
 
 Hierarchy::
 

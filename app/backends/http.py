@@ -9,7 +9,7 @@ allows; never on another 4xx. A circuit breaker counts timeouts, connection erro
 
 Answers are checked before anything is released: no redirect is followed, the body is capped while it
 streams (``Content-Length`` first, then the bytes as they come), the media type and JSON are checked, and a
-record for another ID than the one asked for is refused. Status mapping (API.md, "Statuses"):
+record for another ID than the one asked for is refused. Status mapping (docs/contract.md, Error codes):
 
 =========================================================  ==================================
 upstream                                                   gateway
@@ -62,7 +62,7 @@ HEALTH_PATH = "/api/v1/health"
 
 SOURCE = "csdlqg"
 MAX_RETRIES = 2
-"""SECURITY.md: reads are retried at most twice within the call's deadline."""
+"""docs/security.md, The upstream: reads are retried at most twice within the call's deadline."""
 UPSTREAM_BATCH_LIMIT = 1000
 """The most IDs the upstream's batch-get takes in one request."""
 MAX_RETRY_AFTER = 300

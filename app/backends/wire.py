@@ -7,8 +7,9 @@ costs about as much and would still need a renaming pass): a missing member, a w
 or a malformed ID, date or code raises ``UpstreamBadResponse``, whose ``reason`` names the wire path, never
 a value. The output is built from the known fields only, so a member the upstream adds is dropped, never
 passed through. Text is returned in NFC. Some checks are stricter than the mock's pydantic models, following
-API.md where those leave a string free: dates in cards and absences are ISO 8601, ``capNhatLuc`` is RFC 3339
-UTC, ``quocTich`` items are ISO alpha-2 codes, ``soDinhDanhCu`` items are IDs, ``maHo`` is a URL-safe code.
+docs/contract.md, Resident fields, where those leave a string free: dates in cards and absences are ISO 8601,
+``capNhatLuc`` is RFC 3339 UTC, ``quocTich`` items are ISO alpha-2 codes, ``soDinhDanhCu`` items are IDs,
+``maHo`` is a URL-safe code.
 
 The code tables below are copied from ``mock_csdlqg/wire.py`` (``app`` does not import the mock outside
 the embedded backend); ``tests/backends/test_wire.py`` keeps the two in step.

@@ -1,4 +1,4 @@
-"""Errors of the citizen endpoints (API.md, "Purpose of use", "Citizens", "Statuses").
+"""Errors of the citizen endpoints (docs/contract.md, Purpose of use, Citizens and Error codes).
 
 Hierarchy::
 

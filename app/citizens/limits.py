@@ -1,4 +1,4 @@
-"""Request rate and distinct-resident quotas per client (SECURITY.md, "Enumeration").
+"""Request rate and distinct-resident quotas per client (docs/security.md, Authorisation: enumeration).
 
 The request rate is a moving window of one minute counted in one-second slots: in process memory a ring of
 60 counters per client (``SlidingMinute``), in Redis a hash of per-second counts per client. (The ``limits``

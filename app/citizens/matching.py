@@ -9,7 +9,7 @@ The flow a route follows::
     record = await backend.get(pid.number)             # None: unknown or cancelled ID
     return verify_record(record.fields if record else None, body)   # verify() when a record is certain
 
-Decisions (where API.md leaves room):
+Decisions (docs/contract.md, Verification, states their outcome for callers):
 
 * **Name score.** ``score`` is 100 when the ``exact`` or ``normalized`` tier matched. Otherwise it is the
   ``rapidfuzz.fuzz.ratio`` of the folded keys **rounded down** to an integer, in every mode, on a mismatch

@@ -1,4 +1,4 @@
-"""Request and response bodies of the citizen endpoints (API.md, "Citizens")."""
+"""Request and response bodies of the citizen endpoints (docs/contract.md, Citizens)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Who may read ``/metrics``: anyone by default, an ``admin`` or ``audit.read`` token when
-``DANCU_METRICS_TOKEN_REQUIRED`` is true (API.md, "Operations")."""
+``DANCU_METRICS_TOKEN_REQUIRED`` is true (docs/contract.md, Health and metrics)."""
 
 # No `from __future__ import annotations`: FastAPI must see the Security(...) in the signature as an object.
 from typing import Annotated, Final

@@ -219,7 +219,7 @@ class ChunkGenerator:
         self._name(person, family)
         rng = self.rng
         if person.birth >= REFORM_DAY:
-            person.reg_code = "0" + province  # births after the reform: "0" + 2025 code (vietnam-facts §3)
+            person.reg_code = "0" + province  # births after the reform: "0" + 2025 code (docs/mock-csdlqg.md)
         elif rng.random() < native:
             person.reg_code = self.t.legacy_of[province].pick(rng)
         else:

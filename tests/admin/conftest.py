@@ -39,15 +39,15 @@ from tests.conftest import _with_database, free_port, seeded_mock
 
 BASE_URL = "http://testserver"
 ISSUER = "http://gateway.test"
-"""One issuer for every process of a test deployment (API.md: replicas share one issuer)."""
+"""One issuer for every process of a test deployment (docs/contract.md, Access tokens: replicas share one)."""
 ENCRYPTION_KEY = Fernet.generate_key().decode()
 SUBJECT_KEYS = "k1:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVpBQkNERUY="  # 32 bytes, base64
 PURPOSE = "1.001234.000.00.00.H12"
 HEAD = "052068000108"  # persona: Nguyễn Văn Thành, 1968-04-15, male, lives in Gia Lai (52)
 VENV_BIN = Path(sys.executable).parent
 POLL_FOR = 10.0
-"""How long a test waits for a change made in one process to reach another (API.md's bound is 1 s; the
-project's rule: poll, and assert the outcome rather than the delay)."""
+"""How long a test waits for a change made in one process to reach another (the contract's bound is 1 s,
+docs/contract.md, Access tokens; the project's rule: poll, and assert the outcome rather than the delay)."""
 
 
 @pytest.fixture(scope="session")

@@ -3,9 +3,10 @@
 Two processes share one database (a SQLite file, or PostgreSQL) and nothing else: a real `dancu serve`
 subprocess on a free port, and the gateway in this test's process. The token endpoint reads the client from
 the database on every call, so the other process's token endpoint obeys at once. Scope checks use each
-process's access cache, which learns of another process's change from the database's access version (API.md:
-within 1 s); as for every propagation between processes, the tests poll for up to 10 s and assert the outcome,
-not the delay. (The process that made the change obeys it on its very next request: tests/admin/test_router.py.)
+process's access cache, which learns of another process's change from the database's access version
+(docs/contract.md, Access tokens: within 1 s); as for every propagation between processes, the tests poll for
+up to 10 s and assert the outcome, not the delay. (The process that made the change obeys it on its very next
+request: tests/admin/test_router.py.)
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ def test_defaults_are_the_documented_ones() -> None:
     assert settings.admin.require_approval is False
 
 
-def test_environment_names_match_api_md(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_names_are_the_documented_ones(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in {
         "DANCU_PROFILE": "dev",
         "DANCU_BACKEND": "http",

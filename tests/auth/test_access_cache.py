@@ -1,11 +1,11 @@
 """The access cache: clients, grants and purposes held in memory, and every way they are dropped.
 
-API.md: a suspension or grant change is seen by the process that made it on its next request (the in-process
-tests of test_dependencies.py and tests/admin), and by other processes within 1 s. Here: the other processes
-(the CLI, an operator's plain SQL) through the database's access version; what a cached request costs (no
-database connection); what stays a per-request check (the grant's validity window); and failing closed when
-the version cannot be read. Propagation from another process is polled for up to 10 s (the project's rule:
-assert the outcome, not the delay).
+docs/contract.md, Access tokens: a suspension or grant change is seen by the process that made it on its next
+request (the in-process tests of test_dependencies.py and tests/admin), and by other processes within 1 s.
+Here: the other processes (the CLI, an operator's plain SQL) through the database's access version; what a
+cached request costs (no database connection); what stays a per-request check (the grant's validity window);
+and failing closed when the version cannot be read. Propagation from another process is polled for up to 10 s
+(the project's rule: assert the outcome, not the delay).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""One test per SECURITY.md "Tokens" rule, each sent to a route behind `ReadClient` (401, never 500)."""
+"""One test per rule of docs/security.md, Tokens, each sent to a route behind `ReadClient` (401, not 500)."""
 
 from __future__ import annotations
 

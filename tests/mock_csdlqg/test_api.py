@@ -1,4 +1,4 @@
-"""The mock's HTTP contract (API.md, "The mock national population database"), on SQLite and PostgreSQL."""
+"""The mock's HTTP contract (docs/contract.md, The mock national population database), SQLite and Postgres."""
 
 from __future__ import annotations
 

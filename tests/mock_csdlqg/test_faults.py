@@ -1,4 +1,6 @@
-"""Fault injection (API.md; SECURITY.md "The upstream"): every mode, through the header and the global mode."""
+"""Fault injection, every mode, through the header and the global mode.
+
+docs/contract.md, The mock national population database; docs/security.md, The upstream."""
 
 from __future__ import annotations
 

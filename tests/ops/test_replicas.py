@@ -1,11 +1,11 @@
 """Two replicas of the gateway behind one database and one Redis behave as one gateway.
 
-Two real ``dancu serve`` processes on free ports share a fresh PostgreSQL database, one Redis key prefix,
-the key settings and the issuer (API.md: "Replicas share the database, Redis, the key settings and the
-issuer"). The client is registered with the CLI, as an operator does. Then: the rate limit holds across
-both; a suspension made through one replica stops the token at the other (API.md: within 1 s; as for every
-propagation between processes, the test polls for up to 10 s and asserts the outcome, not the delay); and the
-audit chain both of them wrote stays one linear chain.
+Two real ``dancu serve`` processes on free ports share a fresh PostgreSQL database, one Redis key prefix, the
+key settings and the issuer (docs/contract.md, Settings: "Replicas share the database, Redis, the key settings
+and the issuer"). The client is registered with the CLI, as an operator does. Then: the rate limit holds
+across both; a suspension made through one replica stops the token at the other (docs/contract.md, Access
+tokens: within 1 s; as for every propagation between processes, the test polls for up to 10 s and asserts the
+outcome, not the delay); and the audit chain both of them wrote stays one linear chain.
 """
 
 from __future__ import annotations

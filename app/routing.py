@@ -23,7 +23,22 @@ _Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
 
 
 class MalformedJSON:
-    """Stands in for a body that could not be decoded; it validates as no request model."""
+    """Stands in for a body that could not be decoded; it validates as no request body.
+
+    FastAPI validates a body with ``from_attributes``: a plain object would read as a model whose members
+    are all missing, which a model with only optional members (the audit search and export filters)
+    accepts as "no filter". Every attribute read raises instead, so each member fails
+    (``get_attribute_error``), and a list or mapping body fails on its type; ``app.problems`` then
+    reports the 422 ``json_invalid``. tests/app/test_malformed_json.py sends malformed JSON to every route
+    that takes a JSON body.
+    """
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # Python's own probes (copy, pickle, hasattr) see a plain object
+            raise AttributeError(name)
+        raise ValueError("the request body is not valid JSON")
 
 
 MALFORMED_JSON = MalformedJSON()

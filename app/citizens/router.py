@@ -9,8 +9,7 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel
 
-from app.audit.dependencies import AUDIT
-from app.audit.writer import AuditEvent, AuditUnavailable
+from app.audit.writer import AuditUnavailable
 from app.auth.context import AuthContext
 from app.auth.dependencies import ACCESS, issuer_for, require_household, require_read, require_verify
 from app.backends.errors import (
@@ -36,7 +35,7 @@ from app.citizens.schemas import (
     VerifyRequest,
     VerifyResponse,
 )
-from app.citizens.service import CallContext, CitizenService
+from app.citizens.service import CallContext, CitizenService, RouteKind
 from app.errors import GatewayError, InsufficientScope, InvalidPersonalId, InvalidToken, NotFound
 from app.problems import preferred_language, problem_responses, request_id_of
 from app.routing import FastPath, GatewayRoute, PreparedJSON, fast_path
@@ -100,31 +99,28 @@ async def _context(
     request: Request,
     state: AppState,
     auth: AuthContext,
+    kind: RouteKind,
     action: str,
     purpose: str | None,
     dossier_id: str | None,
 ) -> CallContext:
-    """The call's context once its purpose is known to be registered and granted; refusals are audited."""
+    """The call's context once its purpose is known to be registered and granted; refusals are audited,
+    naming the residents the body names (the body is decoded before the dependencies run)."""
     error: GatewayError | None = None
     if not purpose:
         error = PurposeRequired()
     elif not await _granted(state, auth, purpose):
         error = PurposeNotAllowed()
     if error is not None:
-        await state[AUDIT].write(
-            [
-                AuditEvent(
-                    action=action,
-                    outcome="denied",
-                    status_code=error.status,
-                    actor=auth.client_id,
-                    client_id=auth.client_id,
-                    request_id=request_id_of(request),
-                    purpose=purpose if purpose and len(purpose) <= 64 else None,
-                    dossier_id=dossier_id,
-                    reason=error.code,
-                )
-            ]
+        await state[CITIZENS].refuse(
+            kind,
+            action,
+            error,
+            auth=auth,
+            purpose=purpose if purpose and len(purpose) <= MAX_HEADER else None,
+            dossier_id=dossier_id,
+            request_id=request_id_of(request),
+            body=await request.json(),
         )
         raise error
     language = request.headers.get("accept-language")
@@ -132,7 +128,7 @@ async def _context(
 
 
 def _call(
-    action: str, require: Callable[..., Awaitable[AuthContext]]
+    kind: RouteKind, action: str, require: Callable[..., Awaitable[AuthContext]]
 ) -> Callable[..., Awaitable[CallContext]]:
     """A dependency giving the route its CallContext: the scope check, then the audited purpose check."""
 
@@ -144,15 +140,16 @@ def _call(
         purpose: PurposeHeader = None,
         dossier_id: DossierHeader = None,
     ) -> CallContext:
-        return await _context(request, state, auth, action, purpose, dossier_id)
+        return await _context(request, state, auth, kind, action, purpose, dossier_id)
 
-    call_context.__name__ = "call_" + action.replace(".", "_")
+    call_context.__name__ = f"call_{kind}"
     return call_context
 
 
-VerifyCall = Annotated[CallContext, Depends(_call("citizen.verify", require_verify))]
-ReadCall = Annotated[CallContext, Depends(_call("citizen.read", require_read))]
-HouseholdCall = Annotated[CallContext, Depends(_call("household.read", require_household))]
+VerifyCall = Annotated[CallContext, Depends(_call("verify", "citizen.verify", require_verify))]
+BatchCall = Annotated[CallContext, Depends(_call("batch", "citizen.verify", require_verify))]
+ReadCall = Annotated[CallContext, Depends(_call("lookup", "citizen.read", require_read))]
+HouseholdCall = Annotated[CallContext, Depends(_call("household", "household.read", require_household))]
 
 
 # --- the fast path: the ordinary call, checked directly (app.routing.fast_path) --------------------------
@@ -251,7 +248,7 @@ async def verify(body: VerifyRequest, ctx: VerifyCall, service: CitizenServiceDe
     responses=problem_responses(BatchTooLarge, *COMMON_ERRORS),
 )
 @fast_path(_fast("citizen.verify", require_verify, BatchVerifyRequest, _verify_batch))
-async def verify_batch(body: BatchVerifyRequest, ctx: VerifyCall, service: CitizenServiceDep) -> PreparedJSON:
+async def verify_batch(body: BatchVerifyRequest, ctx: BatchCall, service: CitizenServiceDep) -> PreparedJSON:
     """Verify up to DANCU_BATCH_MAX_ITEMS residents; one bad item does not fail the others."""
     return PreparedJSON(await _verify_batch(service, ctx, body))
 

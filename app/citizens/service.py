@@ -9,17 +9,18 @@ written the caller gets 503 ``audit_unavailable`` and no data.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import ValidationError
 
 from app.audit.writer import AuditEvent, AuditWriter, Outcome, SubjectHasher
-from app.auth.context import AuthContext
+from app.auth.context import AuthContext, Grant
 from app.backends.base import (
     RESIDENCE_FIELDS,
+    RESIDENT_FIELDS,
     SENSITIVE_FIELDS,
     VERIFY_FIELDS,
     Backend,
@@ -37,6 +38,9 @@ from vnid import InvalidPersonalId as _BadId
 from vnid import PersonalId, parse_personal_id
 
 MEMBER_FIELDS = ("full_name", "relation_to_head")
+VERIFY_CHECKED = ("full_name", "date_of_birth", "gender")
+"""The fields a verification may supply for checking, in the order events and attestations list them."""
+RESIDENT_FIELD_NAMES = frozenset(RESIDENT_FIELDS)
 BATCH_CONCURRENCY = 2
 """Batches worked on at once; the others wait their turn. A batch is CPU-bound once its records are read, so
 more at once adds no throughput, only memory: 64 batches of 100 in flight held ~6,400 records and took the
@@ -66,9 +70,12 @@ class CallContext:
 class _Audit:
     """Events of one request, written together before the answer leaves."""
 
-    ctx: CallContext
     action: str
     hasher: SubjectHasher
+    client_id: str
+    request_id: str | None
+    purpose: str | None
+    dossier_id: str | None
     events: list[AuditEvent] = field(default_factory=list)
     refs: dict[str, str] = field(default_factory=dict)
     """Each subject's keyed hash, made once: the quota counts it, the event stores it."""
@@ -95,11 +102,11 @@ class _Audit:
                 action=action or self.action,
                 outcome=outcome,
                 status_code=status,
-                actor=self.ctx.auth.client_id,
-                client_id=self.ctx.auth.client_id,
-                request_id=self.ctx.request_id,
-                purpose=self.ctx.purpose,
-                dossier_id=self.ctx.dossier_id,
+                actor=self.client_id,
+                client_id=self.client_id,
+                request_id=self.request_id,
+                purpose=self.purpose,
+                dossier_id=self.dossier_id,
                 subject=subject,
                 subject_ref=self.ref(subject) if subject else None,
                 fields=released,
@@ -111,6 +118,21 @@ class _Audit:
     def refused(self, error: GatewayError, *, subject: str | None = None, fields: Sequence[str] = ()) -> None:
         outcome: Outcome = "error" if error.status >= 500 else "denied"
         self.add(outcome, error.status, subject=subject, fields=fields, reason=error.code)
+
+    def refused_all(self, error: GatewayError, named: Sequence[Named]) -> None:
+        """A refusal of the whole request: one event per resident it names (a search by personal ID finds
+        the attempt), or one without a subject when it names none."""
+        for subject, fields in named:
+            self.refused(error, subject=subject, fields=fields)
+        if not named:
+            self.refused(error)
+
+
+Named = tuple[str, tuple[str, ...]]
+"""A resident a request names (a structurally valid personal ID) and the fields it asks about: what the audit
+event of a refusal records (docs/contract.md, "Audit": for a refusal, the fields requested)."""
+
+RouteKind = Literal["verify", "batch", "lookup", "household"]
 
 
 def _parse(personal_id: str, loc: Sequence[str | int] = ("body", "personal_id")) -> PersonalId:
@@ -134,7 +156,9 @@ class CitizenService:
     # ------------------------------------------------------------------------------------------ helpers
     def _collect(self, ctx: CallContext, action: str) -> _Audit:
         """The collector of one request's events (subjects hashed with the writer's keys)."""
-        return _Audit(ctx, action, self._audit.hasher)
+        return _Audit(
+            action, self._audit.hasher, ctx.auth.client_id, ctx.request_id, ctx.purpose, ctx.dossier_id
+        )
 
     async def _finish(self, audit: _Audit) -> None:
         await self._audit.write(audit.events)
@@ -189,7 +213,41 @@ class CitizenService:
 
     @staticmethod
     def _checked(body: VerifyRequest) -> list[str]:
-        return [name for name in ("full_name", "date_of_birth", "gender") if getattr(body, name) is not None]
+        return [name for name in VERIFY_CHECKED if getattr(body, name) is not None]
+
+    # ------------------------------------------------------------------------------- refused up front
+    async def refuse(
+        self,
+        kind: RouteKind,
+        action: str,
+        error: GatewayError,
+        *,
+        auth: AuthContext,
+        purpose: str | None,
+        dossier_id: str | None,
+        request_id: str | None,
+        body: Any,
+    ) -> None:
+        """Record a request refused before its use case ran (its purpose missing or not granted): one event
+        per resident its ``body`` (decoded JSON, not validated yet) names, with the fields it asked about,
+        so a search by personal ID finds the attempt. A body that names none gets one event without one."""
+        audit = _Audit(action, self._audit.hasher, auth.client_id, request_id, purpose, dossier_id)
+        audit.refused_all(error, self._named(kind, body, auth.grant))
+        await self._finish(audit)
+
+    def _named(self, kind: RouteKind, body: Any, grant: Grant) -> list[Named]:
+        """The residents ``body`` names and the fields it asks about, read leniently (it has not been
+        validated: a member that does not validate names nothing, an ID must be well formed)."""
+        if kind == "batch":
+            items = body.get("items") if isinstance(body, dict) else None
+            if not isinstance(items, list) or len(items) > self._batch_max:
+                return []  # too large a batch is refused as a whole, whatever it names
+            return [found for item in items for found in _named_in(item, _verify_fields)]
+        if kind == "verify":
+            return _named_in(body, _verify_fields)
+        if kind == "lookup":
+            return _named_in(body, lambda item: _requested_fields(item.get("fields"), grant))
+        return _named_in(body, lambda _item: ())
 
     # ------------------------------------------------------------------------------------------- verify
     async def verify(self, ctx: CallContext, body: VerifyRequest) -> dict[str, Any]:
@@ -205,7 +263,9 @@ class CitizenService:
                 record = await self._backend.get(pid.number, VERIFY_FIELDS)
                 result = _compare(record, body)
             answer = await self._answer(ctx, body, result, checked)
-            audit.add("allowed", 200, subject=pid.number, fields=checked, reason=result.reason)
+            audit.add(
+                "allowed", 200, subject=pid.number, fields=_compared(result, checked), reason=result.reason
+            )
             return answer
         except GatewayError as error:
             audit.refused(error, subject=_subject_of(body.personal_id), fields=checked)
@@ -226,35 +286,34 @@ class CitizenService:
         ) -> None:
             checked = self._checked(body)
             results[index] = {"index": index, **(await self._answer(ctx, body, result, checked))}
-            audit.add("allowed", 200, subject=pid.number, fields=checked, reason=result.reason)
+            audit.add(
+                "allowed", 200, subject=pid.number, fields=_compared(result, checked), reason=result.reason
+            )
 
         try:
             if len(items) > self._batch_max:
                 raise BatchTooLarge(self._batch_max)
-            await self._limiter.hit_request(ctx.auth.client_id, ctx.auth.grant.rate_limit_per_minute)
             valid: list[tuple[int, VerifyRequest, PersonalId]] = []
+            invalid: list[tuple[int, ValidationFailed]] = []
             for index, item in enumerate(items):
                 try:
                     body = VerifyRequest.model_validate(item)
                     pid = _parse(body.personal_id, ("body", "items", index, "personal_id"))
                 except ValidationError:
-                    invalid = ValidationFailed()  # the item's own 422; the other items are answered
-                    results[index] = self._item_problem(ctx, index, invalid)
-                    audit.refused(invalid)
+                    invalid.append((index, ValidationFailed()))  # the item's own 422; the others are answered
                     continue
                 except InvalidPersonalId as error:
-                    results[index] = self._item_problem(ctx, index, error)
-                    audit.refused(error)
+                    invalid.append((index, error))
                     continue
                 valid.append((index, body, pid))
-            refs = [audit.ref(pid.number) for _, _, pid in valid]
-            within = (
-                await self._limiter.hit_subjects(
-                    ctx.auth.client_id, refs, ctx.auth.grant.distinct_subjects_per_day
-                )
-                if refs
-                else []
-            )
+            try:  # the batch counts once against the rate, each resident against the quota
+                within = await self._admit(ctx, audit, [pid.number for _, _, pid in valid])
+            except GatewayError as error:  # the whole batch refused: each resident named is recorded
+                audit.refused_all(error, [(pid.number, tuple(self._checked(body))) for _, body, pid in valid])
+                raise
+            for index, problem in invalid:
+                results[index] = self._item_problem(ctx, index, problem)
+                audit.refused(problem)
             pending: list[tuple[int, VerifyRequest, PersonalId]] = []
             for (index, body, pid), ok in zip(valid, within, strict=True):
                 if not ok:
@@ -310,7 +369,7 @@ class CitizenService:
     async def lookup(self, ctx: CallContext, body: LookupRequest) -> dict[str, Any]:
         audit = self._collect(ctx, "citizen.read")
         grant = ctx.auth.grant
-        requested = [f for f in (body.fields or sorted(grant.fields)) if f != "personal_id"]
+        requested = list(_requested_fields(body.fields, grant))
         try:
             pid = _parse(body.personal_id)
             outside = sorted(set(requested) - grant.fields)
@@ -412,3 +471,34 @@ def _released(record: ResidentRecord, fields: Sequence[str]) -> dict[str, Any]:
         "record_updated_at": record.record_updated_at,
     }
     return answer
+
+
+def _compared(result: matching.Verification, checked: Sequence[str]) -> Sequence[str]:
+    """The fields a verification compared with a record: none when there is no record (an unknown or
+    cancelled ID releases nothing, not even a yes or no per field)."""
+    return () if result.reason == "not_found" else checked
+
+
+def _requested_fields(fields: object, grant: Grant) -> tuple[str, ...]:
+    """The fields a lookup asks for: those named (the known names among them), or every granted one when it
+    names none; never ``personal_id`` (always returned, never counted as released)."""
+    if fields is None:
+        fields = sorted(grant.fields)
+    if not isinstance(fields, list):
+        return ()
+    return tuple(f for f in fields if isinstance(f, str) and f in RESIDENT_FIELD_NAMES and f != "personal_id")
+
+
+def _verify_fields(item: dict[str, Any]) -> tuple[str, ...]:
+    """The fields a verification body supplies for checking (those present and not null)."""
+    return tuple(name for name in VERIFY_CHECKED if item.get(name) is not None)
+
+
+def _named_in(item: object, fields: Callable[[dict[str, Any]], Sequence[str]]) -> list[Named]:
+    """The resident a (not yet validated) body names, with ``fields(body)``; none unless its ``personal_id``
+    is a well-formed ID."""
+    if not isinstance(item, dict):
+        return []
+    personal_id = item.get("personal_id")
+    subject = _subject_of(personal_id) if isinstance(personal_id, str) else None
+    return [] if subject is None else [(subject, tuple(fields(item)))]

@@ -205,8 +205,14 @@ class NotReady(ServiceUnavailable):
     default_detail_en = "At least one readiness check failed; see `checks`."
     default_detail_vi = "Có ít nhất một mục kiểm tra sẵn sàng không đạt; xem `checks`."
 
-    def __init__(self, checks: Mapping[str, str]) -> None:
-        super().__init__()
+    def __init__(
+        self, checks: Mapping[str, str], *, reasons_en: Sequence[str] = (), reasons_vi: Sequence[str] = ()
+    ) -> None:
+        """``reasons_*``: why some checks failed, for the operator (appended to ``detail``)."""
+        super().__init__(
+            " ".join([self.default_detail_en, *(r + "." for r in reasons_en)]),
+            detail_vi=" ".join([self.default_detail_vi, *(r + "." for r in reasons_vi)]),
+        )
         self.checks = dict(checks)
 
     def extensions(self) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, cast
 
 import orjson
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -241,6 +241,25 @@ async def read_head(session: AsyncSession) -> Head | None:
         )
     ).one_or_none()
     return None if row is None else Head(row.log_id, row.seq, row.hash)
+
+
+async def blocked_at(session: AsyncSession) -> int | None:
+    """The ``seq`` of the first stored event that stands where the next append must go, or None.
+
+    Every event the gateway writes moves the head in the same transaction, so an event after the head (or
+    one already linked to the head's hash) was put there by someone else: the next append collides with it
+    (``seq`` and ``prev_hash`` are unique) and the log takes no new event until an operator has looked. Two
+    index lookups; the integrity check says what happened (``inserted``), this only says that the chain is
+    blocked (``/readyz``)."""
+    head = await read_head(session)
+    if head is None:  # the next append makes the head after the last event
+        return None
+    found = await session.scalar(
+        select(func.min(AuditEventRow.seq)).where(
+            or_(AuditEventRow.seq > head.seq, AuditEventRow.prev_hash == head.hash)
+        )
+    )
+    return None if found is None else int(found)
 
 
 async def ensure_head(session: AsyncSession) -> Head:

@@ -1,11 +1,13 @@
 """HTTP for the log's integrity: ``GET /v1/audit/integrity`` and the signed checkpoints (scope ``audit.read``).
 
 Each call is itself an audit event (``audit.integrity``, ``audit.checkpoint``), written before the answer
-leaves: when it cannot be written the caller gets 503 ``audit_unavailable`` and no answer.
+leaves: when it cannot be written the caller gets 503 ``audit_unavailable`` and no answer, except for the
+integrity check itself, which answers all the same (and logs that it could not be recorded).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -22,6 +24,8 @@ from app.errors import GatewayError, InsufficientScope, InvalidToken, NotFound
 from app.problems import problem_responses, request_id_of
 from app.routing import GatewayRoute
 from app.state import AppState, AppStateDep
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], route_class=GatewayRoute)
 
@@ -56,9 +60,18 @@ class CheckpointOut(BaseModel):
 
 @asynccontextmanager
 async def _audited(
-    state: AppState, request: Request, auth: AuthContext, action: str, success: int = 200
+    state: AppState,
+    request: Request,
+    auth: AuthContext,
+    action: str,
+    success: int = 200,
+    *,
+    answer_unrecorded: bool = False,
 ) -> AsyncIterator[None]:
-    """Run the read, then record it: allowed, or the refusal or failure it raised."""
+    """Run the read, then record it: allowed, or the refusal or failure it raised.
+
+    ``answer_unrecorded``: when the event cannot be written, log that and answer all the same (the
+    integrity check: it must tell the auditor what is wrong exactly when the log takes no new event)."""
     outcome: Outcome = "allowed"
     code, reason = success, None
     try:
@@ -66,12 +79,12 @@ async def _audited(
     except GatewayError as error:
         outcome = "error" if error.status >= 500 else "denied"
         code, reason = error.status, error.code
-        await _record(state, request, auth, action, outcome, code, reason)
+        await _record(state, request, auth, action, outcome, code, reason, answer_unrecorded)
         raise
     except Exception:
-        await _record(state, request, auth, action, "error", 500, "internal_error")
+        await _record(state, request, auth, action, "error", 500, "internal_error", answer_unrecorded)
         raise
-    await _record(state, request, auth, action, outcome, code, reason)
+    await _record(state, request, auth, action, outcome, code, reason, answer_unrecorded)
 
 
 async def _record(
@@ -82,26 +95,38 @@ async def _record(
     outcome: Outcome,
     code: int,
     reason: str | None,
+    answer_unrecorded: bool = False,
 ) -> None:
-    await state[AUDIT].write(
-        [
-            AuditEvent(
-                action=action,
-                outcome=outcome,
-                status_code=code,
-                actor=auth.client_id,
-                client_id=auth.client_id,
-                request_id=request_id_of(request),
-                reason=reason,
-            )
-        ]
+    event = AuditEvent(
+        action=action,
+        outcome=outcome,
+        status_code=code,
+        actor=auth.client_id,
+        client_id=auth.client_id,
+        request_id=request_id_of(request),
+        reason=reason,
     )
+    try:
+        await state[AUDIT].write([event])
+    except AuditUnavailable:
+        if not answer_unrecorded:
+            raise
+        logger.error(
+            "%s by client %s could not be recorded: the audit log takes no new event; answered anyway "
+            "(run `dancu audit verify`)",
+            action,
+            auth.client_id,
+        )
 
 
 @router.get("/integrity", response_model=IntegrityOut, responses=problem_responses(*COMMON_ERRORS))
 async def integrity(request: Request, auth: AuditReader, state: AppStateDep) -> IntegrityOut:
-    """Verify the chain against the latest signed checkpoints (database and checkpoint directory)."""
-    async with _audited(state, request, auth, "audit.integrity"):
+    """Verify the chain against the latest signed checkpoints (database and checkpoint directory).
+
+    Answered even when the log cannot take this read's own ``audit.integrity`` event (a forged event after
+    the head blocks every append): that is when an auditor needs the answer most. The failure to record it
+    is logged; every other route keeps failing closed."""
+    async with _audited(state, request, auth, "audit.integrity", answer_unrecorded=True):
         checkpoints = state[CHECKPOINTS]
         report = await check_integrity(
             state.sessionmaker, key=checkpoints.key, directory=checkpoints.directory

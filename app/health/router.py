@@ -11,6 +11,7 @@ from typing import Literal
 from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
+from app.audit.chain import blocked_at
 from app.citizens.dependencies import BACKEND, LIMITER
 from app.db import ping
 from app.errors import InsufficientScope, InvalidToken, NotReady
@@ -43,8 +44,38 @@ async def _limits(state: AppState) -> None:
     await state[LIMITER].check()
 
 
+class ProbeFailed(Exception):
+    """A readiness check that failed for a reason the operator should read (in ``/readyz``'s ``detail`` and
+    the log); the reason names no personal data."""
+
+    def __init__(self, reason_en: str, reason_vi: str) -> None:
+        super().__init__(reason_en)
+        self.reason_en = reason_en
+        self.reason_vi = reason_vi
+
+
+async def _audit(state: AppState) -> None:
+    """The audit log can take a new event (citizen data is released only once its event is committed)."""
+    async with state.sessionmaker() as session:
+        blocked = await blocked_at(session)
+    if blocked is not None:
+        raise ProbeFailed(
+            f"the audit log cannot take new events: the event at seq {blocked} was not written by the "
+            "gateway (it follows the chain head); no citizen data is released until an operator has "
+            "looked (run `dancu audit verify`)",
+            f"nhật ký kiểm toán không ghi thêm được sự kiện: sự kiện ở seq {blocked} không do cổng kết nối "
+            "ghi (nằm sau đầu chuỗi); không cung cấp dữ liệu công dân cho đến khi người vận hành kiểm tra "
+            "(chạy `dancu audit verify`)",
+        )
+
+
 # Name -> probe; a probe raises when its dependency is down ("limits" is a no-op without Redis).
-READINESS_PROBES: dict[str, Probe] = {"database": _database, "backend": _backend, "limits": _limits}
+READINESS_PROBES: dict[str, Probe] = {
+    "database": _database,
+    "backend": _backend,
+    "limits": _limits,
+    "audit": _audit,
+}
 
 
 class Liveness(BaseModel):
@@ -68,24 +99,33 @@ async def liveness() -> Liveness:
 
 @router.get("/readyz", responses=problem_responses(NotReady, model=NotReadyProblem))
 async def readiness(state: AppStateDep) -> Readiness:
-    """Every dependency answers; otherwise 503 ``not_ready`` naming the checks that failed."""
+    """Every dependency answers and the audit log can take new events; otherwise 503 ``not_ready`` naming
+    the checks that failed (and, in ``detail``, why, where the check can say)."""
     names = list(READINESS_PROBES)
     results = await asyncio.gather(*(_run(name, READINESS_PROBES[name], state) for name in names))
-    checks = dict(zip(names, results, strict=True))
+    checks = {name: result for name, (result, _) in zip(names, results, strict=True)}
     if any(result != "ok" for result in checks.values()):
-        raise NotReady(checks)
+        reasons = [(name, failed) for name, (_, failed) in zip(names, results, strict=True) if failed]
+        raise NotReady(
+            checks,
+            reasons_en=[f"{name}: {failed.reason_en}" for name, failed in reasons],
+            reasons_vi=[f"{name}: {failed.reason_vi}" for name, failed in reasons],
+        )
     return Readiness(status="ready", checks=checks)
 
 
-async def _run(name: str, probe: Probe, state: AppState) -> CheckResult:
+async def _run(name: str, probe: Probe, state: AppState) -> tuple[CheckResult, ProbeFailed | None]:
     try:
         async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
             await probe(state)
+    except ProbeFailed as failed:
+        logger.warning("readiness check %s failed: %s", name, failed.reason_en)
+        return "failed", failed
     except Exception as exc:  # any failure means "not ready"
         # The type only: driver messages can carry host names, user names or parts of the URL.
         logger.warning("readiness check %s failed: %s", name, type(exc).__qualname__)
-        return "failed"
-    return "ok"
+        return "failed", None
+    return "ok", None
 
 
 metrics_router = APIRouter(tags=["health"], route_class=GatewayRoute)

@@ -29,7 +29,7 @@ async def test_ready_when_the_database_answers(client: httpx.AsyncClient) -> Non
     assert response.status_code == 200
     assert response.json() == {
         "status": "ready",
-        "checks": {"database": "ok", "backend": "ok", "limits": "ok"},
+        "checks": {"database": "ok", "backend": "ok", "limits": "ok", "audit": "ok"},
     }
 
 
@@ -71,7 +71,13 @@ async def test_a_probe_that_hangs_fails_after_the_timeout(
     response = await client.get("/readyz")
 
     assert response.status_code == 503
-    assert response.json()["checks"] == {"database": "ok", "backend": "ok", "limits": "ok", "slow": "failed"}
+    assert response.json()["checks"] == {
+        "database": "ok",
+        "backend": "ok",
+        "limits": "ok",
+        "audit": "ok",
+        "slow": "failed",
+    }
 
 
 def test_only_health_and_oauth_routes_are_public(tmp_path: Path) -> None:

@@ -301,9 +301,12 @@ async def test_sqlite_inline_appends_checkpoint_the_wal_on_the_thread(
     audit_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Inline commits never checkpoint themselves (that could stall the loop); the thread does it every
-    CHECKPOINT_EVERY inline commits, so the WAL does not grow without end. (An append may go to the thread
-    instead, when the write lock is not free at once, e.g. while the thread opens its connection: then it is
-    not an inline commit and does not count; hence writes until two checkpoints, not a fixed number.)"""
+    CHECKPOINT_EVERY inline commits, so the WAL does not grow without end.
+
+    Deterministic: each checkpoint the appender hands to its thread is awaited before the next write, so the
+    count of checkpoints follows from the count of inline commits alone. (The former version wrote until it saw
+    two checkpoints, at most 100 writes: how many checkpoints 100 writes made depended on whether the thread
+    got the GIL while the loop appended, and under load it made one.)"""
     monkeypatch.setattr(sqlite_appender, "CHECKPOINT_EVERY", 5)
     path = tmp_path / "dancu.db"
     shutil.copyfile(audit_template, path)
@@ -319,13 +322,16 @@ async def test_sqlite_inline_appends_checkpoint_the_wal_on_the_thread(
     monkeypatch.setattr(appender, "_checkpoint", checkpoint)
     try:
         written = 0
-        while len(threads) < 2 and written < 100:
+        while appender.inline_appends < 2 * 5:
+            assert written < 200, "appends do not commit inline"
             await log.writer.write(events(written))
             written += 1
-            await asyncio.sleep(0)  # the checkpoint's thread reports back
-        await until(lambda: len(threads) >= 2)
+            if appender._checkpointing is not None:
+                await appender._checkpointing  # the thread is idle again before the next append
+        assert len(threads) == 2
         assert all(name.startswith("audit-sqlite") for name in threads)
-        assert appender.inline_appends >= 2 * 5
+        assert appender._inline is not None
+        assert appender._inline.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
         assert len(await log.rows()) == written
     finally:
         await log.close()

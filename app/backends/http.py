@@ -32,7 +32,7 @@ import math
 import random
 import ssl
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
@@ -146,6 +146,7 @@ class HttpBackend:
         transport: httpx.AsyncBaseTransport | None = None,
         headers: Mapping[str, str] | None = None,
         rng: random.Random | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         url = httpx.URL(base_url)
         if url.scheme not in ("http", "https") or not url.host or url.query or url.fragment or url.userinfo:
@@ -182,6 +183,8 @@ class HttpBackend:
         self._ssl_context = ssl_context
         self._transport = transport
         self._rng = rng or random.Random()  # noqa: S311 - back-off jitter, not a secret
+        self._sleep = sleep
+        """How the back-off waits (tests record the delays instead of spending them)."""
         self._client: httpx.AsyncClient | None = None
         self.calls = 0
         self.attempts = 0
@@ -379,7 +382,7 @@ class HttpBackend:
                         )
                         retries += 1
                         self.retries += 1
-                        await asyncio.sleep(delay)
+                        await self._sleep(delay)
                         continue
                     except UpstreamBadResponse as err:
                         probe = None

@@ -67,6 +67,45 @@ class Upstream:
         return await result if not isinstance(result, httpx.Response) else result
 
 
+class Sleeps:
+    """The back-off's waits, recorded instead of spent: what the adapter would wait, with no clock involved."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+        await asyncio.sleep(0)
+
+
+class Clock:
+    """A monotonic clock the test moves (for the circuit breaker's cool-down)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+NET = 10.0
+"""How long a call that must end by its own deadline may take before the test calls it hung (a safety net
+far above every deadline here: the assertion is that the call ended, and how, not how fast)."""
+
+
+async def ended(call: Awaitable[Any]) -> Any:
+    return await asyncio.wait_for(call, NET)
+
+
+async def forever(request: httpx.Request) -> httpx.Response:
+    """An upstream that never answers."""
+    await asyncio.Event().wait()
+    raise AssertionError("unreachable")
+
+
 def backend(upstream: Upstream, **kwargs: Any) -> HttpBackend:
     options: dict[str, Any] = {
         "deadline": 2.0,
@@ -242,21 +281,20 @@ async def test_per_operation_timeouts_end_as_504() -> None:
 
 async def test_retry_after_is_honoured_within_the_deadline(ok: httpx.Response) -> None:
     upstream = Upstream(problem(503, **{"Retry-After": "1"}), ok)
-    async with backend(upstream, deadline=2.0) as b:
-        started = time.monotonic()
+    sleeps = Sleeps()
+    async with backend(upstream, deadline=2.0, sleep=sleeps) as b:
         assert await b.get(PID) is not None
-        elapsed = time.monotonic() - started
-    assert 1.0 <= elapsed < 1.8
+    assert sleeps.delays == [1.0]  # the back-off (~0.01 s here) stretched to the upstream's Retry-After
     assert b.retries == 1
 
 
 async def test_retry_after_beyond_the_deadline_ends_the_call_at_once() -> None:
     upstream = Upstream(problem(503, **{"Retry-After": "30"}))
-    async with backend(upstream, deadline=2.0) as b:
-        started = time.monotonic()
+    sleeps = Sleeps()
+    async with backend(upstream, deadline=2.0, sleep=sleeps) as b:
         with pytest.raises(UpstreamUnavailable) as caught:
             await b.get(PID)
-        assert time.monotonic() - started < 0.5
+    assert sleeps.delays == []  # no wait at all
     assert len(upstream.requests) == 1
     assert caught.value.retry_after == 30
     assert caught.value.headers() == {"Retry-After": "30"}
@@ -275,21 +313,21 @@ async def test_the_retry_budget_stops_retries(ok: httpx.Response) -> None:
 
 
 async def test_backoff_is_jittered_and_grows() -> None:
-    upstream = Upstream(problem(500))
-    async with backend(upstream, backoff_base=0.1, backoff_max=1.0, deadline=3.0) as b:
-        stamps: list[float] = []
-        original = upstream.__call__
-
-        async def timed(request: httpx.Request) -> httpx.Response:
-            stamps.append(time.monotonic())
-            return await original(request)
-
-        b._client._transport = httpx.MockTransport(timed)  # type: ignore[union-attr]
-        with pytest.raises(UpstreamUnavailable):
-            await b.get(PID)
-    first, second = stamps[1] - stamps[0], stamps[2] - stamps[1]
-    assert 0.05 <= first < 0.3  # 0.1 with equal jitter: [0.05, 0.1]
-    assert 0.1 <= second < 0.45  # 0.2 with equal jitter: [0.1, 0.2]
+    delays: list[list[float]] = []
+    for seed in (1, 2):
+        upstream = Upstream(problem(500))
+        sleeps = Sleeps()
+        async with backend(
+            upstream, backoff_base=0.1, backoff_max=1.0, deadline=3.0, sleep=sleeps, rng=random.Random(seed)
+        ) as b:
+            with pytest.raises(UpstreamUnavailable):
+                await b.get(PID)
+        assert len(upstream.requests) == 3
+        first, second = sleeps.delays
+        assert 0.05 <= first <= 0.1  # 0.1 with equal jitter: [0.05, 0.1]
+        assert 0.1 <= second <= 0.2  # 0.2 with equal jitter: [0.1, 0.2]
+        delays.append(sleeps.delays)
+    assert delays[0] != delays[1]  # jittered: another draw, other waits
 
 
 # ------------------------------------------------------------------------------------ what is accepted
@@ -453,34 +491,32 @@ async def test_another_household_is_refused(persona_households: dict[str, bytes]
 
 
 async def test_the_deadline_bounds_a_hanging_upstream() -> None:
-    async def hang(request: httpx.Request) -> httpx.Response:
-        await asyncio.sleep(30)
-        raise AssertionError("unreachable")
-
-    async with backend(Upstream(hang), deadline=0.3) as b:
-        started = time.monotonic()
+    async with backend(Upstream(forever), deadline=0.3) as b:
         with pytest.raises(UpstreamTimeout) as caught:
-            await b.get(PID)
-        assert time.monotonic() - started < 0.9
+            await ended(b.get(PID))
     assert caught.value.status == 504
     assert caught.value.code == "upstream_timeout"
     assert b.timeouts == 1
 
 
 async def test_the_deadline_bounds_a_trickled_body(record_blob: bytes) -> None:
+    pieces = range(0, len(record_blob), 10)
+    sent: list[int] = []
+
     async def trickle() -> AsyncIterator[bytes]:
-        for start in range(0, len(record_blob), 10):
+        for start in pieces:
             await asyncio.sleep(0.05)
+            sent.append(start)
             yield record_blob[start : start + 10]
 
     def answer(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=trickle(), headers={"content-type": "application/json"})
 
+    assert len(pieces) > 40  # two seconds of trickle at the least, five times the deadline
     async with backend(Upstream(answer), deadline=0.4) as b:
-        started = time.monotonic()
         with pytest.raises(UpstreamTimeout):
-            await b.get(PID)
-        assert time.monotonic() - started < 0.9
+            await ended(b.get(PID))
+    assert len(sent) < len(pieces)  # the body was given up, not read to its end
 
 
 async def test_the_deadline_covers_retries_and_backoff() -> None:
@@ -489,33 +525,36 @@ async def test_the_deadline_covers_retries_and_backoff() -> None:
         return problem(500)
 
     async with backend(Upstream(slow_failure), deadline=0.5, backoff_base=0.2, backoff_max=0.2) as b:
-        started = time.monotonic()
         with pytest.raises((UpstreamTimeout, UpstreamUnavailable)):
-            await b.get(PID)
-        assert time.monotonic() - started < 0.9
+            await ended(b.get(PID))
+    # Three retries would take 4 x 0.2 s of attempts and 3 x 0.2 s of back-off: the deadline allows two
+    # attempts at most (fewer on a slow machine, never more).
+    assert b.attempts <= 2 < 1 + b.max_retries
 
 
 # ------------------------------------------------------------------------------------------ the breaker
 
 
-def tight_breaker(cooldown: float = 0.2) -> CircuitBreaker:
-    return CircuitBreaker(failure_threshold=3, cooldown=cooldown, window=50, min_calls=50)
+def tight_breaker(clock: Clock | None = None, cooldown: float = 0.2) -> CircuitBreaker:
+    """Opens after three failures; cools down on ``clock`` (the test moves it) or on the real one."""
+    return CircuitBreaker(
+        failure_threshold=3, cooldown=cooldown, window=50, min_calls=50, clock=clock or time.monotonic
+    )
 
 
 async def test_the_breaker_opens_answers_fast_and_recovers(ok: httpx.Response) -> None:
     upstream = Upstream(problem(500), problem(500), problem(500), ok)
-    async with backend(upstream, breaker=tight_breaker(), max_retries=0) as b:
+    clock = Clock()
+    async with backend(upstream, breaker=tight_breaker(clock), max_retries=0) as b:
         for _ in range(3):
             with pytest.raises(UpstreamUnavailable):
                 await b.get(PID)
         assert b.breaker_state == "open"
-        started = time.monotonic()
         with pytest.raises(UpstreamUnavailable) as caught:
             await b.get(PID)
-        assert time.monotonic() - started < 0.2
         assert caught.value.retry_after == 1
         assert len(upstream.requests) == 3  # refused without a request
-        await asyncio.sleep(0.25)
+        clock.advance(0.25)
         assert b.breaker_state == "half_open"
         assert await b.get(PID) is not None  # the probe
         assert b.breaker_state == "closed"
@@ -524,16 +563,17 @@ async def test_the_breaker_opens_answers_fast_and_recovers(ok: httpx.Response) -
 
 async def test_a_failed_probe_reopens_the_breaker(ok: httpx.Response) -> None:
     upstream = Upstream(problem(500), problem(500), problem(500), httpx.ConnectError("down"), ok)
-    async with backend(upstream, breaker=tight_breaker(), max_retries=2) as b:
+    clock = Clock()
+    async with backend(upstream, breaker=tight_breaker(clock), max_retries=2) as b:
         with pytest.raises(UpstreamUnavailable):
             await b.get(PID)  # three failed attempts open it
         assert b.breaker_state == "open"
-        await asyncio.sleep(0.25)
+        clock.advance(0.25)
         with pytest.raises(UpstreamUnavailable):
             await b.get(PID)  # the probe fails: no retry while the breaker is open again
         assert b.breaker_state == "open"
         assert len(upstream.requests) == 4
-        await asyncio.sleep(0.25)
+        clock.advance(0.25)
         assert await b.get(PID) is not None
         assert b.breaker_state == "closed"
 
@@ -544,25 +584,22 @@ async def test_half_open_lets_a_single_probe_through(ok: httpx.Response) -> None
         return httpx.Response(200, content=ok.content, headers=ok.headers)
 
     upstream = Upstream(problem(500), problem(500), problem(500), slow_ok)
-    async with backend(upstream, breaker=tight_breaker(), max_retries=0) as b:
+    clock = Clock()
+    async with backend(upstream, breaker=tight_breaker(clock), max_retries=0) as b:
         for _ in range(3):
             with pytest.raises(UpstreamUnavailable):
                 await b.get(PID)
-        await asyncio.sleep(0.25)
+        clock.advance(0.25)
         results = await asyncio.gather(b.get(PID), b.get(PID), b.get(PID), return_exceptions=True)
     assert sum(1 for r in results if isinstance(r, UpstreamUnavailable)) == 2
     assert len(upstream.requests) == 4
 
 
 async def test_timeouts_count_for_the_breaker() -> None:
-    async def hang(request: httpx.Request) -> httpx.Response:
-        await asyncio.sleep(30)
-        raise AssertionError("unreachable")
-
-    async with backend(Upstream(hang), breaker=tight_breaker(), deadline=0.05) as b:
+    async with backend(Upstream(forever), breaker=tight_breaker(Clock()), deadline=0.05) as b:
         for _ in range(3):
             with pytest.raises(UpstreamTimeout):
-                await b.get(PID)
+                await ended(b.get(PID))
         assert b.breaker_state == "open"
 
 
@@ -582,18 +619,21 @@ async def test_not_found_and_identity_mismatch_do_not_count(persona_wire: dict[s
 
 
 async def test_cancellation_gives_the_probe_back(ok: httpx.Response) -> None:
-    async def hang(request: httpx.Request) -> httpx.Response:
-        await asyncio.sleep(30)
-        raise AssertionError("unreachable")
+    reached = asyncio.Event()
 
-    upstream = Upstream(problem(500), problem(500), problem(500), hang, ok)
-    async with backend(upstream, breaker=tight_breaker(), max_retries=0) as b:
+    async def probe_hangs(request: httpx.Request) -> httpx.Response:
+        reached.set()
+        return await forever(request)
+
+    upstream = Upstream(problem(500), problem(500), problem(500), probe_hangs, ok)
+    clock = Clock()
+    async with backend(upstream, breaker=tight_breaker(clock), max_retries=0) as b:
         for _ in range(3):
             with pytest.raises(UpstreamUnavailable):
                 await b.get(PID)
-        await asyncio.sleep(0.25)
+        clock.advance(0.25)
         probe = asyncio.create_task(b.get(PID))
-        await asyncio.sleep(0.05)
+        await ended(reached.wait())  # the probe is with the upstream
         probe.cancel()
         with pytest.raises(asyncio.CancelledError):
             await probe
@@ -623,15 +663,9 @@ async def test_check_reads_health_outside_the_breaker() -> None:
 
 
 async def test_check_is_bounded() -> None:
-    async def hang(request: httpx.Request) -> httpx.Response:
-        await asyncio.sleep(30)
-        raise AssertionError("unreachable")
-
-    async with backend(Upstream(hang), check_deadline=0.2) as b:
-        started = time.monotonic()
+    async with backend(Upstream(forever), check_deadline=0.2) as b:
         with pytest.raises(UpstreamTimeout):
-            await b.check()
-        assert time.monotonic() - started < 0.5
+            await ended(b.check())
 
 
 # ------------------------------------------------------------------------------------------ hygiene

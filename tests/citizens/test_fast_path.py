@@ -12,7 +12,7 @@ from fastapi import Request, Response
 
 from app.audit.writer import AdminLog
 from app.auth.dependencies import ACCESS, KEYS
-from app.citizens.dependencies import BACKEND
+from app.citizens.dependencies import BACKEND, CITIZENS
 from app.middleware import GatewayMiddleware
 from app.routing import FastRoute
 from tests.citizens.conftest import HEAD, PURPOSE, Gateway
@@ -124,33 +124,48 @@ async def test_a_suspended_client_is_refused_on_its_next_call(sqlite_gateway: Ga
 
 
 async def test_batches_are_worked_on_a_few_at_a_time(sqlite_gateway: Gateway) -> None:
-    """Memory: a batch holds its records while it is verified; the rest wait (and are all answered)."""
+    """Memory: a batch holds its records while it is verified; the rest wait (and are all answered).
+
+    The first batches to reach the upstream are held there until every batch has reached the service: then
+    BATCH_CONCURRENCY are with the upstream and the others wait for a slot, whatever the machine's speed (a
+    20 ms sleep in the upstream, as before, let a slow machine finish one batch before the next arrived)."""
     import asyncio
 
     from app.citizens.service import BATCH_CONCURRENCY
 
     client = await sqlite_gateway.register(rate_limit_per_minute=1000)
     backend = sqlite_gateway.state[BACKEND]
-    original = backend.get_many
-    running = peak = 0
+    service = sqlite_gateway.state[CITIZENS]
+    original_get_many, original_batch = backend.get_many, service.verify_batch
+    batches = 3 * BATCH_CONCURRENCY
+    running = peak = arrived = 0
+    everyone_arrived = asyncio.Event()
 
-    async def slow_get_many(*args: Any, **kwargs: Any) -> Any:
+    async def counted_batch(*args: Any, **kwargs: Any) -> Any:
+        nonlocal arrived
+        arrived += 1
+        if arrived == batches:
+            everyone_arrived.set()
+        return await original_batch(*args, **kwargs)
+
+    async def held_get_many(*args: Any, **kwargs: Any) -> Any:
         nonlocal running, peak
         running += 1
         peak = max(peak, running)
         try:
-            await asyncio.sleep(0.02)
-            return await original(*args, **kwargs)
+            await asyncio.wait_for(everyone_arrived.wait(), 10)
+            for _ in range(10):  # a batch let in beyond the slots would get here meanwhile
+                await asyncio.sleep(0)
+                peak = max(peak, running)
+            return await original_get_many(*args, **kwargs)
         finally:
             running -= 1
 
-    backend.get_many = slow_get_many  # type: ignore[method-assign]
+    backend.get_many = held_get_many  # type: ignore[method-assign]
+    service.verify_batch = counted_batch  # type: ignore[method-assign]
     body = {"items": [VERIFY, {"personal_id": HEAD, "gender": "male"}]}
     answers = await asyncio.gather(
-        *(
-            sqlite_gateway.call(client, "/v1/citizens/verify/batch", body)
-            for _ in range(3 * BATCH_CONCURRENCY)
-        )
+        *(sqlite_gateway.call(client, "/v1/citizens/verify/batch", body) for _ in range(batches))
     )
     assert all(a.status_code == 200 for a in answers)
     assert peak == BATCH_CONCURRENCY

@@ -22,6 +22,11 @@ from app.jws import SigningKey, sign_jws
 from tests.auth.conftest import AUDIENCE, BASE_URL, Gateway
 
 
+class FromNow(int):
+    """Seconds to add to the time a token is made: a NumericDate in a parameter is fixed when the tests are
+    collected, and drifts by as long as the suite takes to reach the test (as in test_private_key_jwt)."""
+
+
 def b64(data: bytes | Mapping[str, Any]) -> str:
     raw = data if isinstance(data, bytes) else json.dumps(data, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
@@ -39,7 +44,9 @@ def claims_for(client_id: str, **changes: Any) -> dict[str, Any]:
         "exp": now + 300,
         "jti": "t-" + str(now),
     }
-    claims.update(changes)
+    claims.update(
+        {name: now + value if isinstance(value, FromNow) else value for name, value in changes.items()}
+    )
     return {name: value for name, value in claims.items() if value is not None}
 
 
@@ -118,13 +125,13 @@ async def test_rs256_token_under_an_es256_kid_is_refused(
     "changes",
     [
         pytest.param({"exp": None}, id="missing-exp"),
-        pytest.param({"exp": int(time.time()) - 60, "iat": int(time.time()) - 400}, id="expired"),
+        pytest.param({"exp": FromNow(-60), "iat": FromNow(-400)}, id="expired"),
         pytest.param({"aud": "another-gateway"}, id="wrong-aud"),
         pytest.param({"aud": None}, id="missing-aud"),
         pytest.param({"iss": "https://evil.example"}, id="wrong-iss"),
         pytest.param({"iss": None}, id="missing-iss"),
         pytest.param({"iat": None}, id="missing-iat"),
-        pytest.param({"iat": int(time.time()) + 3600}, id="iat-in-the-future"),
+        pytest.param({"iat": FromNow(3600)}, id="iat-in-the-future"),
         pytest.param({"jti": None}, id="missing-jti"),
         pytest.param({"sub": "c_someone_else"}, id="sub-not-client"),
         pytest.param({"exp": "tomorrow"}, id="exp-not-a-number"),

@@ -159,6 +159,11 @@ _FIELD_MESSAGES: dict[str, tuple[str, str]] = {
     "timezone_aware": ("Must include a time zone.", "Phải có múi giờ."),
     "uuid_type": ("Expected a UUID.", "Cần một UUID."),
     "uuid_parsing": ("Expected a UUID.", "Cần một UUID."),
+    "control_character": ("Control characters are not allowed.", "Không được chứa ký tự điều khiển."),
+    "datetime_out_of_range": (
+        "Must lie between the years 1900 and 9999.",
+        "Phải nằm trong khoảng từ năm 1900 đến năm 9999.",
+    ),
 }
 _GENERIC_FIELD_MESSAGE = ("Invalid value.", "Giá trị không hợp lệ.")
 _CONSTRAINT_KEYS = frozenset({"min_length", "max_length", "gt", "ge", "lt", "le", "expected"})

@@ -10,10 +10,11 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 
 from app.audit.models import AuditEventRow
+from app.inputs import RequestModel, in_range_utc
 
 MAX_LIMIT: Final = 1000
 DEFAULT_LIMIT: Final = 50
@@ -38,8 +39,9 @@ def _rfc3339_text(value: object) -> object:
     return value
 
 
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
-"""An RFC 3339 timestamp with a time zone (any offset; compared in UTC)."""
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(in_range_utc)]
+"""An RFC 3339 timestamp with a time zone (any offset; compared in UTC), within the years 1900-9999 in UTC
+(422 ``datetime_out_of_range`` beyond: ``0001-01-01T00:00:00+14:00`` has no UTC form at all)."""
 
 
 def rfc3339(value: datetime) -> str:
@@ -47,9 +49,9 @@ def rfc3339(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-class _Request(BaseModel):
-    # Unknown members are refused (no mass assignment); the input never comes back in an error.
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+class _Request(RequestModel):
+    """Unknown members are refused (no mass assignment); the input never comes back in an error; no control
+    characters in any text (app.inputs)."""
 
 
 class EventFilter(_Request):

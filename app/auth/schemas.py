@@ -7,7 +7,7 @@ separation of duties) are the service's, not these models'.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -16,9 +16,10 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PositiveInt,
     StringConstraints,
 )
+
+from app.inputs import RequestModel, in_range_utc
 
 PURPOSE_CODE_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 
@@ -31,19 +32,18 @@ Token = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Status = Literal["active", "suspended"]
 
 
-def _in_utc(value: datetime) -> datetime:
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00 has no UTC form
-        raise ValueError("out of range") from None
+UTCTimestamp = Annotated[AwareDatetime, AfterValidator(in_range_utc)]
+"""Any offset in, UTC out: answers and audit events say the same instant the same way. Years 1900-9999 only
+(in UTC), so every database stores it and no comparison overflows."""
+
+MAX_LIMIT_VALUE = 1_000_000_000
+"""The largest ``rate_limit_per_minute`` and ``distinct_subjects_per_day``: a billion is "no practical limit",
+and it fits every database's integer column (PostgreSQL's ``integer`` ends at 2,147,483,647)."""
+Limit = Annotated[int, Field(gt=0, le=MAX_LIMIT_VALUE)]
 
 
-UTCTimestamp = Annotated[AwareDatetime, AfterValidator(_in_utc)]
-"""Any offset in, UTC out: answers and audit events say the same instant the same way."""
-
-
-class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True, frozen=True)
+class _Request(RequestModel, BaseModel):  # BaseModel named too: linters see the pydantic model
+    model_config = ConfigDict(frozen=True)
 
 
 class ClientCreate(_Request):
@@ -69,8 +69,8 @@ class GrantIn(_Request):
     """Two-digit 2025 province codes, or ``["*"]``."""
     purposes: Annotated[list[Token], Field(max_length=1000)] = []
     verify_details: bool = False
-    rate_limit_per_minute: PositiveInt = 600
-    distinct_subjects_per_day: PositiveInt = 5000
+    rate_limit_per_minute: Limit = 600
+    distinct_subjects_per_day: Limit = 5000
     valid_from: UTCTimestamp | None = None
     valid_until: UTCTimestamp | None = None
 

@@ -8,14 +8,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from app.backends.base import RESIDENT_FIELDS
 from app.citizens.matching import PartialDate
+from app.inputs import RequestModel
 
 PARTIAL_DATE = r"^[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?$"
 FieldName = Literal[RESIDENT_FIELDS]  # type: ignore[valid-type]
 
 
-class _Request(BaseModel):
-    # Unknown members are refused (no mass assignment); the input never comes back in an error.
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True, str_strip_whitespace=False)
+class _Request(RequestModel):
+    # Unknown members are refused (no mass assignment); the input never comes back in an error; no control
+    # characters in any text (app.inputs).
+    model_config = ConfigDict(str_strip_whitespace=False)
 
 
 class VerifyRequest(_Request):

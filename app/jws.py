@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -138,12 +139,19 @@ class SigningKey:
 # --- reading ---------------------------------------------------------------------------------------------
 
 
+_COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+
+
 def checked_header(token: object, max_chars: int) -> dict[str, Any]:
     """The unverified header of a compact JWS, after the size and shape checks; TokenRejected otherwise."""
     if not isinstance(token, str) or not token or len(token) > max_chars or not token.isascii():
         raise TokenRejected("empty, oversized or non-ASCII token")
     if token.count(".") != 2:
         raise TokenRejected("not a three-part compact JWS (JWE and JSON serialisation are refused)")
+    if not _COMPACT_JWS.fullmatch(token):
+        # RFC 7515 §2: base64url without padding. jose's decoder pads and ignores a trailing "=", so one token
+        # would have many spellings, and anything keyed by its text (the verified-token cache) would miss them.
+        raise TokenRejected("not base64url without padding")
     try:
         header = jwt.get_unverified_header(token)
     except JOSEError:

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jose.exceptions import JWKError
 
-from app.jws import SigningKey, sign_jws
+from app.jws import SigningKey, TokenRejected, sign_jws, verify_jws
 from tests.auth.conftest import AUDIENCE, BASE_URL, Gateway
 
 
@@ -268,3 +268,32 @@ async def test_garbage_is_a_401(gateway: Gateway, token: str) -> None:
 
     assert response.status_code == 401
     assert response.json()["code"] == "invalid_token"
+
+
+@pytest.mark.parametrize(("part", "padding"), [(2, "="), (2, "=="), (1, "="), (0, "=")])
+async def test_base64_padding_in_any_part_is_refused(
+    gateway: Gateway, signer: SigningKey, reader: str, part: int, padding: str
+) -> None:
+    # JWS compact serialisation is base64url without padding (RFC 7515 §2); a decoder that tolerates "="
+    # accepts many spellings of one token, which a cache or a deny list keyed by the token text then misses.
+    parts = sign_jws(claims_for(reader), "at+jwt", signer).split(".")
+    parts[part] += padding
+
+    assert_invalid_token(await call(gateway, ".".join(parts)))
+
+
+def test_an_attestation_with_padding_is_refused(signer_key: SigningKey) -> None:
+    token = sign_jws({"verification_id": "v1"}, "verification+jwt", signer_key)
+
+    class Keys:
+        def verification_key(self, kid: str) -> SigningKey | None:
+            return signer_key if kid == signer_key.kid else None
+
+    assert verify_jws(token, Keys(), typ="verification+jwt")["verification_id"] == "v1"
+    with pytest.raises(TokenRejected):
+        verify_jws(token + "=", Keys(), typ="verification+jwt")
+
+
+@pytest.fixture
+def signer_key() -> SigningKey:
+    return SigningKey.generate()[0]

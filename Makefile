@@ -23,10 +23,10 @@ PORT ?= 8000
 DEMO_PURPOSE := DEMO-1.000001
 PERSONA := 052068000108
 run: install
-	@mkdir -p var
+	@mkdir -p -m 700 var
 	$(BIN)/dancu db upgrade
 	$(BIN)/mock-csdlqg seed --count $(COUNT)
-	@test -s var/demo_client.json || { \
+	@test -s var/demo_client.json || { umask 077; \
 	  $(BIN)/dancu purposes add --code $(DEMO_PURPOSE) --title "Thủ tục minh họa (demo)" \
 	    --legal-basis "Luật Căn cước 2023, Điều 10" 2>/dev/null || true; \
 	  $(BIN)/dancu clients create --name "Cổng dịch vụ công minh họa (demo)" \
@@ -38,8 +38,8 @@ run: install
 
 ## serve-mock: the mock national database as its own HTTP service (for DANCU_BACKEND=http)
 serve-mock: install
-	@mkdir -p var
-	@test -s var/mock_api_key || $(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(24))' > var/mock_api_key
+	@mkdir -p -m 700 var
+	@test -s var/mock_api_key || { umask 077; $(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(24))' > var/mock_api_key; }
 	@echo "mock_csdlqg on http://127.0.0.1:$(MOCK_PORT); X-Api-Key: $$(cat var/mock_api_key)"
 	MOCK_CSDLQG_API_KEY="$$(cat var/mock_api_key)" $(BIN)/mock-csdlqg serve --port $(MOCK_PORT)
 

@@ -23,6 +23,7 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
 from app.config import Settings
+from app.files import private_file
 from app.state import AppState
 
 NAMING_CONVENTION = {
@@ -60,13 +61,15 @@ def async_database_url(url: str) -> str:
 
 
 def ensure_sqlite_directory(url: str) -> None:
-    """Create the directory of a SQLite database file: SQLite creates the file, not the directory."""
+    """Create the directory of a SQLite database file (SQLite creates the file, not the directory) and the
+    file itself, both readable by their owner only (``app.files``): SQLite would create the file with the
+    umask's mode, 0644 as a rule, and its ``-wal`` and ``-shm`` files take the database file's mode."""
     parsed = make_url(async_database_url(url))
     database = parsed.database
     if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
         return
     if not database.startswith("file:"):  # a URI filename: left to the operator
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        private_file(Path(database))
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -38,6 +38,7 @@ from app.audit.models import AuditCheckpointRow
 from app.audit.sqlite_appender import insert_checkpoint
 from app.config import AuditSettings, Settings
 from app.db import sqlite_file, utcnow
+from app.files import FILE_MODE, private_directory
 from app.jws import GATEWAY_ALG, SigningKey, TokenRejected, jwk_thumbprint, sign_jws, verify_jws
 
 logger = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ def _b64url(data: bytes) -> str:
 def _generate_key_file(path: Path) -> None:
     """A new P-256 key, created atomically with mode 0600 (a concurrent worker's key wins if it was first)."""
     _key, pem = SigningKey.generate()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_directory(path.parent)
     draft = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
     descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -164,11 +165,11 @@ def sign_checkpoint(head: Head, key: SigningKey, at: datetime) -> Checkpoint:
 
 def write_checkpoint_file(directory: Path, checkpoint: Checkpoint) -> Path:
     """Write ``checkpoint`` to ``directory`` atomically (temporary file, fsync, rename, fsync the directory)."""
-    directory.mkdir(parents=True, exist_ok=True)
+    private_directory(directory)
     path = directory / checkpoint.file_name()
     draft = directory / f".{path.name}.{secrets.token_hex(4)}.tmp"
     data = (json.dumps(checkpoint.document(), indent=2, sort_keys=True) + "\n").encode("utf-8")
-    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     try:
         os.write(descriptor, data)
         os.fsync(descriptor)

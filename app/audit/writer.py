@@ -39,6 +39,7 @@ from app.audit.sqlite_appender import SqliteChainAppender
 from app.config import Settings
 from app.db import new_time_uuid, sqlite_file, utcnow
 from app.errors import ServiceUnavailable
+from app.files import private_directory
 
 logger = logging.getLogger(__name__)
 
@@ -407,7 +408,7 @@ def load_subject_hasher(settings: Settings) -> SubjectHasher:
         raise ValueError("DANCU_AUDIT__SUBJECT_KEYS is required in the prod profile")
     path = settings.audit.checkpoint_key_file.parent / "subject.key"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_directory(path.parent)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")

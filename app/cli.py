@@ -28,7 +28,7 @@ from app.audit.checkpoints import Checkpoint, Checkpointer, CheckpointKeyError, 
 from app.audit.integrity import CheckpointFileError, verify_database
 from app.audit.writer import AdminLog
 from app.auth.keys import KeyConfigurationError, KeyStore
-from app.auth.schemas import ClientCreate, ClientOut, GrantIn, GrantOut, PurposeIn
+from app.auth.schemas import ClientCreate, ClientOut, ClientSecretOut, GrantIn, GrantOut, PurposeIn
 from app.auth.service import CLI_ACTOR, AuthService, CreatedClient, parse
 from app.config import ProductionSettingsError, get_settings
 from app.db import create_engine, create_sessionmaker
@@ -411,7 +411,12 @@ def clients_rotate_secret(
     as_json: JsonOption = False,
 ) -> None:
     """Give a client a new secret, printed once; the old one stops working at once."""
-    rotated = _administer(lambda service, keys: _as_admin(service, keys).rotate_secret(client_id))
+
+    async def work(service: AuthService, _keys: KeyStore) -> ClientSecretOut:
+        # The CLI's changes apply at once (no approval step): straight to the auth service.
+        return ClientSecretOut(client_id=client_id, client_secret=await service.rotate_secret(client_id))
+
+    rotated = _administer(work)
     if as_json:
         _echo_json(rotated.model_dump())
         return

@@ -111,21 +111,25 @@ async def update_client(client_id: ClientId, body: ClientUpdate, admin: Administ
 @router.post(
     "/clients/{client_id}/secret",
     response_model=ClientSecretOut,
-    responses=_ON_CLIENT,
+    responses={**_PENDING, **_ON_CLIENT},
 )
-async def rotate_secret(client_id: ClientId, admin: Administration) -> ClientSecretOut:
-    """A new secret, shown in this answer only; the old one stops working at once."""
-    return await admin.rotate_secret(client_id)
+async def rotate_secret(client_id: ClientId, admin: Administration) -> Any:
+    """A new secret, shown in this answer only; the old one stops working at once. Another client's secret
+    waits for a second administrator when approval is required (credentials are access)."""
+    result = await admin.rotate_secret(client_id)
+    return _pending(result) if isinstance(result, ChangeOut) else result
 
 
 @router.put(
     "/clients/{client_id}/jwks",
     response_model=ClientOut,
-    responses=_ON_CLIENT,
+    responses={**_PENDING, **_ON_CLIENT},
 )
-async def set_jwks(client_id: ClientId, body: JWKSetIn, admin: Administration) -> ClientOut:
-    """Register the client's public keys for `private_key_jwt` (a private or symmetric key is 422)."""
-    return await admin.set_jwks(client_id, body)
+async def set_jwks(client_id: ClientId, body: JWKSetIn, admin: Administration) -> Any:
+    """Register the client's public keys for `private_key_jwt` (a private or symmetric key is 422). Another
+    client's keys wait for a second administrator when approval is required."""
+    result = await admin.set_jwks(client_id, body)
+    return _pending(result) if isinstance(result, ChangeOut) else result
 
 
 # grants
@@ -213,13 +217,16 @@ async def get_change(change_id: ChangeId, admin: Administration) -> ChangeOut:
 
 @router.post(
     "/changes/{change_id}/approve",
-    response_model=GrantOut | ClientOut,
+    response_model=GrantOut | ClientOut | ClientSecretOut,
     responses=problem_responses(
         *_AUTH, SelfApprovalForbidden, ChangeNotFound, ClientNotFound, Conflict, ValidationFailed
     ),
 )
-async def approve_change(change_id: ChangeId, admin: Administration) -> GrantOut | ClientOut:
-    """Apply a pending change (not by the administrator who requested it); answers the new grant or client."""
+async def approve_change(
+    change_id: ChangeId, admin: Administration
+) -> GrantOut | ClientOut | ClientSecretOut:
+    """Apply a pending change (not by the administrator who requested it); answers the new grant or client,
+    or for a secret rotation the new secret (shown in this answer only)."""
     return await admin.approve(change_id)
 
 

@@ -14,7 +14,9 @@ from pydantic import BaseModel
 from app.auth.schemas import ClientOut, PurposeOut
 
 ChangeStatus = Literal["pending", "approved", "rejected"]
-ChangeAction = Literal["admin.grant.replace", "admin.client.update"]
+ChangeAction = Literal[
+    "admin.grant.replace", "admin.client.update", "admin.client.secret_rotate", "admin.client.jwks"
+]
 
 
 class ClientPage(BaseModel):
@@ -36,11 +38,13 @@ class ChangeOut(BaseModel):
     """The audit action it becomes when approved."""
     target_client_id: str | None
     payload: dict[str, Any]
-    """The request body as sent (``PUT .../grant`` or ``PATCH .../clients/{id}``)."""
+    """The request body as sent (``PUT .../grant``, ``PATCH .../clients/{id}``, ``PUT .../jwks``; empty for a
+    secret rotation)."""
     base: dict[str, Any] | None
     """The target's state when the change was requested; approval is refused (409) once it differs."""
     widens: list[str]
-    """What the change would widen: grant members, or ``status`` for a reinstatement."""
+    """What the change would widen: grant members, ``status`` for a reinstatement, ``client_secret`` or
+    ``jwks`` for another client's credentials."""
     requested_by: str
     created_at: datetime
     decided_by: str | None

@@ -15,10 +15,14 @@ do a moment before:
 - a longer validity: ``valid_from`` earlier or removed, ``valid_until`` later or removed;
 - reinstating a suspended client (``PATCH {"status": "active"}``).
 
-Everything else applies at once: narrowing, suspension, renaming, secret rotation and key registration
-(credentials, not access: an administrator can already take over a client by rotating its secret, and a
-leaked secret must be replaceable without waiting), new clients (their grant allows nothing), purposes (a
-registered purpose grants nothing by itself) and signing-key rotation. A change that both narrows and widens
+Credentials are access, too: rotating the secret of another client, or replacing its ``private_key_jwt``
+keys, hands whoever does it that client's grant (the new secret is in the answer). So with approval required
+they wait like a widening; the answer to the approval carries the new secret (shown once, to the approving
+administrator). A client's own secret and keys are its own business and change at once (a leaked secret must
+be replaceable without waiting); so do changes made through the CLI.
+
+Everything else applies at once: narrowing, suspension, renaming, new clients (their grant allows nothing),
+purposes (a registered purpose grants nothing by itself) and signing-key rotation. A change that both narrows and widens
 waits whole: send the narrowing on its own first when it is urgent.
 
 Approval re-validates the change and refuses it (409) when the client or grant changed since the request, so
@@ -27,8 +31,6 @@ an approval can never undo a narrowing or suspension that happened while the cha
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -41,6 +43,7 @@ from app.admin.errors import ChangeNotFound, ChangeNotPending, ChangeOutdated, S
 from app.admin.models import AdminChange
 from app.admin.repository import AdminChangeRepository
 from app.admin.schemas import (
+    ChangeAction,
     ChangeOut,
     ChangePage,
     ChangeStatus,
@@ -50,7 +53,8 @@ from app.admin.schemas import (
     SigningKeyPage,
 )
 from app.audit.writer import AdminLog
-from app.auth.keys import KeyStore
+from app.auth.errors import SelfSuspension
+from app.auth.keys import CursorSigner, KeyStore
 from app.auth.repository import SigningKeyRepository
 from app.auth.schemas import (
     ClientCreate,
@@ -63,12 +67,16 @@ from app.auth.schemas import (
     PurposeIn,
     PurposeOut,
 )
-from app.auth.service import DEFAULT_FIELDS, AuthService, CreatedClient, grant_problems
+from app.auth.service import DEFAULT_FIELDS, AuthService, CreatedClient, grant_problems, jwks_audit
+from app.auth.tokens import public_jwks_problems, registrable_jwks
 from app.db import utcnow
 from app.errors import ValidationFailed
 
 GRANT_REPLACE = "admin.grant.replace"
 CLIENT_UPDATE = "admin.client.update"
+SECRET_ROTATE = "admin.client.secret_rotate"  # noqa: S105 - an audit action name
+JWKS_REPLACE = "admin.client.jwks"
+_WIDENS_CREDENTIALS: dict[str, list[str]] = {SECRET_ROTATE: ["client_secret"], JWKS_REPLACE: ["jwks"]}
 
 Item = TypeVar("Item")
 
@@ -78,20 +86,19 @@ _MAX_CURSOR_CHARS = 512
 # --- cursors ----------------------------------------------------------------------------------------------
 
 
-def encode_cursor(values: Sequence[str]) -> str:
-    """An opaque cursor: where the next page starts (base64url of the last item's sort key)."""
-    return base64.urlsafe_b64encode(json.dumps(list(values)).encode()).decode().rstrip("=")
+def encode_cursor(values: Sequence[str], signer: CursorSigner) -> str:
+    """An opaque cursor: where the next page starts (the last item's sort key), under the gateway's MAC."""
+    return signer.seal(json.dumps(list(values)).encode())
 
 
-def decode_cursor(cursor: str | None, size: int) -> list[str] | None:
-    """The sort key in ``cursor`` (``size`` strings); 422 ``validation_failed`` when it is not one of ours."""
+def decode_cursor(cursor: str | None, size: int, signer: CursorSigner) -> list[str] | None:
+    """The sort key in ``cursor`` (``size`` strings); 422 ``validation_failed`` unless the gateway made it."""
     if cursor is None:
         return None
+    data = signer.open(cursor) if len(cursor) <= _MAX_CURSOR_CHARS else None
     try:
-        if len(cursor) > _MAX_CURSOR_CHARS:
-            raise ValueError
-        values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError):
+        values = json.loads(data) if data is not None else None
+    except ValueError:
         values = None
     if not (isinstance(values, list) and len(values) == size and all(isinstance(v, str) for v in values)):
         raise _invalid_cursor()
@@ -105,15 +112,15 @@ def _invalid_cursor() -> ValidationFailed:
 
 
 def page_of(
-    items: Iterable[Item], key: Callable[[Item], str], *, cursor: str | None, limit: int
+    items: Iterable[Item], key: Callable[[Item], str], *, cursor: str | None, limit: int, signer: CursorSigner
 ) -> tuple[list[Item], str | None]:
     """Keyset paging over a short list held in memory (purposes, signing keys), sorted by ``key``."""
-    start = decode_cursor(cursor, 1)
+    start = decode_cursor(cursor, 1, signer)
     ordered = sorted(items, key=key)
     if start is not None:
         ordered = [item for item in ordered if key(item) > start[0]]
     page = ordered[:limit]
-    return page, encode_cursor([key(page[-1])]) if len(ordered) > limit else None
+    return page, encode_cursor([key(page[-1])], signer) if len(ordered) > limit else None
 
 
 # --- what widens access -------------------------------------------------------------------------------------
@@ -173,7 +180,9 @@ def change_view(change: AdminChange) -> ChangeOut:
     return ChangeOut(
         change_id=change.change_id,
         status=cast(ChangeStatus, change.status),
-        action=GRANT_REPLACE if change.action == GRANT_REPLACE else CLIENT_UPDATE,
+        action=cast(ChangeAction, change.action)
+        if change.action in (GRANT_REPLACE, SECRET_ROTATE, JWKS_REPLACE)
+        else CLIENT_UPDATE,
         target_client_id=change.target_client_id,
         payload=change.payload,
         base=change.base,
@@ -186,6 +195,8 @@ def change_view(change: AdminChange) -> ChangeOut:
 
 
 def _widens(change: AdminChange) -> list[str]:
+    if change.action in _WIDENS_CREDENTIALS:
+        return list(_WIDENS_CREDENTIALS[change.action])
     if change.action == GRANT_REPLACE and change.base is not None:
         current = GrantOut.model_validate(
             {**change.base, "client_id": change.target_client_id or "", "updated_at": change.created_at}
@@ -230,17 +241,22 @@ class AdminService:
         return await self.auth.create_client(data)
 
     async def list_clients(self, *, cursor: str | None, limit: int) -> ClientPage:
-        start = decode_cursor(cursor, 1)
+        start = decode_cursor(cursor, 1, self.keys.cursors)
         items = await self.auth.list_clients(after=start[0] if start else None, limit=limit + 1)
         more = len(items) > limit
         items = items[:limit]
-        return ClientPage(items=items, next_cursor=encode_cursor([items[-1].client_id]) if more else None)
+        return ClientPage(
+            items=items, next_cursor=encode_cursor([items[-1].client_id], self.keys.cursors) if more else None
+        )
 
     async def get_client(self, client_id: str) -> ClientOut:
         return await self.auth.get_client(client_id)
 
     async def update_client(self, client_id: str, data: ClientUpdate) -> ClientOut | ChangeOut:
-        """Edit, suspend or reinstate; a reinstatement waits for approval when approval is required."""
+        """Edit, suspend or reinstate; a reinstatement waits for approval when approval is required. A client
+        cannot suspend itself (409): it would lock itself out, and it is never what an administrator means."""
+        if data.status == "suspended" and client_id == self.actor:
+            raise SelfSuspension()
         if self.require_approval and data.status == "active":
             client = await self.auth.get_client(client_id)
             if client.status == "suspended":
@@ -257,10 +273,30 @@ class AdminService:
                 )
         return await self.auth.update_client(client_id, data)
 
-    async def rotate_secret(self, client_id: str) -> ClientSecretOut:
+    async def rotate_secret(self, client_id: str) -> ClientSecretOut | ChangeOut:
+        """A new secret; another client's waits for approval when approval is required."""
+        if self.require_approval and client_id != self.actor:
+            await self.auth.get_client(client_id)  # 404 for an unknown client, never a pending change
+            return await self._hold(SECRET_ROTATE, client_id, payload={}, base={}, before=None, after=None)
         return ClientSecretOut(client_id=client_id, client_secret=await self.auth.rotate_secret(client_id))
 
-    async def set_jwks(self, client_id: str, jwks: JWKSetIn) -> ClientOut:
+    async def set_jwks(self, client_id: str, jwks: JWKSetIn) -> ClientOut | ChangeOut:
+        """Register public keys; another client's wait for approval when approval is required."""
+        if self.require_approval and client_id != self.actor:
+            document = jwks.model_dump()
+            problems = public_jwks_problems(document)
+            if problems:  # refused now, never a pending change
+                raise ValidationFailed(problems)
+            client = await self.auth.get_client(client_id)
+            keys = registrable_jwks(document) if document["keys"] else None
+            return await self._hold(
+                JWKS_REPLACE,
+                client_id,
+                payload=document,
+                base={"jwks": client.jwks},
+                before=jwks_audit(client.jwks),
+                after=jwks_audit(keys),
+            )
         return await self.auth.set_jwks(client_id, jwks)
 
     # grants
@@ -295,7 +331,11 @@ class AdminService:
     async def list_purposes(self, *, cursor: str | None, limit: int) -> PurposePage:
         # Purposes are a short catalogue (procedure codes): paged in memory.
         items, next_cursor = page_of(
-            await self.auth.list_purposes(), lambda p: p.code, cursor=cursor, limit=limit
+            await self.auth.list_purposes(),
+            lambda p: p.code,
+            cursor=cursor,
+            limit=limit,
+            signer=self.keys.cursors,
         )
         return PurposePage(items=items, next_cursor=next_cursor)
 
@@ -307,7 +347,11 @@ class AdminService:
 
     async def list_signing_keys(self, *, cursor: str | None, limit: int) -> SigningKeyPage:
         items, next_cursor = page_of(
-            await self._signing_keys(), lambda k: k.created_at.isoformat() + k.kid, cursor=cursor, limit=limit
+            await self._signing_keys(),
+            lambda k: k.created_at.isoformat() + k.kid,
+            cursor=cursor,
+            limit=limit,
+            signer=self.keys.cursors,
         )
         return SigningKeyPage(items=items, next_cursor=next_cursor)
 
@@ -332,8 +376,8 @@ class AdminService:
         *,
         payload: dict[str, Any],
         base: dict[str, Any],
-        before: dict[str, Any],
-        after: dict[str, Any],
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
     ) -> ChangeOut:
         change = AdminChange(
             change_id=str(uuid.uuid4()),
@@ -359,7 +403,7 @@ class AdminService:
     async def list_changes(
         self, *, status: ChangeStatus | None, cursor: str | None, limit: int
     ) -> ChangePage:
-        start = decode_cursor(cursor, 2)
+        start = decode_cursor(cursor, 2, self.keys.cursors)
         after: tuple[datetime, str] | None = None
         if start is not None:
             try:
@@ -374,7 +418,9 @@ class AdminService:
         more = len(rows) > limit
         return ChangePage(
             items=items,
-            next_cursor=encode_cursor([items[-1].created_at.isoformat(), items[-1].change_id])
+            next_cursor=encode_cursor(
+                [items[-1].created_at.isoformat(), items[-1].change_id], self.keys.cursors
+            )
             if more
             else None,
         )
@@ -388,7 +434,7 @@ class AdminService:
             raise ChangeNotFound()
         return change
 
-    async def approve(self, change_id: str) -> GrantOut | ClientOut:
+    async def approve(self, change_id: str) -> GrantOut | ClientOut | ClientSecretOut:
         """Apply a pending change on behalf of a second administrator; answers the target's new state."""
         change = await self._change(change_id)
         if change.status != "pending":
@@ -414,7 +460,15 @@ class AdminService:
             if _grant_state(current) != change.base:
                 raise ChangeOutdated()
             return await self.auth.replace_grant(client_id, GrantIn.model_validate(change.payload))
+        if change.action == SECRET_ROTATE:
+            return ClientSecretOut(
+                client_id=client_id, client_secret=await self.auth.rotate_secret(client_id)
+            )
         client = await self.auth.get_client(client_id)
+        if change.action == JWKS_REPLACE:
+            if change.base is None or client.jwks != change.base.get("jwks"):
+                raise ChangeOutdated()
+            return await self.auth.set_jwks(client_id, JWKSetIn.model_validate(change.payload))
         if change.base is None or client.status != change.base.get("status"):
             raise ChangeOutdated()
         return await self.auth.update_client(client_id, ClientUpdate.model_validate(change.payload))

@@ -303,6 +303,13 @@ async def _locked_head(db: Database) -> Head:
     return Head(row.log_id, row.seq, row.hash)
 
 
+async def lock_chain(db: Database) -> None:
+    """Take the chain head's lock now, in ``db``'s transaction, until it ends: an administrative change that
+    must judge the others' committed state (the last administrator) takes it before it reads, as every
+    administrative change takes it before it commits (``append``)."""
+    await _locked_head(db)
+
+
 async def _create_head(db: Database, dialect: str) -> None:
     """The head row, when it is missing: at genesis, or after the last event if events exist (the
     migration makes it; this covers a database whose tables were emptied)."""

@@ -12,6 +12,7 @@ from app.audit import service as audit_service
 from app.audit.checkpoints import Checkpointer
 from app.audit.service import AuditService
 from app.audit.writer import AuditWriter
+from app.auth.dependencies import KEYS
 from app.state import AppStateDep, StateKey
 
 AUDIT: Final = StateKey[AuditWriter]("audit")
@@ -27,6 +28,7 @@ async def get_audit_service(state: AppStateDep) -> AuditService:
     return AuditService(
         state.sessionmaker,
         state[AUDIT],
+        cursors=state[KEYS].cursors,
         export_batch_size=audit_service.EXPORT_BATCH_SIZE,  # read per call: tests lower it
         read_slots=state[AUDIT_READS],
     )

@@ -8,8 +8,9 @@ that resident (the writer hashes the ID; the ID itself is never stored). An expo
 before the first byte is streamed.
 
 Pages are keyset-paged on ``seq``. A cursor is opaque to callers (base64url JSON) and bound to the query it
-came from: a cursor that is garbled, edited or replayed against other filters or another order is 422. It
-is a checksum, not a secret: forging one could only reach events the caller's scope already lets it read.
+came from: a cursor that is garbled, edited, forged or replayed against other filters or another order is
+422. Its tag is a keyed MAC (``app.auth.keys.CursorSigner``): a cursor reveals only a ``seq``, but a forged
+one would let a caller steer the keyset query past the checks this service makes on the ones it issues.
 """
 
 from __future__ import annotations
@@ -17,15 +18,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import hashlib
-import hmac
 import logging
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -44,7 +43,8 @@ logger = logging.getLogger(__name__)
 EXPORT_BATCH_SIZE = 1000
 """Events fetched per query while an export streams (memory stays flat whatever the export's size)."""
 
-_CURSOR_VERSION: Final = 1
+_CURSOR_VERSION: Final = 2
+"""2: the tag is a keyed MAC (1 was an unkeyed hash, which anyone who had seen a cursor could recompute)."""
 _CURSOR_TEXT = re.compile(r"[A-Za-z0-9_-]+")
 
 
@@ -98,23 +98,31 @@ def _outcome(error: GatewayError) -> Outcome:
     return "allowed" if isinstance(error, NotFound) else "denied"
 
 
+class CursorMac(Protocol):
+    """Keyed MACs over cursor contents (``app.auth.keys.CursorSigner``)."""
+
+    def tag(self, data: bytes) -> str: ...
+    def valid(self, data: bytes, tag: str) -> bool: ...
+
+
 class Cursors:
-    """Encodes and checks keyset cursors bound to the query (``binding``) they belong to."""
+    """Encodes and checks keyset cursors bound to the query (``binding``) they belong to, under the gateway's
+    cursor MAC: only the gateway can make one, and only for the query it answered."""
+
+    def __init__(self, signer: CursorMac) -> None:
+        self._signer = signer
 
     @staticmethod
-    def _tag(seq: int, binding: Mapping[str, Any]) -> str:
-        text = orjson.dumps(
+    def _bound(seq: int, binding: Mapping[str, Any]) -> bytes:
+        return orjson.dumps(
             ["dancu.audit.cursor", _CURSOR_VERSION, seq, binding], option=orjson.OPT_SORT_KEYS
         )
-        return hashlib.sha256(text).hexdigest()[:24]
 
-    @classmethod
-    def encode(cls, seq: int, binding: Mapping[str, Any]) -> str:
-        payload = {"v": _CURSOR_VERSION, "seq": seq, "tag": cls._tag(seq, binding)}
+    def encode(self, seq: int, binding: Mapping[str, Any]) -> str:
+        payload = {"v": _CURSOR_VERSION, "seq": seq, "tag": self._signer.tag(self._bound(seq, binding))}
         return base64.urlsafe_b64encode(orjson.dumps(payload)).rstrip(b"=").decode("ascii")
 
-    @classmethod
-    def decode(cls, cursor: str, binding: Mapping[str, Any]) -> int:
+    def decode(self, cursor: str, binding: Mapping[str, Any]) -> int:
         """The ``seq`` the cursor points after; InvalidCursor unless this query handed it out."""
         if not _CURSOR_TEXT.fullmatch(cursor):
             raise InvalidCursor()
@@ -128,7 +136,7 @@ class Cursors:
         seq, tag = data["seq"], data["tag"]
         if type(seq) is not int or seq < 0 or not isinstance(tag, str):
             raise InvalidCursor()
-        if not hmac.compare_digest(tag.encode(), cls._tag(seq, binding).encode()):
+        if not self._signer.valid(self._bound(seq, binding), tag):
             raise InvalidCursor()
         return seq
 
@@ -141,9 +149,11 @@ class AuditService:
         sessionmaker: async_sessionmaker[AsyncSession],
         writer: AuditWriter,
         *,
+        cursors: CursorMac,
         export_batch_size: int = EXPORT_BATCH_SIZE,
         read_slots: asyncio.Semaphore | None = None,
     ) -> None:
+        self._cursors = Cursors(cursors)
         self._sessionmaker = sessionmaker
         self._writer = writer
         self._batch = export_batch_size
@@ -222,7 +232,7 @@ class AuditService:
     async def search(self, reader: Reader, body: SearchRequest) -> dict[str, Any]:
         async with self._audited(reader, "audit.search") as note:
             query, binding = self._resolve(body, note)
-            after = Cursors.decode(body.cursor, binding) if body.cursor is not None else None
+            after = self._cursors.decode(body.cursor, binding) if body.cursor is not None else None
             async with self._reading() as session:
                 rows = await AuditRepository(session).events(
                     query, order=body.order, limit=body.limit + 1, after=after
@@ -231,7 +241,7 @@ class AuditService:
             more = len(rows) > body.limit
             answer = {
                 "items": [event_view(row) for row in page],
-                "next_cursor": Cursors.encode(page[-1].seq, binding) if more else None,
+                "next_cursor": self._cursors.encode(page[-1].seq, binding) if more else None,
             }
         return answer
 
@@ -293,7 +303,7 @@ class AuditService:
             subject = note.subject = _parse(body.personal_id)
             hasher = self._writer.hasher
             binding = {"kind": "subject_report", "subject": hasher.ref(subject)}
-            before = Cursors.decode(body.cursor, binding) if body.cursor is not None else None
+            before = self._cursors.decode(body.cursor, binding) if body.cursor is not None else None
             async with self._reading() as session:
                 rows = await AuditRepository(session).subject_events(
                     hasher.refs(subject), limit=body.limit + 1, before=before
@@ -315,6 +325,8 @@ class AuditService:
                     }
                     for row in page
                 ],
-                "next_cursor": Cursors.encode(page[-1].seq, binding) if len(rows) > body.limit else None,
+                "next_cursor": self._cursors.encode(page[-1].seq, binding)
+                if len(rows) > body.limit
+                else None,
             }
         return answer

@@ -33,7 +33,7 @@ from typing import Any, Final, Literal, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.audit.chain import StoreUnavailable, append
+from app.audit.chain import StoreUnavailable, append, lock_chain
 from app.audit.postgres_appender import PostgresChainAppender
 from app.audit.sqlite_appender import SqliteChainAppender
 from app.config import Settings
@@ -358,6 +358,11 @@ class AdminLog:
         self.session = session
         self.actor = actor
         self.request_id = request_id
+
+    async def serialise(self) -> None:
+        """Take the chain head's lock now (every administrative change takes it before it commits), so that a
+        change that must judge the others' committed state (the last administrator) is judged alone."""
+        await lock_chain(self.session)
 
     async def record(
         self, action: str, client_id: str | None, detail: Mapping[str, Any] | None, status_code: int = 200

@@ -110,6 +110,22 @@ class PurposeExists(Conflict):
     default_detail_vi = "Mục đích sử dụng với mã này đã được đăng ký."
 
 
+class SelfSuspension(Conflict):
+    default_detail_en = "A client cannot suspend itself; ask another administrator."
+    default_detail_vi = "Ứng dụng khách không thể tự đình chỉ chính mình; hãy nhờ một quản trị viên khác."
+
+
+class LastAdministrator(Conflict):
+    default_detail_en = (
+        "This is the last active administrator: suspending it or taking `admin` from it would leave nobody "
+        "able to administer the gateway. Make another administrator first."
+    )
+    default_detail_vi = (
+        "Đây là quản trị viên cuối cùng đang hoạt động: đình chỉ hoặc bỏ quyền `admin` sẽ không còn ai quản "
+        "trị được cổng. Hãy tạo một quản trị viên khác trước."
+    )
+
+
 class AdminExists(Conflict):
     default_detail_en = (
         "An admin client already exists; create more with `dancu clients create --scopes admin`."

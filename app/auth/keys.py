@@ -26,6 +26,7 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -44,6 +45,7 @@ from app.auth.repository import SigningKeyRepository
 from app.auth.tokens import VerifiedTokenCache
 from app.config import Settings
 from app.db import utcnow
+from app.files import private_directory
 from app.jws import GATEWAY_ALG, SigningKey, sign_jws
 
 logger = logging.getLogger(__name__)
@@ -53,6 +55,8 @@ ENCRYPTION_KEY_FILE = Path("var/keys/encryption.key")
 REFRESH_SECONDS = 5.0
 UNKNOWN_KID_RELOAD_INTERVAL_SECONDS = 1.0
 _SECRET_HMAC_LABEL = b"dancu-gateway client-secret hmac v1"
+_CURSOR_MAC_LABEL = b"dancu-gateway cursor mac v1"
+_CURSOR_TAG_BYTES = 16
 
 
 class KeyConfigurationError(ValueError):
@@ -86,7 +90,7 @@ def _fernet_key(text: str, source: str) -> bytes:
 def _dev_encryption_key(path: Path) -> bytes:
     """Read the dev key, or create it atomically (0600) so that concurrent workers end up with the same one."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_directory(path.parent)
         draft = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
         descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
@@ -122,6 +126,47 @@ class SecretHasher:
         return hmac.compare_digest(computed, stored_hash) & (stored_kid == self.kid)
 
 
+class CursorSigner:
+    """Keyed MACs for the opaque cursors the gateway hands out (pages of the admin and audit APIs).
+
+    A cursor carries where the next page starts; an unkeyed checksum over it can be recomputed by anyone who
+    has seen one, so an edited or forged cursor would pass. Under this key (HKDF of the encryption key, its own
+    label; every replica derives the same) only the gateway can make one. A cursor stays valid until the
+    encryption key changes."""
+
+    def __init__(self, encryption_key: bytes) -> None:
+        self._key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_CURSOR_MAC_LABEL).derive(
+            base64.urlsafe_b64decode(encryption_key)
+        )
+
+    def tag(self, data: bytes) -> str:
+        """128 bits of HMAC-SHA256 over ``data``, base64url without padding."""
+        digest = hmac.new(self._key, data, hashlib.sha256).digest()[:_CURSOR_TAG_BYTES]
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+    def valid(self, data: bytes, tag: str) -> bool:
+        """Whether ``tag`` is this key's tag of ``data`` (constant time)."""
+        return hmac.compare_digest(self.tag(data).encode("ascii"), tag.encode("ascii", "replace"))
+
+    def seal(self, data: bytes) -> str:
+        """``data`` as an opaque cursor: base64url of it, a dot, its tag."""
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii") + "." + self.tag(data)
+
+    def open(self, cursor: str) -> bytes | None:
+        """The data of a cursor ``seal`` made; None for anything else (edited, forged, garbled)."""
+        body, dot, tag = cursor.partition(".")
+        if not dot or not _CURSOR_TEXT.fullmatch(body) or not _CURSOR_TEXT.fullmatch(tag):
+            return None
+        try:
+            data = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        except (binascii.Error, ValueError):
+            return None
+        return data if self.valid(data, tag) else None
+
+
+_CURSOR_TEXT = re.compile(r"[A-Za-z0-9_-]{1,1024}")
+
+
 def new_client_secret() -> str:
     """256 bits from the OS's CSPRNG, URL-safe."""
     return secrets.token_urlsafe(32)
@@ -143,6 +188,8 @@ class KeyStore:
         self._sessionmaker = sessionmaker
         self._fernet = Fernet(encryption_key)
         self.secrets = SecretHasher(encryption_key)
+        self.cursors = CursorSigner(encryption_key)
+        """MACs for the admin and audit APIs' page cursors."""
         self.token_cache = VerifiedTokenCache()
         self._clock = clock
         self._keys: dict[str, SigningKey] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Integer, String, Text, func
+from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
@@ -15,9 +15,13 @@ class Purpose(Base):
     """A registered purpose of use: every citizen request names one (``X-Purpose``) and its legal basis."""
 
     __tablename__ = "purposes"
+    __table_args__ = (Index("ix_purposes_code_folded", "code_folded", unique=True),)
 
     code: Mapped[str] = mapped_column(String(64), primary_key=True)
     """``^[A-Za-z0-9._-]{1,64}$``, e.g. a procedure code such as ``1.001234.000.00.00.H12``."""
+    code_folded: Mapped[str | None] = mapped_column(String(64))
+    """``code`` in lower case: unique, so ``P1`` cannot be registered beside ``p1``. Null only for a code that
+    already had a case variant when the rule came (the migration keeps both, the older one indexed)."""
     title: Mapped[str] = mapped_column(Text)
     """Vietnamese title, NFC."""
     legal_basis: Mapped[str] = mapped_column(Text)

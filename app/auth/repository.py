@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.models import Client, ClientGrant, Purpose, SigningKey
@@ -41,6 +41,16 @@ class ClientRepository:
     async def all_grant_scopes(self) -> Sequence[list[str]]:
         return (await self.session.scalars(select(ClientGrant.scopes))).all()
 
+    async def active_grants(self) -> Sequence[Row[str, list[str], datetime | None, datetime | None]]:
+        """``(client_id, scopes, valid_from, valid_until)`` of every active client, read afresh (plain rows,
+        not ORM objects the session may already hold in an older state)."""
+        query = (
+            select(ClientGrant.client_id, ClientGrant.scopes, ClientGrant.valid_from, ClientGrant.valid_until)
+            .join(Client, Client.client_id == ClientGrant.client_id)
+            .where(Client.status == "active")
+        )
+        return (await self.session.execute(query)).all()
+
     async def add(self, client: Client, grant: ClientGrant) -> None:
         self.session.add(client)
         await self.session.flush()
@@ -54,6 +64,12 @@ class PurposeRepository:
 
     async def get(self, code: str) -> Purpose | None:
         return await self.session.get(Purpose, code)
+
+    async def get_folded(self, code: str) -> Purpose | None:
+        """The purpose whose code equals ``code`` without regard to case."""
+        folded = code.lower()
+        query = select(Purpose).where((Purpose.code_folded == folded) | (func.lower(Purpose.code) == folded))
+        return (await self.session.scalars(query.limit(1))).first()
 
     async def all(self) -> Sequence[Purpose]:
         return (await self.session.scalars(select(Purpose).order_by(Purpose.code))).all()

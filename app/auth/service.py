@@ -18,6 +18,7 @@ from typing import Any, Final, Protocol, TypeVar
 
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import vnid
@@ -27,6 +28,7 @@ from app.auth.errors import (
     ClientNotFound,
     InvalidClient,
     InvalidScope,
+    LastAdministrator,
     PurposeExists,
     ReplayStoreUnavailable,
     TemporarilyUnavailable,
@@ -77,10 +79,14 @@ DEFAULT_FIELDS: Final = frozenset(
 always returned and never granted)."""
 
 _EXCLUSIVE_SCOPES: Final = {
-    "admin": frozenset({"audit.read", *CITIZEN_SCOPES}),
+    "admin": frozenset({"audit.read", "audit.subject_report", *CITIZEN_SCOPES}),
     "audit.read": frozenset({"admin", *CITIZEN_SCOPES}),
+    "audit.subject_report": frozenset({"admin", *CITIZEN_SCOPES}),
 }
-"""Separation of duties: ``admin`` and ``audit.read`` never share a grant with each other or citizen scopes."""
+"""Separation of duties: ``admin`` and ``audit.read`` never share a grant with each other or citizen scopes;
+``audit.subject_report`` belongs to the audit side (with ``audit.read`` if need be), never with ``admin`` or a
+citizen scope: an administrator could otherwise grant itself every resident's access report, and a portal that
+reads residents would also read who else looked at them."""
 
 _DUMMY_SECRET_HASH: Final = "0" * 64
 
@@ -151,7 +157,7 @@ def _grant_audit(grant: ClientGrant) -> dict[str, Any]:
     return grant_view(grant).model_dump(mode="json", exclude={"client_id", "updated_at"})
 
 
-def _jwks_audit(jwks: Mapping[str, Any] | None) -> dict[str, Any] | None:
+def jwks_audit(jwks: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if not jwks:
         return None
     return {
@@ -207,7 +213,7 @@ def expand_grant(grant: StoredGrant) -> Grant:
     )
 
 
-def grant_in_force(grant: ClientGrant | Grant, now: datetime) -> bool:
+def grant_in_force(grant: ClientGrant | Grant | GrantIn, now: datetime) -> bool:
     return (grant.valid_from is None or grant.valid_from <= now) and (
         grant.valid_until is None or now < grant.valid_until
     )
@@ -273,6 +279,9 @@ class ChangeLog(Protocol):
     package sits above auth (its routes authenticate through auth), so auth never imports it."""
 
     async def record(self, action: str, client_id: str | None, detail: Mapping[str, Any] | None) -> None: ...
+    async def serialise(self) -> None:
+        """From now until the transaction ends, other administrative changes wait for this one."""
+        ...
 
 
 class AuthService:
@@ -336,10 +345,14 @@ class AuthService:
         return [client_view(c) for c in await self.clients.page(after=after, limit=limit)]
 
     async def update_client(self, client_id: str, data: ClientUpdate) -> ClientOut:
-        """Edit, suspend or reinstate; a suspended client's tokens stop working at the next request."""
+        """Edit, suspend or reinstate; a suspended client's tokens stop working at the next request.
+
+        Nobody suspends the last active administrator (409 ``conflict``)."""
         client = await self._client(client_id)
         before = _client_audit(client)
         changes = data.model_dump(exclude_unset=True)
+        if changes.get("status") == "suspended" and client.status != "suspended":
+            await self._keep_an_administrator(client_id)
         for name in ("name", "description"):
             if isinstance(changes.get(name), str):
                 changes[name] = unicodedata.normalize("NFC", changes[name])
@@ -353,6 +366,27 @@ class AuthService:
             await self.session.flush()
             await self._audit("admin.client.update", client_id, before, after)
         return client_view(client)
+
+    async def _keep_an_administrator(self, client_id: str) -> None:
+        """LastAdministrator when ``client_id`` is the only active client whose grant holds ``admin`` in force
+        (it is about to be suspended or to lose ``admin``).
+
+        Judged under the change log's lock (``ChangeLog.serialise``: the audit chain's, which every
+        administrative change takes before it commits): two administrators suspending each other at the same
+        moment are judged one after the other, and the second sees the first's change (on PostgreSQL, each
+        statement after the lock reads what is committed; on SQLite, the lock is the database's write lock,
+        taken before anything is read here)."""
+        await self.changes.serialise()
+        now = utcnow()
+        admins = {
+            row.client_id
+            for row in await self.clients.active_grants()
+            if "admin" in row.scopes
+            and (row.valid_from is None or row.valid_from <= now)
+            and (row.valid_until is None or now < row.valid_until)
+        }
+        if admins == {client_id}:
+            raise LastAdministrator()
 
     async def set_status(self, client_id: str, status: str) -> ClientOut:
         return await self.update_client(
@@ -377,11 +411,11 @@ class AuthService:
         if problems:
             raise ValidationFailed(problems)
         client = await self._client(client_id)
-        before = _jwks_audit(client.jwks)
+        before = jwks_audit(client.jwks)
         client.jwks = registrable_jwks(document) if document["keys"] else None
         client.updated_at = utcnow()
         await self.session.flush()
-        await self._audit("admin.client.jwks", client_id, before, _jwks_audit(client.jwks))
+        await self._audit("admin.client.jwks", client_id, before, jwks_audit(client.jwks))
         return client_view(client)
 
     # grants
@@ -400,6 +434,8 @@ class AuthService:
         problems = grant_problems(spec, await self.purposes.registered(set(spec.purposes)))
         if problems:
             raise ValidationFailed(problems)
+        if "admin" in grant.scopes and not ("admin" in spec.scopes and grant_in_force(spec, utcnow())):
+            await self._keep_an_administrator(client_id)
         before = _grant_audit(grant)
         grant.scopes = [s for s in SCOPES if s in spec.scopes]
         grant.fields = _unique(spec.fields)
@@ -418,16 +454,21 @@ class AuthService:
     # purposes
 
     async def add_purpose(self, data: PurposeIn) -> PurposeOut:
-        """Register a purpose of use; registering a code twice is 409 ``conflict``."""
-        if await self.purposes.get(data.code) is not None:
+        """Register a purpose of use; registering a code twice, in any mix of case, is 409 ``conflict``
+        (``p1`` and ``P1`` side by side would read as one purpose in every report)."""
+        if await self.purposes.get_folded(data.code) is not None:
             raise PurposeExists()
         purpose = Purpose(
             code=data.code,
+            code_folded=data.code.lower(),
             title=unicodedata.normalize("NFC", data.title),
             legal_basis=unicodedata.normalize("NFC", data.legal_basis),
             created_at=utcnow(),
         )
-        await self.purposes.add(purpose)
+        try:
+            await self.purposes.add(purpose)
+        except IntegrityError:  # registered by another request since the check above
+            raise PurposeExists() from None
         after = {"code": purpose.code, "title": purpose.title, "legal_basis": purpose.legal_basis}
         await self._audit("admin.purpose.create", None, None, after)
         return PurposeOut(

@@ -174,7 +174,9 @@ async def test_narrowing_and_suspension_apply_at_once(
     )
     suspended = await first.patch(f"/clients/{portal.client_id}", {"status": "suspended"})
     renamed = await first.patch(f"/clients/{portal.client_id}", {"name": "Tên mới"})
-    rotated = await first.post(f"/clients/{portal.client_id}/secret")
+    rotated = await first.post(
+        f"/clients/{first.client_id}/secret"
+    )  # its own; another's waits (test_security)
     created = await first.post("/clients", {"name": "Khác"})
     purpose = await first.post("/purposes", {"code": "NEW", "title": "T", "legal_basis": "L"})
 

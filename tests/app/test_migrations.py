@@ -19,6 +19,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import app.models  # noqa: F401 - registers every table on Base.metadata
@@ -62,7 +63,13 @@ def assert_round_trip(url: str) -> None:
     at_head = snapshot(url)
     assert at_head["tables"] == GATEWAY_TABLES
     assert at_head["revision"] is not None
-    assert at_head["purposes"] == {"code": False, "title": False, "legal_basis": False, "created_at": False}
+    assert at_head["purposes"] == {
+        "code": False,
+        "title": False,
+        "legal_basis": False,
+        "created_at": False,
+        "code_folded": True,
+    }
     assert at_head["purposes_pk"]["name"] == "pk_purposes"
     assert at_head["purposes_pk"]["constrained_columns"] == ["code"]
     assert at_head["drift"] == []
@@ -162,3 +169,59 @@ def test_one_head_and_dated_file_names() -> None:
         assert revision.path is not None
         name = Path(revision.path).name
         assert re.fullmatch(r"\d{8}-\d{4}-[a-z0-9_]+\.py", name), name
+
+
+# --- purpose codes unique without regard to case (docs/contract.md, "Purposes") --------------------------------
+
+_BEFORE_FOLDING = "ac5e55000001"
+
+
+def _run_sql(url: str, *statements: str) -> list[Any]:
+    async def run() -> list[Any]:
+        engine = create_async_engine(async_database_url(url))
+        try:
+            async with engine.begin() as connection:
+                results = []
+                for statement in statements:
+                    result = await connection.exec_driver_sql(statement)
+                    results.append(result.all() if result.returns_rows else None)
+                return results
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+_OLD_PURPOSES = (
+    "INSERT INTO purposes (code, title, legal_basis, created_at) VALUES ('p1', 't', 'l', '2026-01-01 00:00:00')",
+    "INSERT INTO purposes (code, title, legal_basis, created_at) VALUES ('P1', 't', 'l', '2026-02-01 00:00:00')",
+    "INSERT INTO purposes (code, title, legal_basis, created_at) VALUES ('Q.2', 't', 'l', '2026-01-01 00:00:00')",
+)
+
+
+def assert_case_variants_survive_the_upgrade(url: str) -> None:
+    command.upgrade(migration_config(url), _BEFORE_FOLDING)
+    _run_sql(url, *_OLD_PURPOSES)
+
+    upgrade_database(url)
+
+    (rows,) = _run_sql(url, "SELECT code, code_folded FROM purposes ORDER BY code")
+    assert sorted(map(tuple, rows)) == [("P1", None), ("Q.2", "q.2"), ("p1", "p1")]
+    with pytest.raises(IntegrityError):  # the database refuses a third variant by itself
+        _run_sql(
+            url,
+            "INSERT INTO purposes (code, code_folded, title, legal_basis, created_at) "
+            "VALUES ('q.2', 'q.2', 't', 'l', CURRENT_TIMESTAMP)",
+        )
+
+
+def test_sqlite_keeps_case_variants_registered_before_the_rule(tmp_path: Path) -> None:
+    assert_case_variants_survive_the_upgrade(f"sqlite:///{tmp_path}/dancu.db")
+
+
+@pytest.mark.postgres
+def test_postgresql_keeps_case_variants_registered_before_the_rule(postgres_url: str) -> None:
+    try:
+        assert_case_variants_survive_the_upgrade(postgres_url)
+    finally:
+        command.downgrade(migration_config(postgres_url), "base")

@@ -15,6 +15,7 @@ from app.audit.dependencies import AUDIT
 from app.audit.export import ENCODERS
 from app.audit.schemas import EVENT_COLUMNS, ExportRequest
 from app.audit.service import AuditService, Reader
+from app.auth.dependencies import KEYS
 from tests.audit_api.conftest import all_rows, auditor
 from tests.citizens.conftest import HEAD, Gateway
 
@@ -108,7 +109,9 @@ async def test_csv_export_opens_in_a_spreadsheet_with_vietnamese_intact(gw: Gate
 async def test_export_event_is_committed_before_the_first_byte(sqlite_gw: Gateway) -> None:
     gw = sqlite_gw
     await auditor(gw)
-    service = AuditService(gw.state.sessionmaker, gw.state[AUDIT], export_batch_size=2)
+    service = AuditService(
+        gw.state.sessionmaker, gw.state[AUDIT], cursors=gw.state[KEYS].cursors, export_batch_size=2
+    )
     stream = await service.export(Reader("c_auditor", "req-1"), ExportRequest(), ENCODERS["ndjson"])
     rows = await all_rows(gw)
     assert (rows[-1].action, rows[-1].client_id, rows[-1].request_id) == (

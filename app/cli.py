@@ -94,6 +94,8 @@ def serve(
         port=port,
         workers=workers,
         server_header=False,
+        # httptools, plus the header and body-stall timeouts and h2c offers ignored (docs/deploy.md).
+        http="app.server:GatewayHttpProtocol",
         log_config=log_config(log_level, access_log=access_log),
         access_log=False,  # uvicorn's line has the raw path and query string; `dancu.access` replaces it
     )

@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     metrics_token_required: bool = False
     max_body_bytes: PositiveInt = 1024 * 1024
     """Request bodies above this are refused with 413 before the application reads them."""
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
+    """``dancu serve`` closes a connection whose request headers are not complete this long after it opened
+    (or after its previous answer), and answers 408 to a request body that stalls this long (``app.server``)."""
     access_refresh_seconds: float = Field(default=0.25, ge=0.01, le=0.5)
     """How often each process reads the access version (``app.auth.access``). docs/contract.md, Access tokens,
     lets another process see a suspension or grant change at most 1 s late, so this stays well below that (a

@@ -13,6 +13,7 @@ Hierarchy::
     ├── InsufficientScope             403 insufficient_scope
     ├── NotFound                      404 not_found
     ├── MethodNotAllowed              405 method_not_allowed
+    ├── RequestTimeout                408 request_timeout      (answered by app.server, not a route)
     ├── PayloadTooLarge               413 payload_too_large
     ├── ValidationFailed              422 validation_failed    (+ errors: [{loc, code, message}])
     │   └── InvalidPersonalId         422 invalid_personal_id  (a citizen request's or an audit search's)
@@ -125,6 +126,17 @@ class MethodNotAllowed(GatewayError):
 
     def headers(self) -> dict[str, str]:
         return {"Allow": self.allow} if self.allow else {}
+
+
+class RequestTimeout(GatewayError):
+    """A request body that stalled: no byte of it for ``DANCU_HEADER_TIMEOUT_SECONDS`` (``app.server``)."""
+
+    status = 408
+    code = "request_timeout"
+    title_en = "Request timeout"
+    title_vi = "Hết thời gian chờ yêu cầu"
+    default_detail_en = "The request body stopped arriving; send the whole request without pausing."
+    default_detail_vi = "Phần thân yêu cầu ngừng được gửi; hãy gửi toàn bộ yêu cầu liên tục."
 
 
 class PayloadTooLarge(GatewayError):

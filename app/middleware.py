@@ -21,7 +21,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -38,6 +38,10 @@ client_id_var: ContextVar[str | None] = ContextVar("client_id", default=None)
 """The verified caller of the current request, for log lines; set by the auth dependency (``record_client``)."""
 CLIENT_ID_KEY = "client_id"
 """Where ``record_client`` puts the verified caller in ``scope["state"]`` (the metrics middleware reads it)."""
+BODY_TIMED_OUT_KEY = "dancu.body_timed_out"
+"""Set in ``scope["state"]`` by ``app.server`` when it answered 408 for a body that stalled."""
+CLIENT_CLOSED_STATUS = 499
+"""What the observer records for a request whose client went away before it was answered (nginx's code)."""
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -196,6 +200,12 @@ class GatewayMiddleware:
                     del scope["route"]
                     receive_next = _replaying(request, receive_counted)
                 await self.app(scope, receive_next, send_wrapped)
+            except ClientDisconnect:
+                # The client left (or app.server answered 408 for its stalled body): nobody to answer, and
+                # nothing wrong with the gateway, so no 500 and no error log line.
+                if not started:
+                    status = 408 if scope["state"].get(BODY_TIMED_OUT_KEY) else CLIENT_CLOSED_STATUS
+                return
             except Exception as exc:
                 if exceeded and not started:
                     exceeded = False

@@ -69,6 +69,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 PURPOSE = "BENCH-1.000001"
 UVICORN_FLAGS = ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
+GATEWAY_PROTOCOL = "app.server:GatewayHttpProtocol"
+"""What `dancu serve` runs: httptools plus the header and body-stall timeouts (bare FastAPI keeps httptools)."""
 DEFAULTS = {"count": 1_000_000, "duration": 10, "runs": 2}
 WARMUP_SECONDS = 2
 ROWS = {
@@ -621,7 +623,8 @@ def run(bench: Bench) -> None:
     search_bodies = [json.dumps({"limit": 50, "order": "desc"})]
 
     def gateway(port: int, *extra: str) -> list[str]:
-        return [*uvicorn, "app.main:app", "--port", str(port), *UVICORN_FLAGS, *extra]
+        flags = [GATEWAY_PROTOCOL if flag == "httptools" else flag for flag in UVICORN_FLAGS]
+        return [*uvicorn, "app.main:app", "--port", str(port), *flags, *extra]
 
     portal, auditor = register(env) if bench.wanted(*SQLITE_ROWS, "verify_http") else ({}, {})
     if bench.wanted(*SQLITE_ROWS):
@@ -893,7 +896,8 @@ def header(bench: Bench) -> str:
         f"Machine: {os.cpu_count()} cores, {platform.machine()}, Linux {platform.release()}, Python "
         f"{platform.python_version()}, SQLite {sqlite3.sqlite_version}{postgres}, {wrk_version or 'wrk'}; {packages}.\n"
         f"wrk -t1 -c64 -d{args.duration}s --latency, {args.runs} run{'s' if args.runs > 1 else ''} after a {WARMUP_SECONDS} s warm-up (wrk runs on "
-        f"the same cores). Every server: uvicorn `{' '.join(UVICORN_FLAGS)}`, one worker unless the row says 2 "
+        f"the same cores). Every server: uvicorn `{' '.join(UVICORN_FLAGS)}` (the gateways with `--http "
+        f"{GATEWAY_PROTOCOL}`, httptools with the header timeouts), one worker unless the row says 2 "
         f"(`--workers 2`). Mock: {args.count:,} residents (SQLite), read in process by every gateway but the http "
         "one. Gateway database: SQLite (WAL) or, in the PostgreSQL rows, a fresh PostgreSQL database"
         f"{' (the rows that say Redis: with Redis for limits and the jti store)' if redis_used else ''}; every 2xx audited before it is "

@@ -41,6 +41,7 @@ def test_serve_defaults_to_loopback_and_derives_the_issuer(uvicorn_calls: list[d
             "port": 8000,
             "workers": 1,
             "server_header": False,
+            "http": "app.server:GatewayHttpProtocol",
             "log_config": log_config("info", access_log=False),
             "access_log": False,
             "issuer": "http://127.0.0.1:8000",

@@ -46,14 +46,13 @@ MAX_HEAD_BYTES: Final = 64 * 1024
 is (and still has to be complete within the timeout)."""
 
 _UPGRADE = re.compile(rb"\r\n(upgrade)[ \t]*:([^\r\n]*)", re.IGNORECASE)
+_UPGRADE_FIELD = re.compile(rb"\r\nupgrade[ \t]*:", re.IGNORECASE)
 _IGNORED_UPGRADE: Final = b"X-Upgrade-Ignored"
 
 
 def without_upgrade_offer(head: bytes) -> bytes:
     """``head`` (a request line and header fields, up to the blank line) with any ``Upgrade`` field that does
     not offer ``websocket`` renamed, so that the parser reads the request as the plain HTTP/1.1 one it is."""
-    if b"pgrade" not in head and b"PGRADE" not in head:  # the usual case, in well under a microsecond
-        return head
 
     def rename(match: re.Match[bytes]) -> bytes:
         if b"websocket" in match.group(2).lower():
@@ -63,45 +62,59 @@ def without_upgrade_offer(head: bytes) -> bytes:
     return _UPGRADE.sub(rename, head)
 
 
+_HEAD: Final = 1
+_BODY: Final = 2
+
+
 class GatewayHttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a header timeout, a body-stall timeout (408) and h2c offers ignored
-    (module docstring). ``dancu serve`` passes it as ``--http app.server:GatewayHttpProtocol``."""
+    (module docstring). ``dancu serve`` passes it as ``--http app.server:GatewayHttpProtocol``.
+
+    The clock is a deadline per connection, moved by setting a float; one timer per connection, scheduled
+    only when none is pending, looks at the deadline when it fires and goes back to sleep until it if it
+    moved. A request thus costs no timer operation at all (cancelling and scheduling one per request and per
+    piece of body cost ~20 µs a request here, measured with wrk)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.header_timeout: float = get_settings().header_timeout_seconds
         self._timer: TimerHandle | None = None
+        self._watching = 0
+        """What the deadline is for: ``_HEAD`` (a complete header section), ``_BODY`` (the next piece of
+        body), or 0 (nothing: a route is working, or the connection is idle between requests)."""
+        self._deadline = 0.0
         self._idle = True
-        """No message begun: the next bytes start a header section (collected in ``_head``)."""
-        self._head = bytearray()
+        """No message begun: the next bytes start a header section (an unfinished one waits in ``_head``)."""
+        self._head = b""
 
-    # --- timers ------------------------------------------------------------------------------------------
+    # --- the clock ----------------------------------------------------------------------------------------
 
-    def _arm(self, handler: Any) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self.loop.call_later(self.header_timeout, handler)
+    def _watch(self, what: int) -> None:
+        self._watching = what
+        self._deadline = self.loop.time() + self.header_timeout
+        if self._timer is None:
+            self._timer = self.loop.call_at(self._deadline, self._check)
 
-    def _disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _head_timed_out(self) -> None:
+    def _check(self) -> None:
         self._timer = None
-        if not self.transport.is_closing():
+        if not self._watching or self.transport.is_closing():
+            return
+        if self.loop.time() < self._deadline:  # moved since this timer was set: sleep until it
+            self._timer = self.loop.call_at(self._deadline, self._check)
+        elif self._watching == _HEAD:
             self.transport.close()
+        else:
+            self._body_timed_out()
 
     def _body_timed_out(self) -> None:
-        self._timer = None
-        if self.transport.is_closing():
-            return
         cycle = self.cycle
         if cycle is None or cycle.response_complete or not cycle.more_body:
+            self._watching = 0
             return
         if self.flow.read_paused:  # the route is not reading: not the client's stall
-            self._arm(self._body_timed_out)
+            self._watch(_BODY)
             return
+        self._watching = 0
         if not cycle.response_started:
             self.transport.write(_timeout_response(cycle.scope))
             cycle.scope.setdefault("state", {})[BODY_TIMED_OUT_KEY] = True
@@ -113,22 +126,28 @@ class GatewayHttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm(self._head_timed_out)
+        self._watch(_HEAD)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self._watching = 0
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self._idle:
-            head = self._head
-            head += data
-            end = head.find(b"\r\n\r\n")
-            if end < 0 and len(head) <= MAX_HEAD_BYTES:
-                self._unset_keepalive_if_required()  # a request has begun: uvicorn's idle timer is over
-                return
-            data = bytes(head) if end < 0 else without_upgrade_offer(bytes(head[: end + 4])) + head[end + 4 :]
-            self._head = bytearray()
+            if self._head:
+                data = self._head + data
+                self._head = b""
+            end = data.find(b"\r\n\r\n")
+            if end < 0:
+                if len(data) <= MAX_HEAD_BYTES:
+                    self._head = data  # the rest of the header section is still to come
+                    self._unset_keepalive_if_required()  # a request has begun: uvicorn's idle timer is over
+                    return
+            elif _UPGRADE_FIELD.search(data, 0, end + 2) is not None:  # ~0.7 µs over a typical head
+                data = without_upgrade_offer(data[: end + 4]) + data[end + 4 :]
         super().data_received(data)
 
     def on_message_begin(self) -> None:
@@ -137,21 +156,21 @@ class GatewayHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
-        self._arm(self._body_timed_out)  # until the message completes (at once when it has no body)
+        self._watch(_BODY)  # until the message completes (at once when it has no body)
 
     def on_body(self, body: bytes) -> None:
         super().on_body(body)
-        self._arm(self._body_timed_out)
+        self._deadline = self.loop.time() + self.header_timeout
 
     def on_message_complete(self) -> None:
-        self._disarm()
+        self._watching = 0
         self._idle = True
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
         if not self.transport.is_closing() and not self.pipeline:
-            self._arm(self._head_timed_out)  # the next request's headers, from now
+            self._watch(_HEAD)  # the next request's headers, from now
 
 
 def _timeout_response(scope: Any) -> bytes:

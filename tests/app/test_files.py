@@ -12,9 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from app.audit.dependencies import CHECKPOINTS
+from app.auth.dependencies import KEYS
 from app.cli import upgrade_database
 from app.config import Settings
 from app.main import create_app
+from app.state import AppState
 
 
 def mode(path: Path) -> int:
@@ -37,9 +40,9 @@ async def test_database_keys_and_checkpoints_are_created_owner_only(tmp_path: Pa
     settings = Settings(_env_file=None, MOCK_CSDLQG_DATABASE_URL=f"sqlite:///{tmp_path}/absent-mock.db")
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        state = app.state.dancu
-        await state.keys.signing_key()  # the first signing key, stored in the database
-        await state.checkpoints.make()  # a checkpoint row and its file
+        state: AppState = app.state.dancu
+        await state[KEYS].signing_key()  # the first signing key, stored in the database
+        await state[CHECKPOINTS].make()  # a checkpoint row and its file
 
     var = tmp_path / "var"
     files = [

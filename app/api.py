@@ -22,19 +22,22 @@ PUBLIC_ROUTERS: tuple[APIRouter, ...] = (health_router, auth_router)
 """Answered without a token. Everything else is included with a scope alias."""
 
 
-# Routers whose routes each name their scope alias (VerifyClient, ReadClient, ...) in their signature.
-SCOPED_ROUTERS: tuple[APIRouter, ...] = (citizens_router, audit_router, integrity_router, metrics_router)
+ROUTERS: tuple[APIRouter, ...] = (
+    citizens_router,
+    *PUBLIC_ROUTERS,
+    audit_router,
+    integrity_router,
+    metrics_router,
+)
+"""Every router but the admin one, in routing order: routing tries the routes in order, and the citizen routes
+carry nearly all the traffic. Each route of the ones not public names its scope in its signature (``AuditReader``,
+``VerifyCall``, ...)."""
 
 
 def build_router() -> APIRouter:
     router = APIRouter()
-    # The citizen routes first: routing tries the routes in order, and they carry nearly all the traffic.
-    router.include_router(citizens_router)
-    for public in PUBLIC_ROUTERS:
-        router.include_router(public)
-    for scoped in SCOPED_ROUTERS:
-        if scoped is not citizens_router:
-            router.include_router(scoped)
+    for included in ROUTERS:
+        router.include_router(included)
     # Every admin route needs the `admin` scope, whatever its signature says.
     router.include_router(admin_router, dependencies=[Depends(require_admin)])
     return router

@@ -107,12 +107,6 @@ def _subject_ref(event: AuditEvent, hasher: SubjectHasher) -> str | None:
     return hasher.ref(event.subject) if event.subject else None
 
 
-class EventSink(Protocol):
-    """What request handlers depend on: write events durably before answering."""
-
-    async def write(self, events: Sequence[AuditEvent]) -> None: ...
-
-
 def _record(event: AuditEvent, subject_ref: str | None, at: datetime) -> dict[str, Any]:
     """The stored members of ``event`` but ``seq``, ``prev_hash`` and ``hash`` (the chain adds those)."""
     return {

@@ -140,7 +140,6 @@ require_admin = require_scope("admin")
 
 VerifyClient = Annotated[AuthContext, Depends(require_verify)]
 ReadClient = Annotated[AuthContext, Depends(require_read)]
-HouseholdClient = Annotated[AuthContext, Depends(require_household)]
 AuditReader = Annotated[AuthContext, Depends(require_audit_read)]
 SubjectReportReader = Annotated[AuthContext, Depends(require_subject_report)]
 AdminClient = Annotated[AuthContext, Depends(require_admin)]

@@ -9,7 +9,6 @@ Hierarchy::
     OAuthError                           token endpoint only, RFC 6749 §5.2
     ├── InvalidRequest                   400 invalid_request
     ├── InvalidClient                    401 invalid_client        (+ WWW-Authenticate: Basic when Basic was used)
-    ├── InvalidGrant                     400 invalid_grant
     ├── InvalidScope                     400 invalid_scope
     ├── UnsupportedGrantType             400 unsupported_grant_type
     └── TemporarilyUnavailable           503 temporarily_unavailable (the jti replay store is down)
@@ -64,10 +63,6 @@ class InvalidClient(OAuthError):
     def headers(self) -> dict[str, str]:
         # RFC 6749 §5.2: a 401 after HTTP Basic names the scheme the client used.
         return {"WWW-Authenticate": 'Basic realm="dancu-gateway"'} if self.basic else {}
-
-
-class InvalidGrant(OAuthError):
-    error = "invalid_grant"
 
 
 class InvalidScope(OAuthError):

@@ -39,7 +39,6 @@ from app.jws import (
 )
 
 ACCESS_TOKEN_TYP: Final = "at+jwt"  # noqa: S105 - a media type
-ATTESTATION_TYP: Final = "verification+jwt"
 _ACCESS_TOKEN_TYPS: Final = frozenset({"at+jwt", "application/at+jwt"})  # RFC 9068 §4
 
 MAX_ACCESS_TOKEN_CHARS: Final = 4096

@@ -84,13 +84,6 @@ class ItemProblem(BaseModel):
     code: str
 
 
-class BatchResult(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    index: int
-    problem: ItemProblem | None = None
-
-
 class BatchVerifyResponse(BaseModel):
     results: list[dict[str, Any]] = Field(
         description="per item, in order: {index, ...verify answer} or {index, problem: {type, title, status, code}}"

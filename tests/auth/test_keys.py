@@ -24,7 +24,6 @@ from app.auth.keys import (
 )
 from app.auth.models import SigningKey as SigningKeyRow
 from app.auth.service import AuthService
-from app.auth.tokens import ATTESTATION_TYP
 from app.config import KeysSettings, Settings
 from app.jws import verify_jws
 from tests.auth.conftest import Gateway
@@ -104,7 +103,7 @@ async def test_rotation_keeps_old_keys_published_and_their_tokens_valid(gateway:
     client = await gateway.register()
     old_token = await gateway.token(client)
     old_kid = jwt.get_unverified_header(old_token)["kid"]
-    attestation = await gateway.keys.sign_jws({"verification_id": "v1", "match": True}, ATTESTATION_TYP)
+    attestation = await gateway.keys.sign_jws({"verification_id": "v1", "match": True}, "verification+jwt")
 
     for _ in range(2):
         async with gateway.state.sessionmaker() as session:
@@ -125,7 +124,7 @@ async def test_rotation_keeps_old_keys_published_and_their_tokens_valid(gateway:
     for token in (old_token, new_token):
         response = await gateway.http.get("/_t/read", headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 200
-    assert verify_jws(attestation, gateway.keys, typ=ATTESTATION_TYP)["verification_id"] == "v1"
+    assert verify_jws(attestation, gateway.keys, typ="verification+jwt")["verification_id"] == "v1"
     async with gateway.state.sessionmaker() as session:
         rows = (await session.scalars(select(SigningKeyRow))).all()
     assert sorted(r.active for r in rows) == [False, False, True]

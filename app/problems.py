@@ -43,7 +43,7 @@ Language = Literal["vi", "en"]
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:dancu:problem:"
 REQUEST_ID_KEY = "request_id"
-"""Where the request-id middleware leaves the request id in ``scope["state"]``."""
+"""Where the gateway's middleware (``app.middleware``) leaves the request id in ``scope["state"]``."""
 MALFORMED_JSON_KEY = "dancu.malformed_json"
 """Set in the ASGI scope by ``app.routing`` when a JSON body did not decode (reported after authentication)."""
 
@@ -197,7 +197,7 @@ class ProblemResponse(JSONResponse):
 
 
 def request_id_of(request: Request) -> str | None:
-    """The id the request-id middleware gave this request (None outside it)."""
+    """The id the gateway's middleware gave this request (None outside it)."""
     value = request.scope.get("state", {}).get(REQUEST_ID_KEY)
     return value if isinstance(value, str) else None
 
@@ -283,7 +283,7 @@ PROBLEM_HANDLERS: dict[int | type[Exception], ProblemHandler] = {
     # FastAPI installs a plain-JSON handler for its own subclass unless that key is taken as well.
     HTTPException: http_exception_handler,
     # Starlette's last resort (ServerErrorMiddleware, outside every user middleware). The gateway's own
-    # middleware normally answers first; see app.middleware.UnhandledErrorMiddleware.
+    # middleware (app.middleware) answers an unhandled exception first, with the request id and headers.
     Exception: unhandled_error_handler,
 }
 

@@ -3,8 +3,9 @@
 ``docs/contract.md`` is the contract integrators and operators read; ``docs/security.md`` names the tests that hold
 each promise. These tests fail when a problem code the gateway can answer, a token-endpoint error, or a setting it
 reads is missing from the contract's tables (or listed there without existing), when an index entry of the contract
-points at no heading, when a doc names a test or a file that does not exist, and when any file of the repository
-cites the documents a fresh clone does not have.
+points at no heading, when a doc names a test or a file that does not exist, when a docstring, comment or doc
+names a module, a name in one or a file that does not exist (a stale docstring after a move), and when any file
+of the repository cites the documents a fresh clone does not have.
 """
 
 from __future__ import annotations
@@ -198,3 +199,56 @@ def test_the_files_a_page_names_exist(page: Path) -> None:
         }
     )
     assert not missing, f"{page.name} names files that do not exist (moved? say where to now): {missing}"
+
+
+# --- docstrings and comments ---------------------------------------------------------------------------------
+
+SOURCE_DIRS = ("app", "mock_csdlqg", "vnid", "bench", "scripts", "migrations", "tests")
+_DOTTED_NAME = re.compile(r"`{1,2}((?:app|mock_csdlqg|vnid)(?:\.\w+)+)(?:\(\))?`{1,2}")
+# ``app.state.dancu`` is the FastAPI instance's state, not the ``app.state`` module.
+_NOT_MODULE_PATHS = frozenset({"app.state.dancu"})
+
+
+def _sources() -> list[Path]:
+    return sorted(path for folder in SOURCE_DIRS for path in (ROOT / folder).rglob("*.py"))
+
+
+def _resolves(dotted: str) -> bool:
+    """Whether ``dotted`` names a module of the tree, or an attribute of one."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            found: object = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attribute in parts[cut:]:
+            if not hasattr(found, attribute):
+                return False
+            found = getattr(found, attribute)
+        return True
+    return False
+
+
+def test_the_modules_and_names_code_and_docs_cite_exist() -> None:
+    stale = sorted(
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in [*_sources(), *DOCS]
+        for name in set(_DOTTED_NAME.findall(path.read_text(encoding="utf-8")))
+        if name not in _NOT_MODULE_PATHS and not _resolves(name)
+    )
+    assert not stale, (
+        "docstrings, comments or docs name what no longer exists (moved? say where to now):\n"
+        + ("\n".join(stale))
+    )
+
+
+def test_the_files_code_names_exist() -> None:
+    missing = sorted(
+        {
+            f"{path.relative_to(ROOT)}: {named}"
+            for path in _sources()
+            for named in _REPOSITORY_PATH.findall(path.read_text(encoding="utf-8"))
+            if not (ROOT / named).exists()
+        }
+    )
+    assert not missing, f"docstrings or comments name files that do not exist: {missing}"

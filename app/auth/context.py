@@ -1,8 +1,8 @@
 """Who is calling and what their grant allows: what the citizen, audit and admin routes receive.
 
-Built per request by the scope dependencies (``app.auth.dependencies``) from a verified access token and
-the client's current row and grant, read fresh from the database on every request (a suspension or a grant
-change applies at once).
+Built per request by the scope dependencies (``app.auth.dependencies``) from a verified access token and the
+client's row and grant as the access cache holds them (``app.auth.access``: a suspension or a grant change is
+seen by the process that made it on its next request and by every other process within 1 s).
 """
 
 from __future__ import annotations

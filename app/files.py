@@ -9,6 +9,7 @@ whatever the process's umask; what already exists is left as the operator made i
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 from typing import Final
 
@@ -43,3 +44,37 @@ def private_file(path: Path) -> None:
     except FileExistsError:
         return
     os.close(descriptor)
+
+
+def write_private_file(path: Path, data: bytes, *, replace: bool = True) -> bool:
+    """Write ``data`` to ``path`` atomically, mode 0600: a draft beside it, written and fsynced, then put in
+    place and the directory fsynced, so a reader or a crash sees the old content or the new, never half.
+
+    ``replace=True`` renames the draft over whatever is there. ``replace=False`` links it in only if ``path``
+    does not exist yet, so concurrent workers creating the same file (a generated key) all end up with the
+    first one's; it returns False when another had got there first and nothing was written.
+    """
+    private_directory(path.parent)
+    draft = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    try:
+        try:
+            os.write(descriptor, data)
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        if replace:
+            os.replace(draft, path)
+        else:
+            try:
+                os.link(draft, path)
+            except FileExistsError:
+                return False
+    finally:
+        draft.unlink(missing_ok=True)  # gone after a rename; the spare name after a link
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+    return True

@@ -20,7 +20,6 @@ import contextlib
 import json
 import logging
 import os
-import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ from app.audit.models import AuditCheckpointRow
 from app.audit.sqlite_appender import insert_checkpoint
 from app.config import AuditSettings, Settings
 from app.db import sqlite_file, utcnow
-from app.files import FILE_MODE, private_directory
+from app.files import write_private_file
 from app.jws import GATEWAY_ALG, SigningKey, TokenRejected, jwk_thumbprint, sign_jws, verify_jws
 
 logger = logging.getLogger(__name__)
@@ -105,20 +104,7 @@ def _b64url(data: bytes) -> str:
 def _generate_key_file(path: Path) -> None:
     """A new P-256 key, created atomically with mode 0600 (a concurrent worker's key wins if it was first)."""
     _key, pem = SigningKey.generate()
-    private_directory(path.parent)
-    draft = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(descriptor, pem)
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-    try:
-        os.link(draft, path)
-    except FileExistsError:
-        pass
-    finally:
-        draft.unlink()
+    write_private_file(path, pem, replace=False)
     logger.warning("generated a development checkpoint key in %s (refused by the prod profile)", path)
 
 
@@ -164,27 +150,11 @@ def sign_checkpoint(head: Head, key: SigningKey, at: datetime) -> Checkpoint:
 
 
 def write_checkpoint_file(directory: Path, checkpoint: Checkpoint) -> Path:
-    """Write ``checkpoint`` to ``directory`` atomically (temporary file, fsync, rename, fsync the directory)."""
-    private_directory(directory)
+    """Write ``checkpoint`` to ``directory`` atomically (``app.files.write_private_file``)."""
     path = directory / checkpoint.file_name()
-    draft = directory / f".{path.name}.{secrets.token_hex(4)}.tmp"
-    data = (json.dumps(checkpoint.document(), indent=2, sort_keys=True) + "\n").encode("utf-8")
-    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-    try:
-        os.write(descriptor, data)
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-    try:
-        os.replace(draft, path)
-    except OSError:
-        draft.unlink(missing_ok=True)
-        raise
-    directory_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(directory_fd)
-    finally:
-        os.close(directory_fd)
+    write_private_file(
+        path, (json.dumps(checkpoint.document(), indent=2, sort_keys=True) + "\n").encode("utf-8")
+    )
     return path
 
 

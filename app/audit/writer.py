@@ -23,7 +23,6 @@ import base64
 import hashlib
 import hmac
 import logging
-import os
 import secrets
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -39,7 +38,7 @@ from app.audit.sqlite_appender import SqliteChainAppender
 from app.config import Settings
 from app.db import new_time_uuid, sqlite_file, utcnow
 from app.errors import ServiceUnavailable
-from app.files import private_directory
+from app.files import write_private_file
 
 logger = logging.getLogger(__name__)
 
@@ -407,8 +406,6 @@ def load_subject_hasher(settings: Settings) -> SubjectHasher:
         raise ValueError("DANCU_AUDIT__SUBJECT_KEYS is required in the prod profile")
     path = settings.audit.checkpoint_key_file.parent / "subject.key"
     if not path.exists():
-        private_directory(path.parent)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
+        # Atomically, so a concurrent worker never reads it half written; the first worker's key wins.
+        write_private_file(path, base64.b64encode(secrets.token_bytes(32)) + b"\n", replace=False)
     return SubjectHasher([("dev1", base64.b64decode(path.read_text().strip()))])

@@ -25,7 +25,6 @@ import binascii
 import hashlib
 import hmac
 import logging
-import os
 import re
 import secrets
 import time
@@ -45,7 +44,7 @@ from app.auth.repository import SigningKeyRepository
 from app.auth.tokens import VerifiedTokenCache
 from app.config import Settings
 from app.db import utcnow
-from app.files import private_directory
+from app.files import write_private_file
 from app.jws import GATEWAY_ALG, SigningKey, sign_jws
 
 logger = logging.getLogger(__name__)
@@ -90,20 +89,8 @@ def _fernet_key(text: str, source: str) -> bytes:
 def _dev_encryption_key(path: Path) -> bytes:
     """Read the dev key, or create it atomically (0600) so that concurrent workers end up with the same one."""
     if not path.exists():
-        private_directory(path.parent)
-        draft = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(descriptor, Fernet.generate_key() + b"\n")
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-        try:
-            os.link(draft, path)  # fails if another worker got there first: then its key wins
-        except FileExistsError:
-            pass
-        finally:
-            draft.unlink()
+        # If another worker got there first, its key wins.
+        write_private_file(path, Fernet.generate_key() + b"\n", replace=False)
         logger.warning("generated a development encryption key in %s (refused by the prod profile)", path)
     return _fernet_key(path.read_text(encoding="ascii"), str(path))
 

@@ -16,6 +16,7 @@ from app.audit.dependencies import CHECKPOINTS
 from app.auth.dependencies import KEYS
 from app.cli import upgrade_database
 from app.config import Settings
+from app.files import write_private_file
 from app.main import create_app
 from app.state import AppState
 
@@ -72,3 +73,26 @@ def test_an_existing_database_keeps_the_mode_its_operator_gave_it(tmp_path: Path
     upgrade_database(f"sqlite:///{database}")
 
     assert mode(database) == 0o640
+
+
+@pytest.mark.usefixtures("usual_umask")
+def test_a_private_file_is_written_whole_with_mode_0600_and_no_draft_left(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "checkpoint.json"
+
+    assert write_private_file(path, b"first")
+    assert write_private_file(path, b"second")
+
+    assert path.read_bytes() == b"second"
+    assert mode(path) == 0o600
+    assert mode(path.parent) == 0o700
+    assert sorted(p.name for p in path.parent.iterdir()) == ["checkpoint.json"]
+
+
+def test_a_file_made_once_keeps_the_first_writers_content(tmp_path: Path) -> None:
+    path = tmp_path / "subject.key"
+
+    assert write_private_file(path, b"first", replace=False)
+    assert not write_private_file(path, b"second", replace=False)
+
+    assert path.read_bytes() == b"first"
+    assert [p.name for p in tmp_path.iterdir()] == ["subject.key"]

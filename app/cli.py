@@ -14,12 +14,13 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, Literal, NoReturn, TypeVar
 
 import typer
 import uvicorn
 from alembic import command
 from alembic.config import Config
+from cryptography.fernet import Fernet
 from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -27,13 +28,14 @@ from app.admin.service import AdminService
 from app.audit.checkpoints import Checkpoint, Checkpointer, CheckpointKeyError, load_checkpoint_key
 from app.audit.integrity import CheckpointFileError, verify_database
 from app.audit.writer import AdminLog
-from app.auth.keys import KeyConfigurationError, KeyStore
+from app.auth.keys import KeyConfigurationError, KeyStore, load_encryption_key
 from app.auth.schemas import ClientCreate, ClientOut, ClientSecretOut, GrantIn, GrantOut, PurposeIn
 from app.auth.service import CLI_ACTOR, AuthService, CreatedClient, parse
 from app.config import ProductionSettingsError, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.errors import GatewayError, ValidationFailed
 from app.logs import LOG_LEVELS, log_config
+from app.operators.service import OperatorService
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
@@ -513,6 +515,146 @@ def keys_list(as_json: JsonOutput = False) -> None:
         ("kid", "alg", "active", "created_at", "retired_at"),
         [(k.kid, k.alg, k.active, k.created_at, k.retired_at) for k in keys],
     )
+
+
+# --- operators: the officers who use the console (docs/contract.md, section 15) -------------------------------
+
+operators_cli = typer.Typer(help="Operators: the officers who sign in to the console.", no_args_is_help=True)
+cli.add_typer(operators_cli, name="operators")
+
+
+def _operators(work: Callable[[OperatorService], Awaitable[Result]]) -> Result:
+    """Run ``work`` on an OperatorService (actor ``cli``) in one transaction and commit it; refusals as in
+    ``_administer``. Nothing here prints a password but the one a command exists to show."""
+    settings = get_settings()
+
+    async def run() -> Result:
+        engine = create_engine(settings)
+        try:
+            async with create_sessionmaker(engine)() as session:
+                service = OperatorService(session, Fernet(load_encryption_key(settings)), actor=CLI_ACTOR)
+                result = await work(service)
+                await session.commit()
+                return result
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(run())
+    except GatewayError as err:
+        _refuse(_one_line(err))
+    except KeyConfigurationError as err:
+        _refuse(str(err))
+    except (SQLAlchemyError, OSError) as err:
+        _refuse(
+            f"the database refused the change ({type(err).__name__}); is it migrated (`dancu db upgrade`)?"
+        )
+
+
+def _operators_create(username: str, display_name: str, roles: str, email: str | None, as_json: bool) -> None:
+    created, password = _operators(
+        lambda service: service.create(username, display_name, _names(roles) or [], email)
+    )
+    if as_json:
+        _echo_json({"username": created.username, "initial_password": password})
+        return
+    typer.echo(f"username: {created.username}")
+    typer.echo(f"initial_password: {password}")
+    typer.echo("The password is shown this once; it must be changed at the first login.", err=True)
+
+
+UsernameArg = Annotated[str, typer.Argument(help="The operator's username.")]
+RolesOption = Annotated[str, typer.Option(help="Comma-separated roles: admin, approver, auditor, analyst.")]
+PasswordJson = Annotated[
+    bool, typer.Option("--json", help='Print only {"username", "initial_password"} as JSON.')
+]
+
+
+@operators_cli.command("create")
+def operators_create(
+    username: Annotated[str, typer.Option(help="Login name: lower-case letters, digits, . _ -")],
+    display_name: Annotated[str, typer.Option(help='Full name, e.g. "Nguyễn Thị Lan".')],
+    roles: RolesOption,
+    email: Annotated[str | None, typer.Option(help="E-mail address.")] = None,
+    as_json: PasswordJson = False,
+) -> None:
+    """Create an operator; prints its initial password once (changed at the first login)."""
+    _operators_create(username, display_name, roles, email, as_json)
+
+
+@operators_cli.command("add")
+def operators_add(
+    username: Annotated[str, typer.Option(help="Login name: lower-case letters, digits, . _ -")],
+    display_name: Annotated[str, typer.Option(help='Full name, e.g. "Nguyễn Thị Lan".')],
+    roles: RolesOption,
+    email: Annotated[str | None, typer.Option(help="E-mail address.")] = None,
+    as_json: PasswordJson = False,
+) -> None:
+    """The same as `create`."""
+    _operators_create(username, display_name, roles, email, as_json)
+
+
+@operators_cli.command("list")
+def operators_list(as_json: JsonOutput = False) -> None:
+    """List every operator (username, roles, status, authenticator)."""
+    operators = _operators(lambda service: service.list())
+    if as_json:
+        _echo_json({"items": [o.as_json() for o in operators]})
+        return
+    _echo_table(
+        ("username", "display_name", "roles", "status", "totp", "last_login_at"),
+        [
+            (o.username, o.display_name, o.roles, o.status, o.totp_enrolled, o.last_login_at)
+            for o in operators
+        ],
+    )
+
+
+def _operator_status(username: str, status: Literal["active", "disabled"], as_json: bool) -> None:
+    operator = _operators(lambda service: service.set_status(username, status))
+    if as_json:
+        _echo_json(operator.as_json())
+        return
+    typer.echo(f"{operator.username} is {operator.status}")
+
+
+@operators_cli.command("disable")
+def operators_disable(username: UsernameArg, as_json: JsonOutput = False) -> None:
+    """Disable an operator: its console sessions end at once, on every replica."""
+    _operator_status(username, "disabled", as_json)
+
+
+@operators_cli.command("enable")
+def operators_enable(username: UsernameArg, as_json: JsonOutput = False) -> None:
+    """Enable a disabled operator again (and lift a lockout)."""
+    _operator_status(username, "active", as_json)
+
+
+@operators_cli.command("reset-password")
+def operators_reset_password(username: UsernameArg, as_json: PasswordJson = False) -> None:
+    """A new initial password, shown once; the operator's sessions end and it changes it at the next login."""
+    password = _operators(lambda service: service.reset_password(username))
+    if as_json:
+        _echo_json({"username": username, "initial_password": password})
+        return
+    typer.echo(f"initial_password: {password}")
+
+
+@operators_cli.command("reset-totp")
+def operators_reset_totp(username: UsernameArg) -> None:
+    """Forget the operator's authenticator: it enrols a new one at its next login."""
+    _operators(lambda service: service.reset_totp(username))
+    typer.echo(f"{username}: authenticator removed")
+
+
+@operators_cli.command("roles")
+def operators_roles(username: UsernameArg, roles: RolesOption, as_json: JsonOutput = False) -> None:
+    """Replace an operator's roles (its sessions end; `admin` and `auditor` never together)."""
+    operator = _operators(lambda service: service.set_roles(username, _names(roles) or []))
+    if as_json:
+        _echo_json(operator.as_json())
+        return
+    typer.echo(f"{operator.username}: {','.join(operator.roles)}")
 
 
 # --- the audit log's integrity -------------------------------------------------------------------------------

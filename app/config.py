@@ -1,7 +1,7 @@
 """The gateway's settings: one surface, named exactly as in docs/contract.md, Settings.
 
-Every value comes from the environment (prefix ``DANCU_``) or an optional ``.env``; only ``AUDIT``, ``ADMIN``
-and ``KEYS`` are nested groups (``DANCU_AUDIT__CHECKPOINT_DIR``). Secrets are ``SecretStr`` and no error
+Every value comes from the environment (prefix ``DANCU_``) or an optional ``.env``; only ``AUDIT``, ``ADMIN``,
+``CONSOLE`` and ``KEYS`` are nested groups (``DANCU_AUDIT__CHECKPOINT_DIR``). Secrets are ``SecretStr`` and no error
 raised here ever includes a value: settings errors end up on operators' terminals and in CI logs.
 """
 
@@ -85,6 +85,13 @@ class AdminSettings(_Group):
     """Four-eyes approval for REST changes that widen access."""
 
 
+class ConsoleSettings(_Group):
+    """``DANCU_CONSOLE__*``."""
+
+    require_totp: bool | None = None
+    """Every operator must sign in with an authenticator code; unset: ``true`` in ``prod``, ``false`` in ``dev``."""
+
+
 class Settings(BaseSettings):
     """Everything the gateway reads from its environment."""
 
@@ -130,6 +137,14 @@ class Settings(BaseSettings):
     keys: KeysSettings = KeysSettings()
     audit: AuditSettings = AuditSettings()
     admin: AdminSettings = AdminSettings()
+    console: ConsoleSettings = ConsoleSettings()
+
+    @property
+    def console_requires_totp(self) -> bool:
+        """``DANCU_CONSOLE__REQUIRE_TOTP``, or the profile's default when it is unset."""
+        if self.console.require_totp is not None:
+            return self.console.require_totp
+        return self.profile == "prod"
 
     def production_problems(self) -> list[str]:
         """What the ``prod`` profile would refuse in these settings (empty when they pass)."""

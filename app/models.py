@@ -6,5 +6,6 @@ import app.admin.models
 import app.audit.models
 import app.auth.access
 import app.auth.models
+import app.operators.models
 
 __all__ = ["app"]

@@ -380,18 +380,23 @@ async def add_admin_event(
     detail: Mapping[str, Any] | None,
     request_id: str | None = None,
     status_code: int = 200,
+    outcome: Outcome = "allowed",
+    reason: str | None = None,
 ) -> None:
     """Record an administrative change in the change's own transaction (chained now, committed with it).
 
+    Operators' console actions use it too (actor ``op:<username>``), refused logins included (``outcome``
+    ``denied`` with a ``reason``): the event commits with what the attempt changed (a failure count, a lock).
     The chain head stays locked until ``session`` commits or rolls back: commit promptly.
     """
     event = AuditEvent(
         action=action,
-        outcome="allowed",
+        outcome=outcome,
         status_code=status_code,
         actor=actor,
         client_id=client_id,
         request_id=request_id,
+        reason=reason,
         detail=detail,
     )
     await append(session, [_record(event, None, utcnow())])

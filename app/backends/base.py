@@ -7,9 +7,10 @@ errors in ``app.backends.errors``.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+import re
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 RESIDENT_FIELDS: tuple[str, ...] = (
     "personal_id",
@@ -49,6 +50,33 @@ RESIDENCE_FIELDS: tuple[str, ...] = ("current_address", "temporary_address", "pe
 
 SENSITIVE_FIELDS: frozenset[str] = frozenset({"ethnicity", "religion", "blood_type"})
 """Named one by one in a grant; a ``"*"`` never reaches them; their release is flagged in the audit log."""
+
+
+PERSONAL_ID = re.compile(r"[0-9]{12}")
+"""A personal ID as the register keys it: anything else cannot be on record, so no adapter asks for it."""
+HOUSEHOLD_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
+"""The household codes the upstream's ``GET /api/v1/households/{maHo}`` accepts (safe in a URL path)."""
+
+
+def may_be_on_record(personal_id: object) -> TypeGuard[str]:
+    """Whether ``personal_id`` is worth asking the register for (a well-formed ID)."""
+    return type(personal_id) is str and PERSONAL_ID.fullmatch(personal_id) is not None
+
+
+def may_be_a_household(household_id: object) -> bool:
+    """Whether ``household_id`` is worth asking the register for (a well-formed household code)."""
+    return type(household_id) is str and HOUSEHOLD_ID.fullmatch(household_id) is not None
+
+
+def ids_to_ask(personal_ids: Iterable[object]) -> list[str]:
+    """The IDs of a ``get_many`` call an adapter asks for: the well-formed ones, each once, in the order given."""
+    return [pid for pid in dict.fromkeys(personal_ids) if may_be_on_record(pid)]
+
+
+def chunks(ids: Sequence[str], size: int) -> Iterator[list[str]]:
+    """``ids`` in consecutive chunks of at most ``size`` (a store's query or request limit)."""
+    for start in range(0, len(ids), size):
+        yield list(ids[start : start + size])
 
 
 @dataclass(frozen=True, slots=True)

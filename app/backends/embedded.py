@@ -24,7 +24,14 @@ from typing import Any, TypeVar
 import asyncpg
 import orjson
 
-from app.backends.base import Household, ResidentRecord
+from app.backends.base import (
+    Household,
+    ResidentRecord,
+    chunks,
+    ids_to_ask,
+    may_be_a_household,
+    may_be_on_record,
+)
 from app.backends.breaker import Clock
 from app.backends.errors import (
     UpstreamBadResponse,
@@ -32,7 +39,7 @@ from app.backends.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from app.backends.wire import HOUSEHOLD_ID, PERSONAL_ID, household_from_wire, record_from_wire
+from app.backends.wire import household_from_wire, record_from_wire
 from mock_csdlqg.store import ResidentStore, StoreError, StoreMissing, open_store, parse_url
 
 logger = logging.getLogger(__name__)
@@ -140,7 +147,7 @@ class EmbeddedBackend:
     # ------------------------------------------------------------------------------------------ the calls
 
     async def get(self, personal_id: str, fields: Collection[str] | None = None) -> ResidentRecord | None:
-        if type(personal_id) is not str or not PERSONAL_ID.fullmatch(personal_id):
+        if not may_be_on_record(personal_id):
             return None
         blob = await self._read("lookup", lambda store: store.get(personal_id))
         if blob is None:
@@ -153,12 +160,8 @@ class EmbeddedBackend:
     async def get_many(
         self, personal_ids: Sequence[str], fields: Collection[str] | None = None
     ) -> dict[str, ResidentRecord]:
-        wanted = list(
-            dict.fromkeys(pid for pid in personal_ids if type(pid) is str and PERSONAL_ID.fullmatch(pid))
-        )
         found: dict[str, ResidentRecord] = {}
-        for start in range(0, len(wanted), _IN_CHUNK):
-            chunk = wanted[start : start + _IN_CHUNK]
+        for chunk in chunks(ids_to_ask(personal_ids), _IN_CHUNK):
             blobs = await self._read("batch_get", partial(_get_many, ids=chunk))
             asked = set(chunk)
             for pid, blob in blobs.items():
@@ -169,7 +172,7 @@ class EmbeddedBackend:
         return found
 
     async def household(self, household_id: str) -> Household | None:
-        if type(household_id) is not str or not HOUSEHOLD_ID.fullmatch(household_id):
+        if not may_be_a_household(household_id):
             return None
         blob = await self._read("household", lambda store: store.household(household_id))
         if blob is None:

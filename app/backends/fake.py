@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
-from app.backends.base import RESIDENT_FIELDS, Household, HouseholdMember, ResidentRecord
+from app.backends.base import RESIDENT_FIELDS, Household, HouseholdMember, ResidentRecord, ids_to_ask
 from app.backends.errors import UpstreamUnavailable
 
 SOURCE = "fake"
@@ -140,7 +140,7 @@ class FakeBackend:
         self, personal_ids: Sequence[str], fields: Collection[str] | None = None
     ) -> dict[str, ResidentRecord]:
         await self._enter("get_many", tuple(personal_ids))
-        return {pid: self.records[pid] for pid in dict.fromkeys(personal_ids) if pid in self.records}
+        return {pid: self.records[pid] for pid in ids_to_ask(personal_ids) if pid in self.records}
 
     async def household(self, household_id: str) -> Household | None:
         await self._enter("household", (household_id,))

@@ -40,7 +40,14 @@ import httpx
 import orjson
 from pydantic import SecretStr
 
-from app.backends.base import Household, ResidentRecord
+from app.backends.base import (
+    Household,
+    ResidentRecord,
+    chunks,
+    ids_to_ask,
+    may_be_a_household,
+    may_be_on_record,
+)
 from app.backends.breaker import BreakerState, CircuitBreaker, CircuitOpen, RetryBudget
 from app.backends.errors import (
     UpstreamBadResponse,
@@ -48,7 +55,7 @@ from app.backends.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from app.backends.wire import HOUSEHOLD_ID, PERSONAL_ID, household_from_wire, record_from_wire
+from app.backends.wire import household_from_wire, record_from_wire
 from app.errors import GatewayError
 
 logger = logging.getLogger(__name__)
@@ -233,7 +240,7 @@ class HttpBackend:
     async def get(self, personal_id: str, fields: Collection[str] | None = None) -> ResidentRecord | None:
         # ``fields`` is not used: what the upstream sent is checked whole (a malformed answer is 502 whatever
         # the caller reads).
-        if type(personal_id) is not str or not PERSONAL_ID.fullmatch(personal_id):
+        if not may_be_on_record(personal_id):
             return None  # cannot be on record; no upstream call
         doc = await self._call(
             "lookup",
@@ -255,19 +262,15 @@ class HttpBackend:
     async def get_many(
         self, personal_ids: Sequence[str], fields: Collection[str] | None = None
     ) -> dict[str, ResidentRecord]:
-        wanted = list(
-            dict.fromkeys(pid for pid in personal_ids if type(pid) is str and PERSONAL_ID.fullmatch(pid))
-        )
         found: dict[str, ResidentRecord] = {}
-        for start in range(0, len(wanted), self.batch_size):
-            chunk = wanted[start : start + self.batch_size]
+        for chunk in chunks(ids_to_ask(personal_ids), self.batch_size):
             limit = self.max_response_bytes + len(chunk) * self.max_record_bytes
             doc = await self._call("batch_get", "POST", BATCH_PATH, {"ids": chunk}, limit, not_found=False)
             found.update(self._batch_records(doc, chunk))
         return found
 
     async def household(self, household_id: str) -> Household | None:
-        if type(household_id) is not str or not HOUSEHOLD_ID.fullmatch(household_id):
+        if not may_be_a_household(household_id):
             return None  # not a code the upstream could hold; never put it in a URL
         doc = await self._call(
             "household", "GET", HOUSEHOLD_PATH + household_id, None, self.max_response_bytes, not_found=True

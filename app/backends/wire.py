@@ -22,7 +22,7 @@ import unicodedata
 from collections.abc import Callable, Collection, Iterable
 from typing import Any, NoReturn
 
-from app.backends.base import Household, HouseholdMember, ResidentRecord
+from app.backends.base import HOUSEHOLD_ID, PERSONAL_ID, Household, HouseholdMember, ResidentRecord
 from app.backends.errors import UpstreamBadResponse
 
 GENDER = {"Nam": "male", "Nữ": "female"}
@@ -50,9 +50,6 @@ RELATIVE = {
 ID_CARD_TYPES = frozenset({"cccd", "can_cuoc", "cmnd12"})
 BLOOD_TYPES = frozenset({"A", "B", "AB", "O"})
 
-PERSONAL_ID = re.compile(r"[0-9]{12}")
-HOUSEHOLD_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
-"""The household codes the upstream's ``GET /api/v1/households/{maHo}`` accepts (safe in a URL path)."""
 _OLD_ID = re.compile(r"[0-9]{9}")
 _DATE = re.compile(r"[0-9]{4}(?:-[0-9]{2}(?:-[0-9]{2})?)?")
 _TIMESTAMP = re.compile(

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.backends import wire as gateway_wire
-from app.backends.base import RESIDENT_FIELDS
+from app.backends.base import PERSONAL_ID, RESIDENT_FIELDS
 from app.backends.errors import UpstreamBadResponse
 from app.backends.wire import household_from_wire, record_from_wire
 from mock_csdlqg import wire as mock_wire
@@ -190,7 +190,7 @@ def test_the_code_tables_match_the_mock_wire_contract() -> None:
     assert gateway_wire.MARITAL_STATUS == mock_wire.MARITAL_STATUS
     assert gateway_wire.RELATION_TO_HEAD == mock_wire.RELATION_TO_HEAD
     assert gateway_wire.RELATIVE == mock_wire.RELATIVE
-    assert gateway_wire.PERSONAL_ID.pattern in mock_wire.PERSONAL_ID_PATTERN
+    assert PERSONAL_ID.pattern in mock_wire.PERSONAL_ID_PATTERN
 
 
 def test_every_persona_maps(persona_wire: dict[str, bytes]) -> None:

@@ -12,7 +12,7 @@ only when something is wrong does the diagnosis look further (a lookup or two, a
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -20,7 +20,15 @@ from typing import Any, Final, Literal
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.audit.chain import GENESIS_HASH, MEMBERS, NotCanonicalisable, canonical, link_hash, read_head
+from app.audit.chain import (
+    GENESIS_HASH,
+    MEMBERS,
+    Head,
+    NotCanonicalisable,
+    canonical,
+    link_hash,
+    read_head,
+)
 from app.audit.checkpoints import (
     ANCHOR_FILE,
     Checkpoint,
@@ -168,33 +176,80 @@ async def verify_chain(
 ) -> IntegrityReport:
     """Verify the log against ``checkpoints`` (and from ``anchor`` when older events were archived).
 
-    ``key`` verifies the checkpoints' signatures; it is required when any checkpoint is given.
+    ``key`` verifies the checkpoints' signatures; it is required when any checkpoint is given. The steps:
+    check the checkpoints' signatures, find where the chain starts, walk it in ``seq`` order, then hold what
+    the walk found against the head and the checkpoints.
     """
     if key is None and (checkpoints or anchor is not None):
         raise CheckpointKeyError("the checkpoint key is needed to verify checkpoints")
+    signed = _signed_checkpoints(key, checkpoints, anchor)
+    if isinstance(signed, IntegrityReport):
+        return signed
+    verified, anchor_checkpoint = signed
+    head, start, link = await _starting_point(sessionmaker, anchor_checkpoint)
+    if anchor_checkpoint is not None:
+        verified.append(anchor_checkpoint)
+    best = max((c.seq for c in verified), default=None)
+    marks = {c.seq for c in verified} | ({head.seq} if head is not None else set())
+
+    walk = await _walk_chain(sessionmaker, start, link, marks, batch_size)
+    if walk.broken is not None:
+        problem, bad = walk.broken
+        return IntegrityReport(False, max(bad - start, 0), bad, problem, best)
+    found = await _tail_findings(sessionmaker, walk, start, head, verified)
+    if found is not None:
+        bad, problem = found
+        return IntegrityReport(False, max(bad - start, 0), bad, problem, best)
+    return IntegrityReport(True, walk.last - start + 1, None, None, best)
+
+
+def _signed_checkpoints(
+    key: SigningKey | None, checkpoints: Sequence[CheckpointSource], anchor: CheckpointSource | None
+) -> tuple[list[Checkpoint], Checkpoint | None] | IntegrityReport:
+    """The checkpoints and the anchor, each verified with ``key``; the report of the first that does not."""
     verified: list[Checkpoint] = []
     for source in checkpoints:
         checkpoint = verify_checkpoint(source.document, key) if key is not None else None
         if checkpoint is None:
             return _bad_signature(source)
         verified.append(checkpoint)
-    start_checkpoint: Checkpoint | None = None
+    anchor_checkpoint: Checkpoint | None = None
     if anchor is not None and key is not None:
-        start_checkpoint = verify_checkpoint(anchor.document, key)
-        if start_checkpoint is None:
+        anchor_checkpoint = verify_checkpoint(anchor.document, key)
+        if anchor_checkpoint is None:
             return _bad_signature(anchor)
+    return verified, anchor_checkpoint
 
+
+async def _starting_point(
+    sessionmaker: async_sessionmaker[AsyncSession], anchor: Checkpoint | None
+) -> tuple[Head | None, int, str]:
+    """The head as the walk begins, the first ``seq`` to read and the hash it must link to: the genesis, or
+    the anchor when the events before it were archived."""
     async with sessionmaker() as session:
         head = await read_head(session)
         first = await session.scalar(select(func.min(AuditEventRow.seq)))
-    start, link = 1, GENESIS_HASH
-    if start_checkpoint is not None:
-        verified.append(start_checkpoint)
-        if first is None or first > 1:  # older events archived: the chain goes on from the anchor
-            start, link = start_checkpoint.seq + 1, start_checkpoint.hash
+    if anchor is not None and (first is None or first > 1):
+        return head, anchor.seq + 1, anchor.hash
+    return head, 1, GENESIS_HASH
 
-    best = max((c.seq for c in verified), default=None)
-    marks = {c.seq for c in verified} | ({head.seq} if head is not None else set())
+
+@dataclass(frozen=True, slots=True)
+class _Walk:
+    """What reading the chain in ``seq`` order found."""
+
+    last: int
+    """The last ``seq`` read in order and linked (``start - 1`` for none)."""
+    hashes: Mapping[int, str]
+    """The hash the chain has at each marked ``seq`` (and at ``start - 1``, the link it started from)."""
+    broken: tuple[Problem, int] | None
+    """Where the chain first breaks and how, if it does."""
+
+
+async def _walk_chain(
+    sessionmaker: async_sessionmaker[AsyncSession], start: int, link: str, marks: Set[int], batch_size: int
+) -> _Walk:
+    """Read the events from ``start`` in batches, each checked against its place and its predecessor."""
     hashes = {start - 1: link}
     expected, after = start, start - 1
     while True:
@@ -208,19 +263,29 @@ async def verify_chain(
                 )
             ).all()
         if not rows:
-            break
+            return _Walk(expected - 1, hashes, None)
         for row in rows:
             event = row._mapping
             if event["seq"] != expected or event["prev_hash"] != link or not _consistent(event, expected):
-                problem, bad = await _diagnose(sessionmaker, event, expected, link, start)
-                return IntegrityReport(False, max(bad - start, 0), bad, problem, best)
+                broken = await _diagnose(sessionmaker, event, expected, link, start)
+                return _Walk(expected - 1, hashes, broken)
             link = event["hash"]
             if expected in marks:
                 hashes[expected] = link
             expected += 1
         after = int(rows[-1].seq)
-    last = expected - 1
 
+
+async def _tail_findings(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    walk: _Walk,
+    start: int,
+    head: Head | None,
+    verified: Sequence[Checkpoint],
+) -> tuple[int, Problem] | None:
+    """The first damage an intact walk hides: events past the head, or a chain that ends before, or differs
+    from, what the head and the checkpoints recorded."""
+    last = walk.last
     findings: list[tuple[int, Problem]] = []
     async with sessionmaker() as session:
         head_now = await read_head(session)
@@ -233,12 +298,11 @@ async def verify_chain(
     for seq, hash_, log_id in expectations:
         if seq > last:
             findings.append((last + 1, "truncated"))
-        elif seq >= start - 1 and (hashes.get(seq) != hash_ or (head is not None and log_id != head.log_id)):
+        elif seq >= start - 1 and (
+            walk.hashes.get(seq) != hash_ or (head is not None and log_id != head.log_id)
+        ):
             findings.append((seq, "rewritten"))
-    if findings:
-        bad, problem = min(findings)
-        return IntegrityReport(False, max(bad - start, 0), bad, problem, best)
-    return IntegrityReport(True, last - start + 1, None, None, best)
+    return min(findings) if findings else None
 
 
 def _bad_signature(source: CheckpointSource) -> IntegrityReport:

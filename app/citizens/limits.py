@@ -63,6 +63,11 @@ class Limiter(Protocol):
         """``hit_request`` then, unless that refused, ``hit_subjects`` (one round trip where that matters)."""
         ...
 
+    async def hit_subjects_all(self, client_id: str, subject_refs: list[str], per_day: int) -> bool:
+        """Count every subject of ``subject_refs`` or none: False (nothing counted) when the quota cannot take
+        all of those not counted yet today (a household's members)."""
+        ...
+
     async def check(self) -> None: ...
     async def close(self) -> None: ...
 
@@ -146,12 +151,15 @@ class MemoryLimiter:
         await self.hit_request(client_id, per_minute)
         return await self.hit_subjects(client_id, subject_refs, per_day)
 
-    async def hit_subjects(self, client_id: str, subject_refs: list[str], per_day: int) -> list[bool]:
-        """Count each subject once per UTC day; True where the subject is within the quota."""
+    def _today(self, client_id: str) -> set[int]:
         day = int(self._clock()) // DAY_SECONDS
         for key in [k for k in self._seen if k[1] != day]:  # yesterday's sets
             del self._seen[key]
-        seen = self._seen.setdefault((client_id, day), set())
+        return self._seen.setdefault((client_id, day), set())
+
+    async def hit_subjects(self, client_id: str, subject_refs: list[str], per_day: int) -> list[bool]:
+        """Count each subject once per UTC day; True where the subject is within the quota."""
+        seen = self._today(client_id)
         allowed: list[bool] = []
         for ref in subject_refs:
             digest = int(ref[-16:], 16)
@@ -163,6 +171,14 @@ class MemoryLimiter:
             else:
                 allowed.append(False)
         return allowed
+
+    async def hit_subjects_all(self, client_id: str, subject_refs: list[str], per_day: int) -> bool:
+        seen = self._today(client_id)
+        new = {int(ref[-16:], 16) for ref in subject_refs} - seen
+        if len(seen) + len(new) > per_day:
+            return False
+        seen.update(new)
+        return True
 
     async def check(self) -> None:
         return None
@@ -217,6 +233,23 @@ return {0, within}
 """
 
 
+_ADMIT_ALL = """
+-- KEYS[1]: the client's residents of the day (a set). ARGV: residents per day, the set's TTL, then the residents'
+-- refs (distinct). Adds every ref or none: answers 1 when all fit within the quota, else 0 (nothing added).
+local per_day = tonumber(ARGV[1])
+local new = {}
+for i = 3, #ARGV do
+  if redis.call('SISMEMBER', KEYS[1], ARGV[i]) == 0 then new[#new + 1] = ARGV[i] end
+end
+if redis.call('SCARD', KEYS[1]) + #new > per_day then return 0 end
+if #new > 0 then
+  redis.call('SADD', KEYS[1], unpack(new))
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+end
+return 1
+"""
+
+
 class RedisLimiter:
     """Counts shared by every replica through Redis; any Redis failure is LimitsUnavailable (fail closed).
 
@@ -231,6 +264,7 @@ class RedisLimiter:
 
         self._redis = aioredis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
         self._script = self._redis.register_script(_ADMIT)
+        self._script_all = self._redis.register_script(_ADMIT_ALL)
 
     async def hit_request(self, client_id: str, per_minute: int) -> None:
         await self.admit(client_id, per_minute, [], 0)
@@ -258,6 +292,16 @@ class RedisLimiter:
         if status != 0:
             raise RateLimited(int(detail))
         return [bool(flag) for flag in detail]
+
+    async def hit_subjects_all(self, client_id: str, subject_refs: list[str], per_day: int) -> bool:
+        now = self._clock()
+        key = f"{self._prefix}subjects:{{{client_id}}}:{_day(now)}"
+        ttl = seconds_to_utc_midnight(now) + 3600
+        try:
+            fits = await self._script_all(keys=[key], args=[per_day, ttl, *dict.fromkeys(subject_refs)])
+        except Exception as exc:
+            raise LimitsUnavailable() from exc
+        return bool(fits)
 
     async def check(self) -> None:
         try:

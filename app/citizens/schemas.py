@@ -112,5 +112,5 @@ class HouseholdMemberOut(HouseholdPerson):
 
 class HouseholdResponse(BaseModel):
     household_id: str
-    head: HouseholdPerson
+    head: HouseholdPerson | None = Field(description="null when the head lives outside the grant's provinces")
     members: list[HouseholdMemberOut]

@@ -24,6 +24,7 @@ from app.backends.base import (
     SENSITIVE_FIELDS,
     VERIFY_FIELDS,
     Backend,
+    Household,
     ResidentRecord,
 )
 from app.backends.errors import UpstreamBadResponse, UpstreamTimeout, UpstreamUnavailable
@@ -415,19 +416,31 @@ class CitizenService:
             if household is None:
                 audit.add("allowed", 404, subject=pid.number, reason="no_household")
                 raise NotFound(_UNKNOWN_EN, detail_vi=_UNKNOWN_VI)
+            visible = await self._in_scope(ctx, household)
+            members = [m for m in household.members if m.personal_id in visible]
+            head = household.head if household.head.personal_id in visible else None
+            # Every resident released counts towards the distinct quota like the named one: all of them, or
+            # the call releases nothing.
+            released = list(
+                dict.fromkeys([*(m.personal_id for m in members), *([head.personal_id] if head else [])])
+            )
+            if not await self._limiter.hit_subjects_all(
+                ctx.auth.client_id, [audit.ref(r) for r in released], ctx.auth.grant.distinct_subjects_per_day
+            ):
+                raise _quota_error()
             audit.add("allowed", 200, subject=pid.number, fields=["household_id"])
-            for member in household.members:
+            for member in members:
                 audit.add("allowed", 200, subject=member.personal_id, fields=MEMBER_FIELDS)
             return {
                 "household_id": household.household_id,
-                "head": {"personal_id": household.head.personal_id, "full_name": household.head.full_name},
+                "head": {"personal_id": head.personal_id, "full_name": head.full_name} if head else None,
                 "members": [
                     {
                         "personal_id": m.personal_id,
                         "full_name": m.full_name,
                         "relation_to_head": m.relation_to_head,
                     }
-                    for m in household.members
+                    for m in members
                 ],
             }
         except GatewayError as error:
@@ -436,6 +449,22 @@ class CitizenService:
             raise
         finally:
             await self._finish(audit)
+
+    async def _in_scope(self, ctx: CallContext, household: Household) -> set[str]:
+        """The IDs of the household's people (head and members) whose current residence is in the grant's
+        provinces: one living elsewhere, or without a current record, is left out (its lookup answers 404)."""
+        people = list(
+            dict.fromkeys([household.head.personal_id, *(m.personal_id for m in household.members)])
+        )
+        grant = ctx.auth.grant
+        if grant.provinces is None:
+            return set(people)
+        records = await self._backend.get_many(people, RESIDENCE_FIELDS)
+        return {
+            personal_id
+            for personal_id in people
+            if (record := records.get(personal_id)) is not None and grant.covers_province(record.province)
+        }
 
 
 _UNKNOWN_EN = "No resident with this personal ID is available to this client."

@@ -312,6 +312,16 @@ class InstrumentedLimiter:
             self._metrics.refused(SubjectQuotaExceeded.code, refused)
         return within
 
+    async def hit_subjects_all(self, client_id: str, subject_refs: list[str], per_day: int) -> bool:
+        try:
+            fits = await self.inner.hit_subjects_all(client_id, subject_refs, per_day)
+        except LimitsUnavailable as refusal:
+            self._metrics.refused(refusal.code)
+            raise
+        if not fits:
+            self._metrics.refused(SubjectQuotaExceeded.code)
+        return fits
+
     async def check(self) -> None:
         await self.inner.check()
 

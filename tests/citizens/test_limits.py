@@ -116,3 +116,21 @@ async def test_redis_unreachable_fails_closed() -> None:
     with pytest.raises(LimitsUnavailable):
         await limiter.admit("a", 10, ["k1:00"], 10)
     await limiter.close()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def any_limiter(request: pytest.FixtureRequest) -> MemoryLimiter | RedisLimiter:
+    if request.param == "memory":
+        return MemoryLimiter(clock=lambda: 1_900_000_000.5)
+    limiter: RedisLimiter = request.getfixturevalue("redis_limiter")[0]
+    return limiter
+
+
+async def test_all_or_none_of_a_household_is_counted(any_limiter: MemoryLimiter | RedisLimiter) -> None:
+    refs = [f"k1:{n:064x}" for n in range(6)]
+    assert await any_limiter.hit_subjects("a", refs[:1], 4) == [True]
+    assert await any_limiter.hit_subjects_all("a", refs[:5], 4) is False  # 5 residents do not fit in 4
+    assert await any_limiter.hit_subjects("a", refs[1:4], 4) == [True, True, True], "none was counted"
+    assert await any_limiter.hit_subjects_all("a", [refs[0], refs[2], refs[3], refs[2]], 4) is True
+    assert await any_limiter.hit_subjects_all("a", [refs[5]], 4) is False
+    assert await any_limiter.hit_subjects_all("b", refs[:4], 4) is True  # another client's quota

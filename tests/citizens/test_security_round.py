@@ -1,0 +1,130 @@
+"""The security round's citizen rules (docs/contract.md, 13. Security round, and section 6): household members
+count towards the distinct quota and stay within the grant's provinces, a batch's items are counted before
+they are validated and each against the request rate, verification attempts per resident are limited, and
+`X-Dossier-Id` is UTF-8. Where the audit log is involved, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from app.audit.dependencies import AUDIT
+from tests.citizens.conftest import HEAD, Gateway
+from tests.citizens.test_endpoints import problem
+
+HOUSEHOLD_OF_HEAD = 8
+"""The household of ``HEAD``, all living in province 52 (docs/personas.md)."""
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db(request: pytest.FixtureRequest) -> Gateway:
+    """The gateway on SQLite, then on PostgreSQL (embedded backend)."""
+    gateway: Gateway = request.getfixturevalue(
+        "sqlite_gateway" if request.param == "sqlite" else "gateway_pg"
+    )
+    return gateway
+
+
+def _mock(mock_db: str) -> sqlite3.Connection:
+    path = Path(mock_db.split("///", 1)[1])
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+
+
+def households_reaching_out(mock_db: str, *, head_outside: bool) -> list[tuple[str, str, list[str]]]:
+    """(a province, a resident living there, every person of its household) for households with people in more
+    than one province; the head living elsewhere than the province given when ``head_outside``, in it when
+    not (that province is then 52)."""
+    with _mock(mock_db) as conn:
+        rows = conn.execute(
+            "SELECT ma_ho, so_dinh_danh, ma_tinh, json_extract(ban_ghi, '$.quanHeVoiChuHo') "
+            "FROM csdlqg_cong_dan WHERE ma_ho IS NOT NULL ORDER BY ma_ho, so_dinh_danh"
+        ).fetchall()
+    households: dict[str, list[tuple[str, str, str]]] = {}
+    for household, personal_id, province, relation in rows:
+        households.setdefault(household, []).append((personal_id, province, relation))
+    found = []
+    for people in households.values():
+        heads = {province for _, province, relation in people if relation == "chu_ho"}
+        for province in sorted({p for _, p, _ in people}):
+            if head_outside == (province in heads) or (not head_outside and province != "52"):
+                continue
+            inside = [p for p, where, _ in people if where == province]
+            if len(inside) < len(people):
+                found.append((province, inside[0], [p for p, _, _ in people]))
+    return found
+
+
+# ------------------------------------------------------------------------------------------ household
+async def test_household_members_count_towards_the_distinct_quota(any_db: Gateway) -> None:
+    gw = any_db
+    enough = await gw.register(scopes=("household.read",), distinct_subjects_per_day=HOUSEHOLD_OF_HEAD)
+    response = await gw.call(enough, "/v1/citizens/household", {"personal_id": HEAD})
+    assert response.status_code == 200, response.text
+    assert len(response.json()["members"]) == HOUSEHOLD_OF_HEAD
+
+    short = await gw.register(
+        scopes=("household.read", "citizen.read"), distinct_subjects_per_day=HOUSEHOLD_OF_HEAD - 1
+    )
+    refused = await gw.call(short, "/v1/citizens/household", {"personal_id": HEAD})
+    body = problem(refused, 429, "subject_quota_exceeded")
+    assert "members" not in body, "a refused household call releases nothing"
+    assert "head" not in body
+    assert int(refused.headers["Retry-After"]) >= 1
+    # The refusal is an audit event naming the resident, so alerts and a search by personal ID find it.
+    events = [e for e in await gw.events() if e.client_id == short.client_id]
+    assert [(e.outcome, e.status_code, e.reason, e.fields) for e in events] == [
+        ("denied", 429, "subject_quota_exceeded", [])
+    ]
+    assert events[0].subject_ref == gw.state[AUDIT].hasher.ref(HEAD)
+    # Nothing but the named resident was counted: the quota still has room for six others.
+    members = [m["personal_id"] for m in response.json()["members"] if m["personal_id"] != HEAD]
+    for member in members[: HOUSEHOLD_OF_HEAD - 2]:
+        assert (await gw.call(short, "/v1/citizens/lookup", {"personal_id": member})).status_code == 200
+    last = await gw.call(short, "/v1/citizens/lookup", {"personal_id": members[-1]})
+    problem(last, 429, "subject_quota_exceeded")
+
+
+async def test_household_members_already_counted_today_are_not_counted_again(sqlite_gateway: Gateway) -> None:
+    gw = sqlite_gateway
+    client = await gw.register(scopes=("household.read",), distinct_subjects_per_day=HOUSEHOLD_OF_HEAD)
+    for _ in range(3):
+        response = await gw.call(client, "/v1/citizens/household", {"personal_id": HEAD})
+        assert response.status_code == 200, response.text
+
+
+async def test_household_leaves_out_members_outside_the_grant_provinces(
+    gateway: Gateway, mock_db: str
+) -> None:
+    client = await gateway.register(scopes=("household.read", "citizen.read"), fields=("full_name",))
+    cases = households_reaching_out(mock_db, head_outside=False)[:3]
+    assert cases, "the seeded mock has households reaching beyond province 52"
+    for _, named, people in cases:
+        response = await gateway.call(client, "/v1/citizens/household", {"personal_id": named})
+        assert response.status_code == 200, response.text
+        answer = response.json()
+        returned = {m["personal_id"] for m in answer["members"]}
+        in_scope = set()
+        for personal_id in people:
+            lookup = await gateway.call(client, "/v1/citizens/lookup", {"personal_id": personal_id})
+            assert lookup.status_code in (200, 404), lookup.text
+            if lookup.status_code == 200:
+                in_scope.add(personal_id)
+        assert len(in_scope) < len(people)
+        assert returned == in_scope, "exactly the members the client may look up"
+        assert answer["head"] is not None
+        assert answer["head"]["personal_id"] in in_scope
+
+
+async def test_household_head_outside_the_grant_provinces_is_null(gateway: Gateway, mock_db: str) -> None:
+    cases = households_reaching_out(mock_db, head_outside=True)[:2]
+    assert cases, "the seeded mock has households whose head lives in another province than a member"
+    for province, named, people in cases:
+        client = await gateway.register(scopes=("household.read",), provinces=(province,))
+        response = await gateway.call(client, "/v1/citizens/household", {"personal_id": named})
+        assert response.status_code == 200, response.text
+        answer = response.json()
+        assert answer["head"] is None
+        assert all(m["relation_to_head"] != "head" for m in answer["members"])
+        assert {m["personal_id"] for m in answer["members"]} < set(people)

@@ -13,7 +13,7 @@ import bisect
 import itertools
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cache
 from typing import Any, Literal
@@ -38,6 +38,8 @@ ResidentRow = tuple[str, str | None, str, bytes]
 HouseholdRow = tuple[str, bytes]
 
 HOME_SHARE = 0.8
+NATIVE_SHARE = 0.8
+"""How many people born before the reform were registered at birth in a legacy province of where they live."""
 REFORM_DAY = date(2025, 7, 1)
 CARD_START = date(2016, 1, 1)
 CAN_CUOC_START = date(2024, 7, 1)
@@ -152,6 +154,23 @@ class Person:
         self.children: list[Person] = []
 
 
+@dataclass(slots=True)
+class _Home:
+    """A household as it is built: where, the ethnicity it is drawn from, its records so far, and the most
+    records it may have (``budget``, what is left of the chunk)."""
+
+    province: str
+    eth: str
+    budget: int
+    members: list[Person] = field(default_factory=list)
+    deceased: list[Person] = field(default_factory=list)
+
+    @property
+    def room(self) -> int:
+        """How many more records the household may have."""
+        return self.budget - len(self.members) - len(self.deceased)
+
+
 class ChunkGenerator:
     """Generates exactly ``size`` residents (households plus their deceased relatives) for one chunk."""
 
@@ -246,80 +265,111 @@ class ChunkGenerator:
         return parent.family if parent is not None else None
 
     # ------------------------------------------------------------------------------------- households
+    # The steps below draw from ``self.rng`` in a fixed order: the population of a seed depends on it
+    # (tests/mock_csdlqg/test_generator.py pins one), so a change of order is a change of population.
     def household(self, budget: int) -> tuple[list[Person], list[Person], str]:
         """Build one household of at most ``budget`` records: (members, deceased relatives, province)."""
+        home = self._home(budget)
+        kind = self.rng.random()
+        if budget == 1 or kind < 0.13:
+            self._living_alone(home)
+        else:
+            self._family(home, kind)
+        return home.members, home.deceased, home.province
+
+    def _home(self, budget: int) -> _Home:
+        """Where the household lives and the ethnicity it is drawn from."""
         rng, t = self.rng, self.t
         province = t.home.pick(rng) if rng.random() < HOME_SHARE else t.nationwide.pick(rng)
         mix = t.ethnic.get(province)
-        eth = mix.pick(rng) if mix is not None else "01"
-        kind = rng.random()
-        members: list[Person] = []
-        deceased: list[Person] = []
-        native = 0.8
+        return _Home(province, mix.pick(rng) if mix is not None else "01", budget)
 
-        def new(sex: Sex, age: float, family: str | None = None, ethnic: str = eth) -> Person:
-            return self._person(sex, age, ethnic, family, province, native)
+    def _new(
+        self, home: _Home, sex: Sex, age: float, family: str | None = None, ethnic: str | None = None
+    ) -> Person:
+        """A person of ``home``'s province (of its ethnicity unless ``ethnic`` says otherwise)."""
+        return self._person(sex, age, ethnic or home.eth, family, home.province, NATIVE_SHARE)
 
-        if budget == 1 or kind < 0.13:  # one person living alone
-            age = t.adult_age.pick(rng) + rng.random() * 5
-            head = new("male" if rng.random() < 0.45 else "female", age)
-            head.relation = "chu_ho"
-            members.append(head)
-            if age >= 60 and rng.random() < 0.6:
-                head.marital = "goa"
-                if budget >= 2:
-                    late = new("female" if head.sex == "male" else "male", age + rng.uniform(-3, 6))
-                    late.marital = "da_ket_hon"
-                    late.death = self._death(late)
-                    late.spouse, head.spouse = head, late
-                    deceased.append(late)
-            else:
-                head.marital = "ly_hon" if age > 30 and rng.random() < 0.15 else "doc_than"
-            return members, deceased, province
+    def _living_alone(self, home: _Home) -> None:
+        """One person living alone; an older one is often widowed, the late spouse on record."""
+        rng = self.rng
+        age = self.t.adult_age.pick(rng) + rng.random() * 5
+        head = self._new(home, "male" if rng.random() < 0.45 else "female", age)
+        head.relation = "chu_ho"
+        home.members.append(head)
+        if age >= 60 and rng.random() < 0.6:
+            head.marital = "goa"
+            if home.budget >= 2:
+                late = self._new(home, "female" if head.sex == "male" else "male", age + rng.uniform(-3, 6))
+                late.marital = "da_ket_hon"
+                late.death = self._death(late)
+                late.spouse, head.spouse = head, late
+                home.deceased.append(late)
+        else:
+            head.marital = "ly_hon" if age > 30 and rng.random() < 0.15 else "doc_than"
 
+    def _family(self, home: _Home, kind: float) -> None:
+        """A couple; unless ``kind`` makes it just the two, their children (one parent may have died or
+        left), sometimes a widowed parent of the head living in; then the head's parents named."""
+        husband, wife, head = self._couple(home, kind)
+        if kind < 0.25 or home.budget == 2:
+            return
+        wife_age = self._age(wife.birth)
+        single_parent = kind > 0.90
+        if single_parent:
+            head = self._one_parent_left(home, husband, wife)
+        self._children(home, husband, wife, wife_age)
+        self._widowed_parent_lives_in(home, head, may=not single_parent)
+        self._parents_of_head(head, home)
+
+    def _couple(self, home: _Home, kind: float) -> tuple[Person, Person, Person]:
+        """A married couple, both members: (husband, wife, head)."""
+        rng, eth = self.rng, home.eth
         husband_age = 22 + rng.random() * 58
-        if kind < 0.73 and budget >= 3:  # parents and children, sometimes a grandparent
+        if kind < 0.73 and home.budget >= 3:  # parents and children, sometimes a grandparent
             husband_age = 24 + rng.random() * 46
-        husband = new("male", husband_age)
+        husband = self._new(home, "male", husband_age)
         wife_eth = eth if eth in data.MATRILINEAL or rng.random() < 0.95 else "01"
-        wife = new("female", max(18.0, husband_age - rng.uniform(-2, 7)), ethnic=wife_eth)
+        wife = self._new(home, "female", max(18.0, husband_age - rng.uniform(-2, 7)), ethnic=wife_eth)
         while wife.family == husband.family and eth in data.MATRILINEAL:
             self._name(wife, None)
         self._marry(husband, wife)
         head, partner = (husband, wife) if rng.random() < 0.82 else (wife, husband)
         head.relation, partner.relation = "chu_ho", "vo_chong"
-        members += (head, partner)
-        if kind < 0.25 or budget == 2:
-            return members, deceased, province
+        home.members += (head, partner)
+        return husband, wife, head
 
-        wife_age = self._age(wife.birth)
-        single_parent = kind > 0.90
-        if single_parent:  # the other parent died or left
-            members.remove(partner)
-            head = wife if rng.random() < 0.8 else husband
-            head.relation = "chu_ho"
-            other = husband if head is wife else wife
-            if rng.random() < 0.5 and budget >= 3:
-                head.marital, other.marital = "goa", "da_ket_hon"
-                other.death = self._death(other)
-                other.relation = None
-                deceased.append(other)
-            else:
-                head.marital = "ly_hon"
-                head.spouse = other.spouse = None
-                other.marital = "ly_hon"
-            members = [head]
+    def _one_parent_left(self, home: _Home, husband: Person, wife: Person) -> Person:
+        """The other parent died (on record) or left after a divorce; the one who stayed is the head."""
+        rng = self.rng
+        head = wife if rng.random() < 0.8 else husband
+        head.relation = "chu_ho"
+        other = husband if head is wife else wife
+        if rng.random() < 0.5 and home.budget >= 3:
+            head.marital, other.marital = "goa", "da_ket_hon"
+            other.death = self._death(other)
+            other.relation = None
+            home.deceased.append(other)
+        else:
+            head.marital = "ly_hon"
+            head.spouse = other.spouse = None
+            other.marital = "ly_hon"
+        home.members = [head]
+        return head
+
+    def _children(self, home: _Home, husband: Person, wife: Person, wife_age: int) -> None:
+        """The couple's children; at most one married child lives in with their own family."""
+        rng = self.rng
         n_children = 1 + int(rng.random() * (4 if wife_age > 45 else 3))
-        married_in = False  # at most one married child lives in with their family
+        married_in = False
         for _ in range(n_children):
             child_age = wife_age - rng.uniform(19, 40)
-            if child_age < 0 or len(members) + len(deceased) >= budget:
+            if child_age < 0 or home.room <= 0:
                 continue
             sex: Sex = "male" if rng.random() < 0.512 else "female"
-            eth_child = eth
-            child = new(sex, child_age, self._inherited(eth_child, husband, wife), eth_child)
+            child = self._new(home, sex, child_age, self._inherited(home.eth, husband, wife), home.eth)
             # only parents who are records themselves are referenced by ID; a parent who left is named
-            on_record = [*members, *deceased]
+            on_record = [*home.members, *home.deceased]
             father = husband if any(m is husband for m in on_record) else None
             mother = wife if any(m is wife for m in on_record) else None
             self._child_of(child, father, mother)
@@ -327,65 +377,58 @@ class ChunkGenerator:
                 child.father_name = husband.name
             if mother is None:
                 child.mother_name = wife.name
-            if (
-                child_age >= 22
-                and not married_in
-                and rng.random() < 0.45
-                and budget - len(members) - len(deceased) >= 3
-            ):
-                # a married son living in with his wife and children: three generations under one roof
-                if child.sex == "male":
-                    child.relation = "con"
-                    dil = new("female", max(18.0, child_age - rng.uniform(-2, 6)), None, eth_child)
-                    dil.relation = "con_dau"
-                else:
-                    child.relation = "con"
-                    dil = new("male", child_age + rng.uniform(-1, 7), None, eth_child)
-                    dil.relation = "con_re"
-                self._marry(child, dil)
+            if child_age >= 22 and not married_in and rng.random() < 0.45 and home.room >= 3:
+                self._married_child_lives_in(home, child, child_age)
                 married_in = True
-                members += (child, dil)
-                young_mother = child if child.sex == "female" else dil
-                young_father = dil if child.sex == "female" else child
-                ym_age = self._age(young_mother.birth)
-                for _ in range(1 + int(rng.random() * 2)):
-                    g_age = ym_age - rng.uniform(19, 32)
-                    if g_age < 0 or len(members) + len(deceased) >= budget:
-                        continue
-                    g_sex: Sex = "male" if rng.random() < 0.512 else "female"
-                    grandchild = new(g_sex, g_age, self._inherited(eth_child, young_father, young_mother))
-                    grandchild.relation = "chau"
-                    grandchild.marital = "doc_than" if g_age >= 1 else None
-                    self._child_of(grandchild, young_father, young_mother)
-                    members.append(grandchild)
                 continue
             child.relation = "con"
             child.marital = "doc_than" if child_age >= 16 or rng.random() < 0.5 else None
-            members.append(child)
+            home.members.append(child)
 
-        head_age = self._age(head.birth)
-        parent_age = head_age + rng.uniform(20, 35)
-        if (
-            not single_parent
-            and parent_age < 96
-            and rng.random() < 0.2
-            and len(members) + len(deceased) < budget
-        ):
-            # the head's widowed parent lives in
-            parent_sex: Sex = "female" if rng.random() < 0.7 else "male"
-            inherited = head.family if (parent_sex == "male") != (eth in data.MATRILINEAL) else None
-            elder = new(parent_sex, parent_age, inherited)
-            elder.relation, elder.marital = "cha_me", "goa"
-            if parent_sex == "male":
-                head.father = elder
-            else:
-                head.mother = elder
-            elder.children.append(head)
-            members.append(elder)
-        self._parents_of_head(head, deceased, budget - len(members), new)
-        return members, deceased, province
+    def _married_child_lives_in(self, home: _Home, child: Person, child_age: float) -> None:
+        """A married child with their spouse and children: three generations under one roof."""
+        rng = self.rng
+        child.relation = "con"
+        if child.sex == "male":
+            in_law = self._new(home, "female", max(18.0, child_age - rng.uniform(-2, 6)), None, home.eth)
+            in_law.relation = "con_dau"
+        else:
+            in_law = self._new(home, "male", child_age + rng.uniform(-1, 7), None, home.eth)
+            in_law.relation = "con_re"
+        self._marry(child, in_law)
+        home.members += (child, in_law)
+        young_mother = child if child.sex == "female" else in_law
+        young_father = in_law if child.sex == "female" else child
+        ym_age = self._age(young_mother.birth)
+        for _ in range(1 + int(rng.random() * 2)):
+            g_age = ym_age - rng.uniform(19, 32)
+            if g_age < 0 or home.room <= 0:
+                continue
+            g_sex: Sex = "male" if rng.random() < 0.512 else "female"
+            grandchild = self._new(home, g_sex, g_age, self._inherited(home.eth, young_father, young_mother))
+            grandchild.relation = "chau"
+            grandchild.marital = "doc_than" if g_age >= 1 else None
+            self._child_of(grandchild, young_father, young_mother)
+            home.members.append(grandchild)
 
-    def _parents_of_head(self, head: Person, deceased: list[Person], room: int, new: Any) -> None:
+    def _widowed_parent_lives_in(self, home: _Home, head: Person, *, may: bool) -> None:
+        """Sometimes the head's widowed parent lives in (never with a single parent)."""
+        rng = self.rng
+        parent_age = self._age(head.birth) + rng.uniform(20, 35)  # drawn whether or not one lives in
+        if not may or parent_age >= 96 or rng.random() >= 0.2 or home.room <= 0:
+            return
+        parent_sex: Sex = "female" if rng.random() < 0.7 else "male"
+        inherited = head.family if (parent_sex == "male") != (home.eth in data.MATRILINEAL) else None
+        elder = self._new(home, parent_sex, parent_age, inherited)
+        elder.relation, elder.marital = "cha_me", "goa"
+        if parent_sex == "male":
+            head.father = elder
+        else:
+            head.mother = elder
+        elder.children.append(head)
+        home.members.append(elder)
+
+    def _parents_of_head(self, head: Person, home: _Home) -> None:
         """Name the head's parents; some died recently enough to be on record."""
         rng = self.rng
         head_age = self._age(head.birth)
@@ -394,12 +437,12 @@ class ChunkGenerator:
             if (head.father if parent_sex == "male" else head.mother) is not None:
                 continue
             inherited = head.family if (parent_sex == "male") != matrilineal else None
-            if head_age >= 40 and rng.random() < 0.15 and room - len(deceased) > 0:
-                parent = new(parent_sex, min(104.0, head_age + rng.uniform(20, 35)), inherited)
+            if head_age >= 40 and rng.random() < 0.15 and home.room > 0:
+                parent = self._new(home, parent_sex, min(104.0, head_age + rng.uniform(20, 35)), inherited)
                 parent.marital = "goa" if rng.random() < 0.5 else "da_ket_hon"
                 parent.death = self._death(parent)
                 parent.children.append(head)
-                deceased.append(parent)
+                home.deceased.append(parent)
                 if parent_sex == "male":
                     head.father = parent
                 else:

@@ -15,6 +15,7 @@ from app.audit.router import router as audit_router
 from app.auth.dependencies import require_admin
 from app.auth.router import router as auth_router
 from app.citizens.router import router as citizens_router
+from app.forms.router import admin_router as forms_admin_router
 from app.health.router import metrics_router
 from app.health.router import router as health_router
 
@@ -40,6 +41,7 @@ def build_router() -> APIRouter:
         router.include_router(included)
     # Every admin route needs the `admin` scope, whatever its signature says.
     router.include_router(admin_router, dependencies=[Depends(require_admin)])
+    router.include_router(forms_admin_router, dependencies=[Depends(require_admin)])
     return router
 
 

@@ -34,6 +34,7 @@ from app.auth.service import CLI_ACTOR, AuthService, CreatedClient, parse
 from app.config import ProductionSettingsError, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.errors import GatewayError, ValidationFailed
+from app.forms.cli import forms_cli
 from app.logs import LOG_LEVELS, log_config
 from app.operators.service import OperatorService
 
@@ -54,6 +55,7 @@ cli.add_typer(clients_cli, name="clients")
 cli.add_typer(purposes_cli, name="purposes")
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(grants_cli, name="grants")
+cli.add_typer(forms_cli, name="forms")
 
 EXIT_USAGE = 2
 

@@ -6,6 +6,7 @@ import app.admin.models
 import app.audit.models
 import app.auth.access
 import app.auth.models
+import app.forms.models
 import app.operators.models
 
 __all__ = ["app"]

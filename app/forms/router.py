@@ -1,0 +1,63 @@
+"""HTTP for forms: templates (``/v1/admin/forms``, scope ``admin``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Final
+
+from fastapi import APIRouter, Path, Response
+
+from app.errors import InsufficientScope, InvalidToken, ValidationFailed
+from app.forms.dependencies import FormAdministration
+from app.forms.errors import FormExists, FormNotFound
+from app.forms.schemas import FORM_CODE_PATTERN, FormIn, FormOut, FormPage, FormReplace
+from app.problems import problem_responses
+from app.routing import GatewayRoute
+
+admin_router = APIRouter(prefix="/v1/admin/forms", tags=["forms"], route_class=GatewayRoute)
+"""Included by ``app.api`` with ``require_admin``."""
+
+FormCodePath = Annotated[str, Path(pattern=FORM_CODE_PATTERN, description="The form's `code` (e.g. `CT01`).")]
+_AUTH: Final = (InvalidToken, InsufficientScope)
+
+
+@admin_router.post(
+    "",
+    status_code=201,
+    response_model=FormOut,
+    responses=problem_responses(*_AUTH, FormExists, ValidationFailed),
+)
+async def create_form(body: FormIn, forms: FormAdministration, response: Response) -> FormOut:
+    """Define a form: its fields, the record field or member each is filled from, and how it is written."""
+    created = await forms.create(body)
+    response.headers["Location"] = f"{admin_router.prefix}/{created.code}"
+    return created
+
+
+@admin_router.get("", response_model=FormPage, responses=problem_responses(*_AUTH))
+async def list_forms(forms: FormAdministration) -> FormPage:
+    """Every template, retired ones included (`status`), in `code` order."""
+    return await forms.list()
+
+
+@admin_router.get(
+    "/{code}", response_model=FormOut, responses=problem_responses(*_AUTH, FormNotFound, ValidationFailed)
+)
+async def get_form(code: FormCodePath, forms: FormAdministration) -> FormOut:
+    return await forms.get(code)
+
+
+@admin_router.put(
+    "/{code}", response_model=FormOut, responses=problem_responses(*_AUTH, FormNotFound, ValidationFailed)
+)
+async def replace_form(code: FormCodePath, body: FormReplace, forms: FormAdministration) -> FormOut:
+    """Replace the whole definition (a retired form is put back in use)."""
+    return await forms.replace(code, body)
+
+
+@admin_router.delete(
+    "/{code}", status_code=204, responses=problem_responses(*_AUTH, FormNotFound, ValidationFailed)
+)
+async def retire_form(code: FormCodePath, forms: FormAdministration) -> Response:
+    """Retire the form: prefills and confirmations of it answer 404 `form_not_found`; its row stays."""
+    await forms.retire(code)
+    return Response(status_code=204)

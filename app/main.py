@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.api import build_router, operation_id
 from app.citizens.router import router as citizens_router
 from app.config import Settings, get_settings
+from app.console.router import install as install_console
 from app.health.metrics import GatewayMetrics, request_observer
 from app.lifespan import build_lifespan
 from app.middleware import GatewayMiddleware, gateway_middleware
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=operation_id,
     )
     app.include_router(build_router())
+    install_console(app)
     return app
 
 

@@ -57,6 +57,12 @@ DOCS_CONTENT_SECURITY_POLICY = (
     "style-src 'unsafe-inline' https://cdn.jsdelivr.net; img-src https://fastapi.tiangolo.com data:; "
     "connect-src 'self'"
 )
+CONSOLE_CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+"""The console's pages (docs/contract.md, section 15): its own script and stylesheet, no inline script."""
+CONSOLE_PREFIX = "/console"
 HSTS = "max-age=63072000; includeSubDomains"
 
 
@@ -83,6 +89,10 @@ _SECURITY = [
 ]
 _DOCS_SECURITY = [
     (name, DOCS_CONTENT_SECURITY_POLICY.encode("latin-1") if name == b"content-security-policy" else value)
+    for name, value in _SECURITY
+]
+_CONSOLE_SECURITY = [
+    (name, CONSOLE_CONTENT_SECURITY_POLICY.encode("latin-1") if name == b"content-security-policy" else value)
     for name, value in _SECURITY
 ]
 _HSTS = (b"strict-transport-security", HSTS.encode("latin-1"))
@@ -144,7 +154,13 @@ class GatewayMiddleware:
                 declared = value
         request_id = offered if offered and _REQUEST_ID.fullmatch(offered) else new_request_id()
         scope.setdefault("state", {})[REQUEST_ID_KEY] = request_id
-        added = list(_DOCS_SECURITY if scope["path"] in self.docs_paths else _SECURITY)
+        path = scope["path"]
+        if path in self.docs_paths:
+            added = list(_DOCS_SECURITY)
+        elif path.startswith(CONSOLE_PREFIX):
+            added = list(_CONSOLE_SECURITY)
+        else:
+            added = list(_SECURITY)
         if scope.get("scheme") == "https":
             added.append(_HSTS)
         added.append((b"x-request-id", request_id.encode("latin-1")))

@@ -1,0 +1,158 @@
+"""The dashboard's figures: accesses today and over 30 days (by Vietnam date), the denial rate, the busiest
+clients, the chain's state and its latest checkpoint, pending approvals (docs/contract.md, section 15).
+
+Accesses are the events of citizen-data actions (``citizen.verify``, ``citizen.read``, ``household.read``),
+allowed or not. Open alerts belong to issue 19 and are shown as a marked placeholder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Final
+from zoneinfo import ZoneInfo
+
+from markupsafe import Markup, escape
+from sqlalchemy import String, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+from app.admin.models import AdminChange
+from app.audit.chain import blocked_at, read_head
+from app.audit.models import AuditCheckpointRow, AuditEventRow
+from app.auth.models import Client
+
+VIETNAM: Final = ZoneInfo("Asia/Ho_Chi_Minh")
+ACCESS_ACTIONS: Final = ("citizen.verify", "citizen.read", "household.read")
+DAYS: Final = 30
+
+
+class vn_date(FunctionElement[str]):  # named like the SQL it stands for
+    """``YYYY-MM-DD`` of a timestamp in Vietnam time (UTC+7, no daylight saving), as text."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(vn_date, "sqlite")
+def _vn_date_sqlite(element: vn_date, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"date({compiler.process(element.clauses, **kw)}, '+7 hours')"
+
+
+@compiles(vn_date, "postgresql")
+def _vn_date_postgresql(element: vn_date, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"to_char(timezone('Asia/Ho_Chi_Minh', {compiler.process(element.clauses, **kw)}), 'YYYY-MM-DD')"
+
+
+@dataclass(slots=True)
+class Dashboard:
+    today: int = 0
+    total_30: int = 0
+    denied_30: int = 0
+    days: list[tuple[str, int, int]] = field(default_factory=list)
+    """(date, allowed and errors, denied) for each of the last 30 Vietnam days, oldest first."""
+    busiest: list[tuple[str, int]] = field(default_factory=list)
+    head_seq: int = 0
+    blocked_at: int | None = None
+    checkpoint_seq: int | None = None
+    checkpoint_at: datetime | None = None
+    pending: int | None = None
+
+    @property
+    def denial_rate(self) -> str:
+        if not self.total_30:
+            return "–"
+        return f"{100 * self.denied_30 / self.total_30:.1f} %"
+
+    @property
+    def checkpoint_age(self) -> str:
+        if self.checkpoint_at is None:
+            return "–"
+        minutes = int((datetime.now(UTC) - self.checkpoint_at).total_seconds() // 60)
+        return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+    @property
+    def chart(self) -> Markup:
+        """The 30 days as an SVG bar chart (attributes only: no inline style, no script)."""
+        width, height, gap = 20, 100, 4
+        top = max((a + d for _, a, d in self.days), default=0) or 1
+        parts = [
+            f'<svg class="chart" data-testid="dash-chart" viewBox="0 0 {len(self.days) * (width + gap)} '
+            f'{height + 14}" role="img" aria-label="30 days">'
+        ]
+        for i, (day, allowed, denied) in enumerate(self.days):
+            x = i * (width + gap)
+            h_all = round(height * (allowed + denied) / top)
+            h_den = round(height * denied / top)
+            parts.append(
+                f'<rect x="{x}" y="{height - h_all}" width="{width}" height="{h_all - h_den}">'
+                f"<title>{escape(day)}: {allowed + denied}</title></rect>"
+            )
+            if h_den:
+                parts.append(
+                    f'<rect class="denied" x="{x}" y="{height - h_den}" width="{width}" height="{h_den}">'
+                    f"<title>{escape(day)}: {denied}</title></rect>"
+                )
+            if i % 5 == 4 or i == len(self.days) - 1:
+                parts.append(f'<text x="{x}" y="{height + 12}">{escape(day[5:])}</text>')
+        parts.append("</svg>")
+        return Markup("".join(parts))  # noqa: S704 - built from numbers and escaped dates only
+
+
+def _vn_day(at: datetime) -> date:
+    return at.astimezone(VIETNAM).date()
+
+
+async def dashboard(session: AsyncSession, *, with_pending: bool) -> Dashboard:
+    now = datetime.now(UTC)
+    today = _vn_day(now)
+    first_day = today - timedelta(days=DAYS - 1)
+    since = datetime.combine(first_day, datetime.min.time(), VIETNAM).astimezone(UTC)
+    row = AuditEventRow
+    day = vn_date(row.at).label("day")
+    rows = await session.execute(
+        select(day, row.outcome, func.count())
+        .where(row.at >= since, row.action.in_(ACCESS_ACTIONS))
+        .group_by(day, row.outcome)
+    )
+    per_day: dict[str, list[int]] = {}
+    for key, outcome, count in rows:
+        counts = per_day.setdefault(str(key), [0, 0])
+        counts[1 if outcome == "denied" else 0] += int(count)
+    board = Dashboard()
+    for offset in range(DAYS):
+        name = (first_day + timedelta(days=offset)).isoformat()
+        allowed, denied = per_day.get(name, [0, 0])
+        board.days.append((name, allowed, denied))
+        board.total_30 += allowed + denied
+        board.denied_30 += denied
+    board.today = sum(board.days[-1][1:])
+    busiest = await session.execute(
+        select(func.coalesce(Client.name, row.client_id), func.count().label("n"))
+        .select_from(row)
+        .outerjoin(Client, Client.client_id == row.client_id)
+        .where(row.at >= since, row.action.in_(ACCESS_ACTIONS), row.client_id.is_not(None))
+        .group_by(row.client_id, Client.name)
+        .order_by(func.count().desc())
+        .limit(5)
+    )
+    board.busiest = [(str(name), int(n)) for name, n in busiest]
+    head = await read_head(session)
+    board.head_seq = head.seq if head else 0
+    board.blocked_at = await blocked_at(session)
+    checkpoint = (
+        await session.execute(
+            select(AuditCheckpointRow.seq, AuditCheckpointRow.at)
+            .order_by(AuditCheckpointRow.seq.desc())
+            .limit(1)
+        )
+    ).one_or_none()
+    if checkpoint is not None:
+        board.checkpoint_seq, board.checkpoint_at = int(checkpoint.seq), checkpoint.at
+    if with_pending:
+        board.pending = int(
+            await session.scalar(select(func.count()).where(AdminChange.status == "pending")) or 0
+        )
+    return board

@@ -10,8 +10,8 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from app.api import public_paths
-from app.console.router import PUBLIC_PATHS as CONSOLE_PUBLIC_PATHS
 from app.config import Settings
+from app.console.router import PUBLIC_PATHS as CONSOLE_PUBLIC_PATHS
 from app.health import router as health_router
 from app.main import create_app
 from app.state import AppState

@@ -198,7 +198,11 @@ class InternalError(GatewayError):
 
 
 class ServiceUnavailable(GatewayError):
-    """A dependency is down; the feature-specific 503s (upstream, limits, audit) derive from this."""
+    """A dependency is down; the feature-specific 503s (upstream, limits, audit) derive from this.
+
+    Every 503 carries ``Retry-After`` (docs/contract.md, Conventions): ``retry_after`` when the gateway knows
+    when to try again (the breaker's cool-down, the upstream's own header), else ``DEFAULT_RETRY_AFTER``.
+    """
 
     status = 503
     code = "service_unavailable"
@@ -206,6 +210,12 @@ class ServiceUnavailable(GatewayError):
     title_vi = "Dịch vụ tạm thời không khả dụng"
     default_detail_en = "A service the gateway depends on is unavailable; try again later."
     default_detail_vi = "Một dịch vụ mà cổng kết nối phụ thuộc đang không khả dụng; vui lòng thử lại sau."
+    DEFAULT_RETRY_AFTER: ClassVar[int] = 5
+
+    retry_after: int | None = None
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(max(1, self.retry_after or self.DEFAULT_RETRY_AFTER))}
 
 
 class NotReady(ServiceUnavailable):
@@ -218,7 +228,12 @@ class NotReady(ServiceUnavailable):
     default_detail_vi = "Có ít nhất một mục kiểm tra sẵn sàng không đạt; xem `checks`."
 
     def __init__(
-        self, checks: Mapping[str, str], *, reasons_en: Sequence[str] = (), reasons_vi: Sequence[str] = ()
+        self,
+        checks: Mapping[str, str],
+        *,
+        reasons_en: Sequence[str] = (),
+        reasons_vi: Sequence[str] = (),
+        retry_after: int | None = None,
     ) -> None:
         """``reasons_*``: why some checks failed, for the operator (appended to ``detail``)."""
         super().__init__(
@@ -226,6 +241,7 @@ class NotReady(ServiceUnavailable):
             detail_vi=" ".join([self.default_detail_vi, *(r + "." for r in reasons_vi)]),
         )
         self.checks = dict(checks)
+        self.retry_after = retry_after
 
     def extensions(self) -> dict[str, Any]:
         return {"checks": self.checks}

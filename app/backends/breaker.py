@@ -82,6 +82,12 @@ class CircuitBreaker:
             self._probe_in_flight = False
         return self._state
 
+    def open_for(self) -> int | None:
+        """Whole seconds until an open breaker lets a probe through; None when it is not open."""
+        if self.state is not BreakerState.OPEN:
+            return None
+        return max(1, math.ceil(self.cooldown - (self._clock() - self._opened_at)))
+
     def admit(self) -> bool:
         """Let a call through or raise CircuitOpen; True when the call is the half-open probe."""
         state = self.state

@@ -7,6 +7,7 @@ Hierarchy::
     │   └── UpstreamIdentityMismatch  502 upstream_identity_mismatch  a record for another ID
     ├── ServiceUnavailable
     │   └── UpstreamUnavailable       503 upstream_unavailable        error status, connection failure, breaker open
+    │       └── BreakerOpen           503 upstream_unavailable        (the circuit breaker refuses calls: /readyz)
     └── UpstreamTimeout               504 upstream_timeout            the call's overall deadline passed
 """
 
@@ -51,8 +52,12 @@ class UpstreamUnavailable(ServiceUnavailable):
         super().__init__(detail)
         self.retry_after = retry_after
 
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)} if self.retry_after else {}
+
+class BreakerOpen(UpstreamUnavailable):
+    """The adapter's circuit breaker is open: every call fails at once until ``retry_after`` seconds pass."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("the circuit breaker is open", retry_after=retry_after)
 
 
 class UpstreamTimeout(GatewayError):

@@ -50,6 +50,7 @@ from app.backends.base import (
 )
 from app.backends.breaker import BreakerState, CircuitBreaker, CircuitOpen, RetryBudget
 from app.backends.errors import (
+    BreakerOpen,
     UpstreamBadResponse,
     UpstreamIdentityMismatch,
     UpstreamTimeout,
@@ -285,8 +286,14 @@ class HttpBackend:
         return household
 
     async def check(self) -> None:
-        """One health request under ``check_deadline``; no retry, and outside the breaker's accounting."""
+        """One health request under ``check_deadline``; no retry, and outside the breaker's accounting.
+
+        While the breaker is open every read fails at once, so the gateway is not ready whatever the health
+        route says: UpstreamUnavailable with the seconds until the breaker's next probe, and no request.
+        """
         client = self._require_client()
+        if (wait := self.breaker.open_for()) is not None:
+            raise BreakerOpen(wait)
         try:
             async with asyncio.timeout(self.check_deadline):
                 doc = await self._exchange(client, "GET", HEALTH_PATH, None, _DRAIN_BYTES, not_found=False)

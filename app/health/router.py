@@ -12,6 +12,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
 from app.audit.chain import blocked_at
+from app.backends.errors import BreakerOpen
 from app.citizens.dependencies import BACKEND, LIMITER
 from app.db import ping
 from app.errors import InsufficientScope, InvalidToken, NotReady
@@ -37,7 +38,14 @@ async def _database(state: AppState) -> None:
 
 
 async def _backend(state: AppState) -> None:
-    await state[BACKEND].check()
+    try:
+        await state[BACKEND].check()
+    except BreakerOpen as err:
+        raise ProbeFailed(
+            f"the circuit breaker to the population database is open (next probe in {err.retry_after} s)",
+            f"cầu dao kết nối tới CSDL quốc gia về dân cư đang mở (thử lại sau {err.retry_after} giây)",
+            retry_after=err.retry_after,
+        ) from None
 
 
 async def _limits(state: AppState) -> None:
@@ -48,10 +56,11 @@ class ProbeFailed(Exception):
     """A readiness check that failed for a reason the operator should read (in ``/readyz``'s ``detail`` and
     the log); the reason names no personal data."""
 
-    def __init__(self, reason_en: str, reason_vi: str) -> None:
+    def __init__(self, reason_en: str, reason_vi: str, *, retry_after: int | None = None) -> None:
         super().__init__(reason_en)
         self.reason_en = reason_en
         self.reason_vi = reason_vi
+        self.retry_after = retry_after
 
 
 async def _audit(state: AppState) -> None:
@@ -110,6 +119,7 @@ async def readiness(state: AppStateDep) -> Readiness:
             checks,
             reasons_en=[f"{name}: {failed.reason_en}" for name, failed in reasons],
             reasons_vi=[f"{name}: {failed.reason_vi}" for name, failed in reasons],
+            retry_after=max((failed.retry_after or 0 for _, failed in reasons), default=0) or None,
         )
     return Readiness(status="ready", checks=checks)
 

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from app.api import public_paths
+from app.citizens.dependencies import BACKEND
 from app.config import Settings
 from app.console.router import PUBLIC_PATHS as CONSOLE_PUBLIC_PATHS
 from app.health import router as health_router
@@ -58,6 +59,32 @@ async def test_not_ready_when_the_database_is_down() -> None:
     assert body["checks"]["database"] == "failed"
     assert body["request_id"] == "ready-1"
     assert "pw" not in response.text
+    assert response.headers["retry-after"] == "5"  # every 503 says when to try again
+
+
+async def test_not_ready_while_the_upstream_breaker_is_open(settings: Settings) -> None:
+    # docs/contract.md, Health and metrics: an open breaker fails every lookup at once, so /readyz is 503 with
+    # the seconds until its next probe, and no health request is made to the upstream meanwhile.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        app = create_app(
+            settings.model_copy(update={"backend": "http", "backend_url": f"http://127.0.0.1:{port}"})
+        )
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://testserver") as client,
+        ):
+            backend = app.state.dancu[BACKEND].inner
+            for _ in range(backend.breaker.failure_threshold):
+                backend.breaker.failure()
+            response = await client.get("/readyz", headers={"Accept-Language": "en"})
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["checks"]["backend"] == "failed"
+    assert "circuit breaker" in body["detail"]
+    assert 1 <= int(response.headers["retry-after"]) <= backend.breaker.cooldown
 
 
 async def test_a_probe_that_hangs_fails_after_the_timeout(

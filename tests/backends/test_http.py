@@ -17,6 +17,7 @@ import pytest
 
 from app.backends.breaker import BreakerState, CircuitBreaker, RetryBudget
 from app.backends.errors import (
+    BreakerOpen,
     UpstreamBadResponse,
     UpstreamIdentityMismatch,
     UpstreamTimeout,
@@ -660,6 +661,24 @@ async def test_check_reads_health_outside_the_breaker() -> None:
         upstream.steps = [json_response({"status": "starting"})]
         with pytest.raises(UpstreamBadResponse):
             await b.check()
+
+
+async def test_check_fails_while_the_breaker_is_open(ok: httpx.Response) -> None:
+    # docs/contract.md, Health and metrics: not ready while every lookup would fail at once.
+    health = json_response({"status": "ok", "residents": 3})
+    upstream = Upstream(problem(500), problem(500), problem(500), health)
+    clock = Clock()
+    async with backend(upstream, breaker=tight_breaker(clock, cooldown=30), max_retries=0) as b:
+        for _ in range(3):
+            with pytest.raises(UpstreamUnavailable):
+                await b.get(PID)
+        with pytest.raises(BreakerOpen) as caught:
+            await b.check()
+        assert caught.value.retry_after == 30
+        assert caught.value.headers() == {"Retry-After": "30"}
+        assert len(upstream.requests) == 3  # no health request while open
+        clock.advance(31)
+        await b.check()  # half-open: the health route answers again
 
 
 async def test_check_is_bounded() -> None:

@@ -18,6 +18,7 @@ import pytest
 from app.backends.breaker import CircuitBreaker
 from app.backends.embedded import EmbeddedBackend
 from app.backends.errors import (
+    BreakerOpen,
     UpstreamBadResponse,
     UpstreamIdentityMismatch,
     UpstreamTimeout,
@@ -220,7 +221,8 @@ async def test_the_breaker_opens_on_an_outage_and_recovers(
             await backend.get(HEAD)
         assert backend.attempts == attempts  # answered without calling
         assert caught.value.retry_after == 1
-        await backend.check()  # health is never faulted, and check() is outside the breaker
+        with pytest.raises(BreakerOpen):
+            await backend.check()  # not ready while open (docs/contract.md, Health and metrics)
         assert backend.breaker_state == "open"
         assert (await control.delete("/_mock/faults")).status_code == 204
         now[0] += 0.9

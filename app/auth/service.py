@@ -68,6 +68,9 @@ logger = logging.getLogger(__name__)
 CLI_ACTOR: Final = "cli"
 TOKEN_PATH: Final = "/oauth2/token"  # noqa: S105 - a path
 JWKS_PATH: Final = "/.well-known/jwks.json"
+JWKS_MAX_AGE_SECONDS: Final = 300
+"""How long a verifier may cache the JWKS (``Cache-Control: public, max-age``); a ``kid`` it does not know
+means "fetch again" (a key rotated in this window), docs/contract.md, Keys and metadata."""
 METADATA_PATH: Final = "/.well-known/oauth-authorization-server"
 AUTH_METHODS: Final = ("client_secret_basic", "client_secret_post", "private_key_jwt")
 ASSERTION_ALGS: Final = ("ES256", "RS256")

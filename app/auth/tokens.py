@@ -266,6 +266,28 @@ def unverified_assertion_subject(assertion: str) -> str | None:
     return sub if isinstance(sub, str) and 0 < len(sub) <= 64 else None
 
 
+_ASSERTION_CLAIMS: Final = ("exp", "iss", "sub", "jti")
+
+
+def _refused_claims(claims: Mapping[str, Any], now: float) -> str | None:
+    """Why a well-signed assertion's claims were refused, for the log line (no claim value in it)."""
+    missing = [name for name in _ASSERTION_CLAIMS if name not in claims]
+    if missing:
+        return f"claim missing: {', '.join(missing)}"
+    for name in ("exp", "nbf", "iat"):
+        if name in claims:
+            value = claims[name]
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return f"{name} is not a NumericDate"
+    if claims["exp"] < now - CLOCK_SKEW_SECONDS:
+        return f"expired {int(now - claims['exp'])} s ago"
+    if "nbf" in claims and claims["nbf"] > now + CLOCK_SKEW_SECONDS:
+        return "not valid yet (nbf is in the future)"
+    if "iat" in claims and claims["iat"] > now + CLOCK_SKEW_SECONDS:
+        return "iat is in the future"
+    return None
+
+
 async def verify_client_assertion(
     assertion: str,
     registered_jwks: Mapping[str, Any] | None,
@@ -286,12 +308,17 @@ async def verify_client_assertion(
     claims: dict[str, Any] | None = None
     for alg, key in candidates:
         try:
-            claims = decode_jwt(assertion, key, alg, required=("exp", "iss", "sub", "jti"))
-        except TokenRejected:
-            continue
+            claims = decode_jwt(assertion, key, alg, required=_ASSERTION_CLAIMS)
+        except TokenRejected as exc:
+            # Signed by this key but its claims refused? Then say why (the log line is all an operator has).
+            try:
+                signed = decode_jwt(assertion, key, alg, required=(), check_claims=False)
+            except TokenRejected:
+                continue
+            raise TokenRejected(_refused_claims(signed, now) or str(exc)) from None
         break
     if claims is None:
-        raise TokenRejected("no registered key verifies the assertion")
+        raise TokenRejected("no registered key verifies the assertion's signature")
     if claims.get("iss") != client_id or claims.get("sub") != client_id:
         raise TokenRejected("iss and sub must both be the client_id")
     aud = claims.get("aud")

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import socket
 import time
@@ -138,6 +139,40 @@ async def test_bad_assertions_are_invalid_client(
     gateway: Gateway, holder: Holder, changes: dict[str, Any]
 ) -> None:
     assert_invalid_client(await post(gateway, form(holder.assertion(**changes))))
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        pytest.param({"exp": FromNow(-60)}, "expired", id="expired"),
+        pytest.param({"jti": None}, "claim missing: jti", id="no-jti"),
+        pytest.param({"exp": None}, "claim missing: exp", id="no-exp"),
+        pytest.param({"nbf": FromNow(3600)}, "not valid yet", id="not-yet-valid"),
+        pytest.param({"aud": "https://elsewhere.example/"}, "aud names neither", id="wrong-aud"),
+    ],
+)
+async def test_the_log_says_why_a_signed_assertion_was_refused(
+    gateway: Gateway, holder: Holder, changes: dict[str, Any], reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # docs/contract.md, Token endpoint: the caller learns only `invalid_client`; the operator's log says why.
+    with caplog.at_level(logging.INFO, logger="app.auth.service"):
+        assert_invalid_client(await post(gateway, form(holder.assertion(**changes))))
+
+    refusals = [r.getMessage() for r in caplog.records if "client assertion refused" in r.getMessage()]
+    assert len(refusals) == 1
+    assert reason in refusals[0]
+    assert "no registered key" not in refusals[0]
+
+
+async def test_the_log_says_when_no_key_verifies_the_signature(
+    gateway: Gateway, holder: Holder, caplog: pytest.LogCaptureFixture
+) -> None:
+    stranger = Holder(holder.client_id, ec.generate_private_key(ec.SECP256R1()))
+
+    with caplog.at_level(logging.INFO, logger="app.auth.service"):
+        assert_invalid_client(await post(gateway, form(stranger.assertion(exp=FromNow(-60)))))
+
+    assert any("verifies the assertion's signature" in r.getMessage() for r in caplog.records)
 
 
 async def test_sub_naming_another_client_is_refused(gateway: Gateway, holder: Holder) -> None:

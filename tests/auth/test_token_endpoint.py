@@ -328,6 +328,15 @@ async def test_jwks_publishes_public_keys_only(gateway: Gateway) -> None:
         assert (key["kty"], key["crv"], key["alg"], key["use"]) == ("EC", "P-256", "ES256", "sig")
 
 
+async def test_jwks_may_be_cached_for_a_while(gateway: Gateway) -> None:
+    # docs/contract.md, Keys and metadata: verifiers cache the key set; every other answer stays no-store.
+    jwks = await gateway.http.get("/.well-known/jwks.json")
+    metadata = await gateway.http.get("/.well-known/oauth-authorization-server")
+
+    assert jwks.headers["cache-control"] == "public, max-age=300"
+    assert metadata.headers["cache-control"] == "no-store"
+
+
 async def test_issued_token_names_the_active_kid(gateway: Gateway) -> None:
     client: Registered = await gateway.register()
 

@@ -1,5 +1,6 @@
 # dancu-gateway: the two commands a new clone needs are `make run` and `make test`.
 SHELL := /bin/bash
+ROOT := $(dir $(abspath $(lastword $(MAKEFILE_LIST))))
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 MOCK_PORT ?= 8100
 COUNT ?= 20000
 
-.PHONY: install run serve-mock test lint typecheck imports unit openapi bench bench-mock clean
+.PHONY: install run port-free serve-mock test lint typecheck imports unit openapi bench bench-mock clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is required"'
@@ -19,10 +20,11 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 ## run: install, migrate, seed the mock national database, create a demo client, print how to call it, serve
+## (on another port: make run PORT=8001; a busy port stops it before anything else happens)
 PORT ?= 8000
 DEMO_PURPOSE := DEMO-1.000001
 PERSONA := 052068000108
-run: install
+run: port-free install
 	@mkdir -p -m 700 var
 	$(BIN)/dancu db upgrade
 	$(BIN)/mock-csdlqg seed --count $(COUNT)
@@ -35,6 +37,9 @@ run: install
 	  && mv var/demo_client.json.tmp var/demo_client.json; }
 	@$(BIN)/python scripts/demo_hint.py --port $(PORT) --purpose $(DEMO_PURPOSE) --persona $(PERSONA) --count $(COUNT)
 	$(BIN)/dancu serve --port $(PORT)
+
+port-free:
+	@$(PYTHON) $(ROOT)scripts/port_free.py --port $(PORT)
 
 ## serve-mock: the mock national database as its own HTTP service (for DANCU_BACKEND=http)
 serve-mock: install

@@ -119,6 +119,8 @@ class Settings(BaseSettings):
     audience: str = "dancu-gateway"
     token_ttl_seconds: PositiveInt = 300
     batch_max_items: PositiveInt = 100
+    attestation_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=300, le=10 * 366 * 24 * 3600)
+    """The ``exp`` of a verification attestation, counted from its ``iat`` (docs/contract.md, Verification)."""
     metrics_token_required: bool = False
     max_body_bytes: PositiveInt = 1024 * 1024
     """Request bodies above this are refused with 413 before the application reads them."""

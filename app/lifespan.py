@@ -71,7 +71,9 @@ def build_lifespan(
         state[AUDIT_READS] = asyncio.Semaphore(AUDIT_READ_CONCURRENCY)
         state[BACKEND] = backend
         state[LIMITER] = limiter
-        state[CITIZENS] = CitizenService(backend, limiter, audit, keys, settings.batch_max_items)
+        state[CITIZENS] = CitizenService(
+            backend, limiter, audit, keys, settings.batch_max_items, settings.attestation_ttl_seconds
+        )
         state[METRICS] = app_metrics
         app.state.dancu = state
         access.start()

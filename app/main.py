@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api import build_router, operation_id
+from app.auth.service import JWKS_MAX_AGE_SECONDS, JWKS_PATH
 from app.citizens.router import router as citizens_router
 from app.config import Settings, get_settings
 from app.console.router import install as install_console
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             docs_paths=(DOCS_URL, DOCS_OAUTH2_REDIRECT_URL) if docs else (),
             observer=request_observer(metrics),  # sees the final status: 413 and 500 answers count too
             fast_routes=fast_routes(citizens_router),
+            cache_control={JWKS_PATH: f"public, max-age={JWKS_MAX_AGE_SECONDS}"},
         ),
         generate_unique_id_function=operation_id,
     )

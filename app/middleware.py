@@ -107,7 +107,8 @@ class GatewayMiddleware:
 
     * ``X-Request-Id``: the caller's when it is 1-64 chars of ``[A-Za-z0-9._-]``, else a new one; it goes to
       ``scope["state"]["request_id"]`` (problem bodies), ``request_id_var`` (log lines) and the answer.
-    * The security headers go on every answer, replacing any value a route chose.
+    * The security headers go on every answer, replacing any value a route chose; ``cache_control`` names the
+      few public paths whose answers may be cached (the JWKS) and the ``Cache-Control`` they get instead.
     * An exception that no handler took is answered with the 500 ``internal_error`` problem (Starlette's own
       last resort sits outside every user middleware: its answer would lack the request id and the headers,
       and the server would log a stack trace; the contract allows neither). Once an answer has started, the
@@ -125,10 +126,18 @@ class GatewayMiddleware:
         docs_paths: Collection[str] = (),
         observer: Observer | None = None,
         fast_routes: Mapping[str, FastRoute] | None = None,
+        cache_control: Mapping[str, str] | None = None,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.docs_paths = frozenset(docs_paths)
+        self.cache_control = {
+            path: [
+                (name, value.encode("latin-1") if name == b"cache-control" else given)
+                for name, given in _SECURITY
+            ]
+            for path, value in (cache_control or {}).items()
+        }
         self.observer = observer
         self.fast_routes = dict(fast_routes or {})
 
@@ -160,7 +169,7 @@ class GatewayMiddleware:
         elif path.startswith(CONSOLE_PREFIX):
             added = list(_CONSOLE_SECURITY)
         else:
-            added = list(_SECURITY)
+            added = list(self.cache_control.get(path, _SECURITY))
         if scope.get("scheme") == "https":
             added.append(_HSTS)
         added.append((b"x-request-id", request_id.encode("latin-1")))
@@ -300,6 +309,7 @@ def gateway_middleware(
     docs_paths: Collection[str] = (),
     observer: Observer | None = None,
     fast_routes: Mapping[str, FastRoute] | None = None,
+    cache_control: Mapping[str, str] | None = None,
 ) -> list[Middleware]:
     """The gateway's middleware, outermost first (one layer)."""
     return [
@@ -309,5 +319,6 @@ def gateway_middleware(
             docs_paths=docs_paths,
             observer=observer,
             fast_routes=fast_routes,
+            cache_control=cache_control,
         )
     ]

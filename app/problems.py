@@ -159,6 +159,10 @@ _FIELD_MESSAGES: dict[str, tuple[str, str]] = {
     "timezone_aware": ("Must include a time zone.", "Phải có múi giờ."),
     "uuid_type": ("Expected a UUID.", "Cần một UUID."),
     "uuid_parsing": ("Expected a UUID.", "Cần một UUID."),
+    "claim_required": (
+        "At least one of full_name, date_of_birth, gender is required.",
+        "Cần ít nhất một trong các trường full_name, date_of_birth, gender.",
+    ),
     "control_character": ("Control characters are not allowed.", "Không được chứa ký tự điều khiển."),
     "datetime_out_of_range": (
         "Must lie between the years 1900 and 9999.",

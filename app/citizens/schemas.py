@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from app.backends.base import RESIDENT_FIELDS
 from app.citizens.matching import PartialDate
@@ -20,7 +21,14 @@ class _Request(RequestModel):
     model_config = ConfigDict(str_strip_whitespace=False)
 
 
+CLAIMED_FIELDS = ("full_name", "date_of_birth", "gender")
+"""A verification compares at least one of these (docs/contract.md, Verification)."""
+
+
 class VerifyRequest(_Request):
+    # The rule "at least one claim" is in the schema too, as alternatives of required members.
+    model_config = ConfigDict(json_schema_extra={"anyOf": [{"required": [name]} for name in CLAIMED_FIELDS]})
+
     personal_id: str = Field(max_length=64, description="12 ASCII digits; checked for structure")
     full_name: str | None = Field(default=None, min_length=1, max_length=200)
     date_of_birth: str | None = Field(
@@ -40,7 +48,10 @@ class VerifyRequest(_Request):
     @model_validator(mode="after")
     def _something_to_check(self) -> Self:
         if self.full_name is None and self.date_of_birth is None and self.gender is None:
-            raise ValueError("at least one of full_name, date_of_birth, gender is required")
+            # Its own error type, so the problem's message names the rule (app.problems) and `code` says it.
+            raise PydanticCustomError(
+                "claim_required", "at least one of full_name, date_of_birth, gender is required"
+            )
         return self
 
 

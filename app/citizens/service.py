@@ -9,6 +9,9 @@ written the caller gets 503 ``audit_unavailable`` and no data.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import secrets
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,6 +50,28 @@ BATCH_CONCURRENCY = 2
 more at once adds no throughput, only memory: 64 batches of 100 in flight held ~6,400 records and took the
 gateway from ~125 to ~200 MiB RSS (bench/harness.py), which the allocator then keeps."""
 UPSTREAM_ERRORS = (UpstreamBadResponse, UpstreamTimeout, UpstreamUnavailable)
+
+
+DEFAULT_ATTESTATION_TTL_SECONDS = 30 * 24 * 3600
+INPUT_SALT_BYTES = 16
+
+
+def input_hash(salt: str, body: VerifyRequest) -> str:
+    """The attestation's ``input_hash``: what was claimed, provable later without being stored anywhere.
+
+    SHA-256 (lowercase hex) of the UTF-8 text ``<input_salt>\n`` followed by one ``name=value\n`` line for
+    ``personal_id`` and then for each supplied field in ``checked_fields`` order (``full_name`` in NFC,
+    ``date_of_birth`` and ``gender`` as sent). Whoever holds the values (the dossier) recomputes it; the random
+    salt keeps anyone who holds only the attestation from confirming a guess (docs/contract.md, Verification).
+    """
+    lines = [f"personal_id={body.personal_id}"]
+    lines.extend(
+        f"{name}={unicodedata.normalize('NFC', value)}"
+        for name in VERIFY_CHECKED
+        if (value := getattr(body, name)) is not None
+    )
+    text = salt + "\n" + "".join(line + "\n" for line in lines)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 class Attester(Protocol):
@@ -145,8 +170,15 @@ def _parse(personal_id: str, loc: Sequence[str | int] = ("body", "personal_id"))
 
 class CitizenService:
     def __init__(
-        self, backend: Backend, limiter: Limiter, audit: AuditWriter, attester: Attester, batch_max_items: int
+        self,
+        backend: Backend,
+        limiter: Limiter,
+        audit: AuditWriter,
+        attester: Attester,
+        batch_max_items: int,
+        attestation_ttl_seconds: int = DEFAULT_ATTESTATION_TTL_SECONDS,
     ) -> None:
+        self._attestation_ttl = attestation_ttl_seconds
         self._backend = backend
         self._limiter = limiter
         self._audit = audit
@@ -178,22 +210,27 @@ class CitizenService:
         self,
         ctx: CallContext,
         verification_id: str,
-        personal_id: str,
+        body: VerifyRequest,
         checked: Sequence[str],
         result: matching.Verification,
     ) -> str:
+        now = int(datetime.now(UTC).timestamp())
+        salt = secrets.token_urlsafe(INPUT_SALT_BYTES)
         return await self._attester.sign_jws(
             {
                 "iss": ctx.issuer,
                 "verification_id": verification_id,
-                "personal_id": personal_id,
+                "personal_id": body.personal_id,
                 "checked_fields": list(checked),
+                "input_hash": input_hash(salt, body),
+                "input_salt": salt,
                 "match": result.match,
                 "reason": result.reason,
                 "client_id": ctx.auth.client_id,
                 "purpose": ctx.purpose,
                 "dossier_id": ctx.dossier_id,
-                "iat": int(datetime.now(UTC).timestamp()),
+                "iat": now,
+                "exp": now + self._attestation_ttl,
             },
             "verification+jwt",
         )
@@ -209,7 +246,7 @@ class CitizenService:
         }
         if ctx.auth.grant.verify_details:
             answer["fields"] = result.fields
-        answer["attestation"] = await self._attest(ctx, verification_id, body.personal_id, checked, result)
+        answer["attestation"] = await self._attest(ctx, verification_id, body, checked, result)
         return answer
 
     @staticmethod

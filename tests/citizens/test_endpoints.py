@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import unicodedata
 from typing import Any
 
@@ -79,6 +81,36 @@ async def test_verify_match_with_a_signed_attestation_anyone_can_check(gateway: 
     assert claims["purpose"] == PURPOSE
     assert claims["dossier_id"] == "HS-2026-000123"
     assert claims["iss"] == "http://testserver"
+    assert claims["exp"] == claims["iat"] + 30 * 24 * 3600
+
+
+async def test_the_attestation_proves_what_was_claimed_without_holding_it(gateway: Gateway) -> None:
+    # docs/contract.md, Verification: input_hash over a fresh salt and the claimed values, recomputable by
+    # whoever holds them (the dossier), different for every answer.
+    client = await gateway.register()
+    claimed = {
+        "personal_id": HEAD,
+        "full_name": unicodedata.normalize("NFD", "Nguyễn Văn Thành"),
+        "gender": "male",
+    }
+
+    first = jwt.decode(
+        (await verify(gateway, client, **claimed))["attestation"], options={"verify_signature": False}
+    )
+    again = jwt.decode(
+        (await verify(gateway, client, **claimed))["attestation"], options={"verify_signature": False}
+    )
+
+    for claims in (first, again):
+        text = (
+            f"{claims['input_salt']}\npersonal_id={HEAD}\n"
+            f"full_name={unicodedata.normalize('NFC', claimed['full_name'])}\ngender=male\n"
+        )
+        assert claims["input_hash"] == hashlib.sha256(text.encode("utf-8")).hexdigest()
+        assert len(base64.urlsafe_b64decode(claims["input_salt"] + "==")) == 16
+        assert "full_name" not in claims  # the values themselves are nowhere in it
+    assert first["input_salt"] != again["input_salt"]
+    assert first["input_hash"] != again["input_hash"]
 
 
 @pytest.mark.parametrize(
@@ -157,9 +189,17 @@ async def test_invalid_personal_id_is_422_and_never_echoed(gateway: Gateway, bad
 
 async def test_verify_needs_something_to_check_and_refuses_unknown_members(gateway: Gateway) -> None:
     client = await gateway.register()
-    problem(
+    body = problem(
         await gateway.call(client, "/v1/citizens/verify", {"personal_id": HEAD}), 422, "validation_failed"
     )
+    # The rule is named, where and how (docs/contract.md, Verification).
+    assert body["errors"] == [
+        {
+            "loc": ["body"],
+            "code": "claim_required",
+            "message": "At least one of full_name, date_of_birth, gender is required.",
+        }
+    ]
     response = await gateway.call(
         client, "/v1/citizens/verify", {"personal_id": HEAD, "gender": "male", "x": 1}
     )

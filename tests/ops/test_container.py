@@ -8,6 +8,7 @@ import json
 import os
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -87,6 +88,42 @@ def run_make(fakes: Path, workdir: Path) -> list[Call]:
         timeout=60,
     )
     return calls(log)
+
+
+def test_make_run_stops_before_anything_when_the_port_is_taken(fakes: Path, tmp_path: Path) -> None:
+    # README: `make run PORT=...`; a busy port is said at once, before any command or curl hint is printed.
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not installed")
+    log = tmp_path / "calls"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [
+                make,
+                "--no-print-directory",
+                "-o",
+                "install",
+                "-f",
+                str(PROJECT_ROOT / "Makefile"),
+                "run",
+                f"BIN={fakes}",
+                f"PORT={port}",
+            ],
+            cwd=tmp_path,
+            env=environment(CALLS=str(log)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    assert done.returncode != 0
+    assert done.stdout == ""
+    assert f"port {port} on 127.0.0.1 is already in use" in done.stderr
+    assert f"make run PORT={port + 1}" in done.stderr
+    assert calls(log) == []
 
 
 def run_entrypoint(

@@ -42,6 +42,7 @@ from mock_csdlqg.problems import (
     install_problem_handlers,
     problem_responses,
 )
+from mock_csdlqg.statistics import StatsEngine, StatsQueryError
 from mock_csdlqg.store import ResidentStore, StoreError, open_store
 from mock_csdlqg.wire import (
     PERSONAL_ID_PATTERN,
@@ -54,6 +55,8 @@ from mock_csdlqg.wire import (
     Persona,
     PersonaList,
     SampleList,
+    ThongKeRequest,
+    ThongKeResponse,
 )
 from vnid import PROVINCES_2025
 
@@ -73,6 +76,7 @@ class MockState:
         self.residents = 0
         self.startup_error: str | None = None
         self._store: ResidentStore | None = None
+        self._stats: StatsEngine | None = None
 
     @property
     def store(self) -> ResidentStore:
@@ -80,11 +84,17 @@ class MockState:
             raise RuntimeError("the mock's store is not open (the lifespan has not run)")
         return self._store
 
+    @property
+    def stats(self) -> StatsEngine:
+        if self._stats is None:
+            self._stats = StatsEngine(self.store)
+        return self._stats
+
     def attach(self, store: ResidentStore, residents: int) -> None:
-        self._store, self.residents = store, residents
+        self._store, self.residents, self._stats = store, residents, None
 
     def detach(self) -> None:
-        self._store = None
+        self._store = self._stats = None
 
 
 def _state(request: Request) -> MockState:
@@ -118,7 +128,7 @@ _INJECTED = {
     "description": "`injected_fault`: the status a fault asked for (`Retry-After: 1` on 429 and 503)",
     "content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_REF}},
 }
-_REQUEST_BODIES = (LookupRequest, BatchGetRequest)
+_REQUEST_BODIES = (LookupRequest, BatchGetRequest, ThongKeRequest)
 
 
 def _doc(
@@ -290,6 +300,37 @@ async def household(
     if record is None:
         raise NotFound
     return Response(record, media_type=JSON_MEDIA_TYPE)
+
+
+@router.post(
+    "/api/v1/statistics/population",
+    summary="Raw population aggregates",
+    tags=["statistics"],
+    **_doc(
+        ThongKeResponse,
+        ValidationFailed,
+        ok_description="Per non-empty cell: the count and the sum of record keys (for the cell-key method)",
+        body=ThongKeRequest,
+        faults=True,
+    ),
+)
+async def population_statistics(request: Request) -> Response:
+    """Counts of residents alive at `ngayTinh` living in the province (and wards), by up to three dimensions.
+
+    Each cell also carries `tongKhoa`, the sum of its residents' record keys: a caller publishing the counts
+    derives each cell's key from it (cell-key method). Record keys themselves never leave the database.
+    """
+    try:
+        doc = orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        raise ValidationFailed(errors=[field_error(("body",), "json_invalid")]) from None
+    try:
+        answer = await _state(request).stats.answer(doc)
+    except ValidationError as err:
+        raise _refusal(err) from None
+    except StatsQueryError as err:
+        raise ValidationFailed(errors=[field_error(("body", *err.loc), err.code)]) from None
+    return Response(orjson.dumps(answer), media_type=JSON_MEDIA_TYPE)
 
 
 @router.get(HEALTH_PATH, summary="Liveness and size", tags=["health"], **_doc(Health, keyed=False))

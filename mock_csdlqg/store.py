@@ -26,6 +26,7 @@ import asyncpg
 RESIDENTS = "csdlqg_cong_dan"
 HOUSEHOLDS = "csdlqg_ho_gia_dinh"
 INFO = "csdlqg_thong_tin"
+STATS = "csdlqg_thong_ke"
 
 INDEXES = (
     f"CREATE UNIQUE INDEX ux_{RESIDENTS}_so_dinh_danh ON {RESIDENTS} (so_dinh_danh)",
@@ -35,6 +36,8 @@ INDEXES = (
 
 ResidentRow = tuple[str, str | None, str, bytes]
 HouseholdRow = tuple[str, bytes]
+StatsTableRow = tuple[str, str, bytes]
+"""(2025 province, column name, packed column): see mock_csdlqg.statistics."""
 
 
 class StoreError(RuntimeError):
@@ -70,6 +73,10 @@ class ResidentStore(Protocol):
     async def sample(self, n: int, province: str | None, rng: random.Random) -> list[str]: ...
     async def count(self) -> int: ...
     async def info(self) -> dict[str, str]: ...
+    async def stats_columns(self, province: str) -> dict[str, bytes]:
+        """The province's statistics columns (empty when no resident lives there)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -158,6 +165,13 @@ class SqliteStore:
     async def info(self) -> dict[str, str]:
         return dict(self._conn.execute(f"SELECT key, value FROM {INFO}").fetchall())  # noqa: S608
 
+    async def stats_columns(self, province: str) -> dict[str, bytes]:
+        rows = self._conn.execute(
+            f"SELECT cot, du_lieu FROM {STATS} WHERE ma_tinh = ?",  # noqa: S608
+            (province,),
+        ).fetchall()
+        return {name: bytes(blob) for name, blob in rows}
+
     async def close(self) -> None:
         self._conn.close()
 
@@ -189,6 +203,12 @@ class SqliteWriter:
             );
             CREATE TABLE {HOUSEHOLDS} (ma_ho TEXT PRIMARY KEY, ban_ghi BLOB NOT NULL) WITHOUT ROWID;
             CREATE TABLE {INFO} (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+            CREATE TABLE {STATS} (
+                ma_tinh TEXT NOT NULL,
+                cot TEXT NOT NULL,
+                du_lieu BLOB NOT NULL,
+                PRIMARY KEY (ma_tinh, cot)
+            ) WITHOUT ROWID;
             """
         )
         self.stt = 0
@@ -201,7 +221,8 @@ class SqliteWriter:
         self.conn.executemany(f"INSERT INTO {RESIDENTS} VALUES (?, ?, ?, ?, ?)", rows)  # noqa: S608
         self.conn.executemany(f"INSERT INTO {HOUSEHOLDS} VALUES (?, ?)", households)  # noqa: S608
 
-    async def finish(self, info: dict[str, str]) -> None:
+    async def finish(self, stats: Iterable[StatsTableRow], info: dict[str, str]) -> None:
+        self.conn.executemany(f"INSERT INTO {STATS} VALUES (?, ?, ?)", stats)  # noqa: S608
         self.conn.executemany(f"INSERT INTO {INFO} VALUES (?, ?)", sorted(info.items()))  # noqa: S608
         for statement in INDEXES:
             self.conn.execute(statement)
@@ -288,6 +309,13 @@ class PostgresStore:
         rows = await self._pool.fetch(f"SELECT key, value FROM {INFO}")  # noqa: S608
         return {row[0]: row[1] for row in rows}
 
+    async def stats_columns(self, province: str) -> dict[str, bytes]:
+        rows = await self._pool.fetch(
+            f"SELECT cot, du_lieu FROM {STATS} WHERE ma_tinh = $1",  # noqa: S608
+            province,
+        )
+        return {row[0]: bytes(row[1]) for row in rows}
+
     async def close(self) -> None:
         await self._pool.close()
 
@@ -310,7 +338,7 @@ class PostgresWriter:
         await writer.tx.start()
         await conn.execute(
             f"""
-            DROP TABLE IF EXISTS {RESIDENTS}, {HOUSEHOLDS}, {INFO};
+            DROP TABLE IF EXISTS {RESIDENTS}, {HOUSEHOLDS}, {INFO}, {STATS};
             CREATE TABLE {RESIDENTS} (
                 stt integer PRIMARY KEY,
                 so_dinh_danh text NOT NULL,
@@ -320,6 +348,12 @@ class PostgresWriter:
             );
             CREATE TABLE {HOUSEHOLDS} (ma_ho text PRIMARY KEY, ban_ghi bytea NOT NULL);
             CREATE TABLE {INFO} (key text PRIMARY KEY, value text NOT NULL);
+            CREATE TABLE {STATS} (
+                ma_tinh text NOT NULL,
+                cot text NOT NULL,
+                du_lieu bytea NOT NULL,
+                PRIMARY KEY (ma_tinh, cot)
+            );
             """
         )
         return writer
@@ -331,7 +365,8 @@ class PostgresWriter:
         await self.conn.copy_records_to_table(RESIDENTS, records=rows)
         await self.conn.copy_records_to_table(HOUSEHOLDS, records=list(households))
 
-    async def finish(self, info: dict[str, str]) -> None:
+    async def finish(self, stats: Iterable[StatsTableRow], info: dict[str, str]) -> None:
+        await self.conn.copy_records_to_table(STATS, records=list(stats))
         await self.conn.copy_records_to_table(INFO, records=sorted(info.items()))
         for statement in INDEXES:
             await self.conn.execute(statement)

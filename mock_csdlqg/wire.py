@@ -40,6 +40,7 @@ capNhatLuc              _meta.record_updated_at     RFC 3339, UTC
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -219,3 +220,54 @@ class FaultMode(WireModel):
     malformed: bool = False
     wrong_id: bool = False
     trickle: bool = False
+
+
+# ------------------------------------------------------------------------------------------ statistics
+StatsDimension = Literal["xa", "doTuoi", "nhomTuoi", "gioiTinh", "danToc", "cuTru", "quyMoHo", "honNhan"]
+
+
+class LocThongKe(WireModel):
+    """Who is counted, besides province and wards (members left out do not filter)."""
+
+    gioiTinh: Literal["Nam", "Nữ"] | None = None
+    tuoiTu: int | None = Field(default=None, ge=0, le=150, description="lowest age in completed years")
+    tuoiDen: int | None = Field(default=None, ge=0, le=150, description="highest age in completed years")
+    danToc: list[Annotated[str, Field(pattern=r"^[0-9]{2}$")]] | None = Field(default=None, max_length=54)
+    cuTru: list[Literal["thuong_tru", "tam_tru", "khac"]] | None = Field(default=None, max_length=3)
+
+
+class ThongKeRequest(WireModel):
+    """A raw population aggregate: residents alive at ``ngayTinh`` whose residence is in the province."""
+
+    maTinh: str = Field(pattern=r"^[0-9]{2}$", description="2025 province code")
+    maXa: list[Annotated[str, Field(pattern=r"^[0-9]{5}$")]] | None = Field(
+        default=None, max_length=200, description="only these wards of the province"
+    )
+    nhomTheo: list[StatsDimension] = Field(
+        default_factory=list,
+        max_length=3,
+        description=(
+            "dimensions: xa (ward code), doTuoi (0-4 … 80-84, 85+), nhomTuoi (0-5, 6-10, 11-14, 15-17, 18-59, "
+            "60+), gioiTinh (Nam, Nữ), danToc (GSO code), cuTru (thuong_tru: at the permanent address, "
+            "tam_tru: at a registered temporary one, khac), quyMoHo (household members 1 … 5, 6+), honNhan "
+            "(doc_than, da_ket_hon, ly_hon, goa, chua_ro)"
+        ),
+    )
+    loc: LocThongKe = Field(default_factory=LocThongKe)
+    ngayTinh: date | None = Field(
+        default=None, description="the date ages are computed at (default: the data set's)"
+    )
+
+
+class OThongKe(WireModel):
+    giaTri: list[str] = Field(description="the cell's value of each dimension, in ``nhomTheo`` order")
+    soNguoi: int = Field(ge=1, description="residents in the cell (raw, never published as such)")
+    tongKhoa: int = Field(ge=0, description="the sum of their record keys (each in 0..255)")
+
+
+class ThongKeResponse(WireModel):
+    maTinh: str
+    ngayTinh: str
+    nhomTheo: list[str]
+    o: list[OThongKe] = Field(description="every non-empty cell, in the order of the dimensions' codes")
+    nhan: dict[str, dict[str, str]] = Field(description="names of the coded values: xa and danToc")

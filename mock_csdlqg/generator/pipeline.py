@@ -16,9 +16,17 @@ from dataclasses import dataclass
 from datetime import date
 from multiprocessing import get_context
 
+import orjson
+
 from mock_csdlqg.generator.ids import CHUNK_SIZE, MAX_COUNT, GenerationError
-from mock_csdlqg.generator.population import HouseholdRow, PopulationSpec, ResidentRow, generate_chunk
+from mock_csdlqg.generator.population import (
+    HouseholdRow,
+    PopulationSpec,
+    ResidentRow,
+    generate_chunk_with_stats,
+)
 from mock_csdlqg.personas import persona_rows
+from mock_csdlqg.statistics import StatsBuilder, StatsChunk, pack, record_keys, stats_row
 from mock_csdlqg.store import open_writer
 from vnid import PROVINCES_2025
 
@@ -28,7 +36,7 @@ DEFAULT_AS_OF = date(2026, 1, 1)
 DEFAULT_PROVINCES = ("52",)
 FORMAT_VERSION = "1"
 
-Chunk = tuple[list[ResidentRow], list[HouseholdRow]]
+Chunk = tuple[list[ResidentRow], list[HouseholdRow], StatsChunk]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,22 +66,32 @@ def _generate(spec: PopulationSpec, count: int, workers: int) -> Iterator[Chunk]
     plan = _chunks(count)
     if workers <= 1 or len(plan) <= 2:
         for index, size in plan:
-            yield generate_chunk(spec, index, size)
+            yield generate_chunk_with_stats(spec, index, size)
         return
     # fork: workers inherit the imported tables instead of re-importing them
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
         pending: deque[Future[Chunk]] = deque()
         queue = iter(plan)
         for index, size in queue:
-            pending.append(pool.submit(generate_chunk, spec, index, size))
+            pending.append(pool.submit(generate_chunk_with_stats, spec, index, size))
             if len(pending) >= workers * 2:
                 break
         while pending:
             chunk = pending.popleft().result()
             nxt = next(queue, None)
             if nxt is not None:
-                pending.append(pool.submit(generate_chunk, spec, *nxt))
+                pending.append(pool.submit(generate_chunk_with_stats, spec, *nxt))
             yield chunk
+
+
+def persona_stats(seed: int, residents: list[ResidentRow], households: list[HouseholdRow]) -> StatsChunk:
+    """The personas' statistics rows, derived from their records as the generator derives its own."""
+    sizes = {ho: len(orjson.loads(blob)["thanhVien"]) for ho, blob in households}
+    keys = record_keys(seed, "personas")
+    return pack(
+        stats_row(orjson.loads(blob), sizes.get(ho, 1) if ho else 1, keys.getrandbits(8))
+        for _, ho, _, blob in residents
+    )
 
 
 async def seed_database(
@@ -95,16 +113,20 @@ async def seed_database(
     writer = await open_writer(url)
     residents = households = 0
     try:
+        stats = StatsBuilder()
         personas, persona_households = persona_rows(as_of)
         await writer.write(personas, persona_households)
+        stats.add(persona_stats(seed, personas, persona_households))
         households += len(persona_households)
-        for chunk_residents, chunk_households in _generate(spec, count, workers):
+        for chunk_residents, chunk_households, chunk_stats in _generate(spec, count, workers):
             await writer.write(chunk_residents, chunk_households)
+            stats.add(chunk_stats)
             residents += len(chunk_residents)
             households += len(chunk_households)
             if progress is not None:
                 progress(residents)
         await writer.finish(
+            stats.rows(),
             {
                 "format_version": FORMAT_VERSION,
                 "seed": str(seed),
@@ -112,7 +134,7 @@ async def seed_database(
                 "as_of": as_of.isoformat(),
                 "provinces": ",".join(spec.home_provinces),
                 "personas": str(len(personas)),
-            }
+            },
         )
     except BaseException:
         await writer.abort()

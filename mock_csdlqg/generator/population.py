@@ -22,6 +22,7 @@ import orjson
 
 from mock_csdlqg.generator import data
 from mock_csdlqg.generator.ids import IdAllocator
+from mock_csdlqg.statistics import StatsChunk, StatsRow, pack, record_keys, stats_row
 from vnid import (
     LEGACY_PROVINCES,
     PROVINCES_2025,
@@ -183,6 +184,9 @@ class ChunkGenerator:
         self.as_of_ord = spec.as_of.toordinal()
         self.residents: list[ResidentRow] = []
         self.households: list[HouseholdRow] = []
+        # Record keys come from a stream of their own: the records are what they were before keys existed.
+        self.keys = record_keys(spec.seed, str(chunk))
+        self.stats: list[StatsRow] = []
 
     # ----------------------------------------------------------------------------------------- helpers
     # random.choice/randint cost ~1.5 µs each through _randbelow; indexing by random() is 5x cheaper and
@@ -539,9 +543,12 @@ class ChunkGenerator:
             record = self._record(person, ho, file_number, permanent, temporary, current, absence)
             scope = (current or temporary or permanent or home)["maTinh"]
             self.residents.append((person.pid, ho, scope, orjson.dumps(record)))
+            size = len(members) if ho is not None else 1
+            self.stats.append(stats_row(record, size, self.keys.getrandbits(8)))
         for person in deceased:
             record = self._record(person, None, None, home, None, None, None)
             self.residents.append((person.pid, None, province, orjson.dumps(record)))
+            self.stats.append(stats_row(record, 1, self.keys.getrandbits(8)))
         if ho is not None:
             self.households.append((ho, household_json(ho, home, members)))
 
@@ -727,3 +734,12 @@ def generate_chunk(
 ) -> tuple[list[ResidentRow], list[HouseholdRow]]:
     """Generate one chunk: a pure function of its arguments (run in worker processes)."""
     return ChunkGenerator(spec, chunk).run(size)
+
+
+def generate_chunk_with_stats(
+    spec: PopulationSpec, chunk: int, size: int
+) -> tuple[list[ResidentRow], list[HouseholdRow], StatsChunk]:
+    """``generate_chunk`` plus the chunk's statistics rows, packed by province (mock_csdlqg.statistics)."""
+    generator = ChunkGenerator(spec, chunk)
+    residents, households = generator.run(size)
+    return residents, households, pack(generator.stats)

@@ -60,6 +60,7 @@ def test_every_route_of_the_contract_is_described() -> None:
         ("/api/v1/residents/lookup", "post"),
         ("/api/v1/residents/batch-get", "post"),
         ("/api/v1/households/{maHo}", "get"),
+        ("/api/v1/statistics/population", "post"),
         ("/api/v1/health", "get"),
         ("/healthz", "get"),
         ("/_mock/personas", "get"),
@@ -108,6 +109,7 @@ def test_answers_are_described_with_the_wire_models_and_problems() -> None:
         ("/api/v1/residents/lookup", "post"): "CongDan",
         ("/api/v1/residents/batch-get", "post"): "BatchGetResponse",
         ("/api/v1/households/{maHo}", "get"): "HoGiaDinh",
+        ("/api/v1/statistics/population", "post"): "ThongKeResponse",
         ("/_mock/personas", "get"): "PersonaList",
         ("/_mock/sample", "get"): "SampleList",
         ("/_mock/faults", "put"): "FaultMode",
@@ -115,7 +117,11 @@ def test_answers_are_described_with_the_wire_models_and_problems() -> None:
     for (path, method), model in ok.items():
         answer = document["paths"][path][method]["responses"]["200"]["content"]["application/json"]["schema"]
         assert answer == {"$ref": f"#/components/schemas/{model}"}, path
-    bodies = {"/api/v1/residents/lookup": "LookupRequest", "/api/v1/residents/batch-get": "BatchGetRequest"}
+    bodies = {
+        "/api/v1/residents/lookup": "LookupRequest",
+        "/api/v1/residents/batch-get": "BatchGetRequest",
+        "/api/v1/statistics/population": "ThongKeRequest",
+    }
     for path, model in bodies.items():
         body = document["paths"][path]["post"]["requestBody"]
         assert body["content"]["application/json"]["schema"] == {"$ref": f"#/components/schemas/{model}"}

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Protocol, TypeGuard
 
 RESIDENT_FIELDS: tuple[str, ...] = (
@@ -116,6 +117,71 @@ class Household:
     """Every member, the head included (relation ``head``)."""
 
 
+STATS_DIMENSIONS: tuple[str, ...] = (
+    "ward",
+    "age_band",
+    "age_group",
+    "sex",
+    "ethnicity",
+    "residence_status",
+    "household_size",
+    "marital_status",
+)
+"""What population statistics may group by (docs/contract.md, section 14), in contract order."""
+AGE_BANDS: tuple[str, ...] = (*(f"{low}-{low + 4}" for low in range(0, 85, 5)), "85+")
+AGE_GROUPS: tuple[str, ...] = ("0-5", "6-10", "11-14", "15-17", "18-59", "60+")
+SEXES: tuple[str, ...] = ("male", "female")
+RESIDENCE_STATUSES: tuple[str, ...] = ("permanent", "temporary", "other")
+HOUSEHOLD_SIZES: tuple[str, ...] = ("1", "2", "3", "4", "5", "6+")
+MARITAL_STATUSES: tuple[str, ...] = ("single", "married", "divorced", "widowed", "unknown")
+STATS_VALUES: dict[str, tuple[str, ...]] = {
+    "age_band": AGE_BANDS,
+    "age_group": AGE_GROUPS,
+    "sex": SEXES,
+    "residence_status": RESIDENCE_STATUSES,
+    "household_size": HOUSEHOLD_SIZES,
+    "marital_status": MARITAL_STATUSES,
+}
+"""The closed vocabularies (``ward`` and ``ethnicity`` are codes), each in the order items are sorted by."""
+
+
+@dataclass(frozen=True, slots=True)
+class PopulationQuery:
+    """A raw-aggregate question: residents alive at ``as_of`` living in ``province`` (and ``wards``)."""
+
+    province: str
+    as_of: date | None = None
+    """None: the data set's own date."""
+    group_by: tuple[str, ...] = ()
+    wards: tuple[str, ...] | None = None
+    sex: str | None = None
+    age_min: int | None = None
+    age_max: int | None = None
+    ethnicity: tuple[str, ...] | None = None
+    residence_status: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RawCell:
+    """One non-empty cell: its values (in ``group_by`` order), its count and the sum of its record keys."""
+
+    values: tuple[str, ...]
+    count: int
+    key_sum: int
+
+
+@dataclass(frozen=True, slots=True)
+class RawAggregate:
+    """Raw counts: never published as they are (app.stats perturbs them)."""
+
+    province: str
+    as_of: date
+    group_by: tuple[str, ...]
+    cells: tuple[RawCell, ...]
+    labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """Names of coded values: ``ward`` and ``ethnicity`` code -> name."""
+
+
 class Backend(Protocol):
     """Read access to the population register. Every method is a read, safe to retry."""
 
@@ -135,6 +201,10 @@ class Backend(Protocol):
         ...
 
     async def household(self, household_id: str) -> Household | None: ...
+
+    async def population_aggregate(self, query: PopulationQuery) -> RawAggregate:
+        """Per non-empty cell of the query, the count and the sum of record keys (the query is valid)."""
+        ...
 
     async def check(self) -> None:
         """Raise when the backend cannot answer (used by ``/readyz``)."""

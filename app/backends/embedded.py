@@ -23,9 +23,12 @@ from typing import Any, TypeVar
 
 import asyncpg
 import orjson
+from pydantic import ValidationError
 
 from app.backends.base import (
     Household,
+    PopulationQuery,
+    RawAggregate,
     ResidentRecord,
     chunks,
     ids_to_ask,
@@ -39,7 +42,8 @@ from app.backends.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from app.backends.wire import household_from_wire, record_from_wire
+from app.backends.wire import aggregate_from_wire, aggregate_to_wire, household_from_wire, record_from_wire
+from mock_csdlqg.statistics import StatsEngine, StatsQueryError
 from mock_csdlqg.store import ResidentStore, StoreError, StoreMissing, open_store, parse_url
 
 logger = logging.getLogger(__name__)
@@ -75,6 +79,8 @@ class EmbeddedBackend:
         self.reopen_interval = reopen_interval
         self._clock = clock
         self._store: ResidentStore | None = None
+        self._stats: StatsEngine | None = None
+        """The mock's own aggregate engine over the open store (it caches the provinces it has loaded)."""
         self._opening = False
         self._next_open = 0.0
         self.calls = 0
@@ -91,7 +97,7 @@ class EmbeddedBackend:
 
     async def close(self) -> None:
         if self._store is not None:
-            store, self._store = self._store, None
+            store, self._store, self._stats = self._store, None, None
             await store.close()
 
     async def _try_open(self) -> None:
@@ -181,6 +187,24 @@ class EmbeddedBackend:
         if household.household_id != household_id:
             raise UpstreamIdentityMismatch(reason="identity")
         return household
+
+    async def population_aggregate(self, query: PopulationQuery) -> RawAggregate:
+        """The mock's raw aggregate computed in-process, through the same wire body and mapping as ``http``."""
+        body = aggregate_to_wire(query)
+
+        async def read(store: ResidentStore) -> Any:
+            if self._stats is None or self._stats.store is not store:
+                self._stats = StatsEngine(store)
+            try:
+                return await self._stats.answer(body)
+            except (StatsQueryError, ValidationError):
+                logger.warning("the mock database refused a statistics query")
+                raise UpstreamUnavailable() from None
+            except ValueError:
+                logger.warning("the mock database's statistics table is unusable")
+                raise UpstreamBadResponse(reason="statistics") from None
+
+        return aggregate_from_wire(await self._read("statistics", read), query)
 
     async def check(self) -> None:
         """Raises UpstreamUnavailable while the database is missing, empty or unreachable."""

@@ -8,11 +8,24 @@ without an upstream call.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+import hashlib
+from collections import Counter, deque
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from datetime import date
 from typing import Any
 
-from app.backends.base import RESIDENT_FIELDS, Household, HouseholdMember, ResidentRecord, ids_to_ask
+from app.backends.base import (
+    RESIDENCE_FIELDS,
+    RESIDENT_FIELDS,
+    STATS_VALUES,
+    Household,
+    HouseholdMember,
+    PopulationQuery,
+    RawAggregate,
+    RawCell,
+    ResidentRecord,
+    ids_to_ask,
+)
 from app.backends.errors import UpstreamUnavailable
 
 SOURCE = "fake"
@@ -103,6 +116,8 @@ class FakeBackend:
         self.healthy = True
         self.check_error: BaseException | None = None
         self.closed = False
+        self.dataset_date = date(2026, 1, 1)
+        """``as_of`` of a statistics query that names none."""
         self._queued: deque[BaseException] = deque()
 
     def fail_next(self, error: BaseException, times: int = 1) -> None:
@@ -146,6 +161,25 @@ class FakeBackend:
         await self._enter("household", (household_id,))
         return self.households.get(household_id)
 
+    async def population_aggregate(self, query: PopulationQuery) -> RawAggregate:
+        """Counted from the records, each with the record key ``sha256(personal_id)[0]``."""
+        await self._enter("population_aggregate", (query.province,))
+        as_of = query.as_of or self.dataset_date
+        counts: Counter[tuple[str, ...]] = Counter()
+        sums: Counter[tuple[str, ...]] = Counter()
+        labels: dict[str, dict[str, str]] = {"ward": {}, "ethnicity": {}}
+        for record in self.records.values():
+            facts = _stats_facts(record, self.households, as_of)
+            if facts is None or not _counted(facts, query):
+                continue
+            cell = tuple(str(facts[dim]) for dim in query.group_by)
+            counts[cell] += 1
+            sums[cell] += hashlib.sha256(record.personal_id.encode()).digest()[0]
+            labels["ward"][str(facts["ward"])] = str(facts["ward_name"])
+            labels["ethnicity"][str(facts["ethnicity"])] = str(facts["ethnicity_name"])
+        cells = tuple(RawCell(values, n, sums[values]) for values, n in sorted(counts.items()))
+        return RawAggregate(query.province, as_of, query.group_by, cells, labels)
+
     async def check(self) -> None:
         await self._enter("check", ())
         if not self.healthy:
@@ -153,3 +187,64 @@ class FakeBackend:
 
     async def close(self) -> None:
         self.closed = True
+
+
+def _partial_date(value: str) -> date:
+    parts = [int(part) for part in value.split("-")]
+    return date(
+        parts[0],
+        parts[1] if len(parts) > 1 else 7,
+        parts[2] if len(parts) > 2 else (15 if len(parts) == 2 else 1),
+    )
+
+
+def _stats_facts(
+    record: ResidentRecord, households: Mapping[str, Household], as_of: date
+) -> dict[str, Any] | None:
+    """What statistics read of a record, or None when the resident is not alive at ``as_of``."""
+    f = record.fields
+    born = _partial_date(f["date_of_birth"])
+    died = f["date_of_death"]
+    if born > as_of or (died is not None and _partial_date(died) <= as_of):
+        return None
+    home = next((f[key] for key in RESIDENCE_FIELDS if f.get(key)), None)
+    if home is None:
+        return None
+    age = as_of.year - born.year - ((as_of.month, as_of.day) < (born.month, born.day))
+    bands, groups = STATS_VALUES["age_band"], STATS_VALUES["age_group"]
+    household = households.get(f["household_id"]) if f["household_id"] else None
+    size = len(household.members) if household is not None else 1
+    status = (
+        "permanent"
+        if home == f["permanent_address"]
+        else "temporary"
+        if home == f["temporary_address"]
+        else "other"
+    )
+    return {
+        "province": home["province_code"],
+        "ward": home["ward_code"],
+        "ward_name": home["ward_name"],
+        "age": age,
+        "age_band": bands[min(age // 5, len(bands) - 1)],
+        "age_group": groups[sum(age > top for top in (5, 10, 14, 17, 59))],
+        "sex": f["gender"],
+        "ethnicity": f["ethnicity"]["code"],
+        "ethnicity_name": f["ethnicity"]["name"],
+        "residence_status": status,
+        "household_size": str(size) if size < 6 else "6+",
+        "marital_status": f["marital_status"] or "unknown",
+    }
+
+
+def _counted(facts: Mapping[str, Any], q: PopulationQuery) -> bool:
+    age: int = facts["age"]
+    return (
+        facts["province"] == q.province
+        and (q.wards is None or facts["ward"] in q.wards)
+        and (q.sex is None or facts["sex"] == q.sex)
+        and (q.age_min is None or age >= q.age_min)
+        and (q.age_max is None or age <= q.age_max)
+        and (q.ethnicity is None or facts["ethnicity"] in q.ethnicity)
+        and (q.residence_status is None or facts["residence_status"] in q.residence_status)
+    )

@@ -42,6 +42,8 @@ from pydantic import SecretStr
 
 from app.backends.base import (
     Household,
+    PopulationQuery,
+    RawAggregate,
     ResidentRecord,
     chunks,
     ids_to_ask,
@@ -56,7 +58,7 @@ from app.backends.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from app.backends.wire import household_from_wire, record_from_wire
+from app.backends.wire import aggregate_from_wire, aggregate_to_wire, household_from_wire, record_from_wire
 from app.errors import GatewayError
 
 logger = logging.getLogger(__name__)
@@ -67,6 +69,7 @@ LOOKUP_PATH = "/api/v1/residents/lookup"
 BATCH_PATH = "/api/v1/residents/batch-get"
 HOUSEHOLD_PATH = "/api/v1/households/"
 HEALTH_PATH = "/api/v1/health"
+STATS_PATH = "/api/v1/statistics/population"
 
 SOURCE = "csdlqg"
 MAX_RETRIES = 2
@@ -146,6 +149,7 @@ class HttpBackend:
         min_attempt_seconds: float = 0.05,
         max_response_bytes: int = 2 * 1024 * 1024,
         max_record_bytes: int = 16 * 1024,
+        max_stats_bytes: int = 32 * 1024 * 1024,
         batch_size: int = UPSTREAM_BATCH_LIMIT,
         limits: httpx.Limits | None = None,
         breaker: CircuitBreaker | None = None,
@@ -184,6 +188,8 @@ class HttpBackend:
         self.min_attempt_seconds = min_attempt_seconds
         self.max_response_bytes = max_response_bytes
         self.max_record_bytes = max_record_bytes
+        self.max_stats_bytes = max_stats_bytes
+        """Raw aggregates of three dimensions over 200 wards can run to a few hundred thousand cells."""
         self.batch_size = batch_size
         self._limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)
         self.breaker = breaker or CircuitBreaker(name="csdlqg")
@@ -284,6 +290,12 @@ class HttpBackend:
         if household.household_id != household_id:
             raise self._mismatch("household")
         return household
+
+    async def population_aggregate(self, query: PopulationQuery) -> RawAggregate:
+        doc = await self._call(
+            "statistics", "POST", STATS_PATH, aggregate_to_wire(query), self.max_stats_bytes, not_found=False
+        )
+        return self._map(partial(aggregate_from_wire, query=query), doc)
 
     async def check(self) -> None:
         """One health request under ``check_deadline``; no retry, and outside the breaker's accounting.

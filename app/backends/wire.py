@@ -20,9 +20,20 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Collection, Iterable
+from datetime import date
 from typing import Any, NoReturn
 
-from app.backends.base import HOUSEHOLD_ID, PERSONAL_ID, Household, HouseholdMember, ResidentRecord
+from app.backends.base import (
+    HOUSEHOLD_ID,
+    PERSONAL_ID,
+    STATS_VALUES,
+    Household,
+    HouseholdMember,
+    PopulationQuery,
+    RawAggregate,
+    RawCell,
+    ResidentRecord,
+)
 from app.backends.errors import UpstreamBadResponse
 
 GENDER = {"Nam": "male", "Nữ": "female"}
@@ -361,3 +372,128 @@ def _household(value: Any) -> Household:
     if len({member.personal_id for member in members}) != len(members):
         _fail("thanhVien")
     return Household(household_id=_match(d, "maHo", HOUSEHOLD_ID, w), head=head, members=members)
+
+
+# --------------------------------------------------------------------------------------------- statistics
+
+STATS_DIMENSION = {
+    "ward": "xa",
+    "age_band": "doTuoi",
+    "age_group": "nhomTuoi",
+    "sex": "gioiTinh",
+    "ethnicity": "danToc",
+    "residence_status": "cuTru",
+    "household_size": "quyMoHo",
+    "marital_status": "honNhan",
+}
+"""API dimension -> the upstream's ``nhomTheo`` name."""
+RESIDENCE_STATUS = {"thuong_tru": "permanent", "tam_tru": "temporary", "khac": "other"}
+STATS_MARITAL_STATUS = {**MARITAL_STATUS, "chua_ro": "unknown"}
+_STATS_VALUE = {"sex": GENDER, "residence_status": RESIDENCE_STATUS, "marital_status": STATS_MARITAL_STATUS}
+"""Upstream value -> API value, for the dimensions whose vocabularies differ (the others are the same)."""
+_TO_WIRE = {dim: {api: wire for wire, api in table.items()} for dim, table in _STATS_VALUE.items()}
+_MAX_KEY = 255
+
+
+def aggregate_to_wire(query: PopulationQuery) -> dict[str, Any]:
+    """The upstream's ``ThongKeRequest`` body for a (valid) query."""
+    loc: dict[str, Any] = {}
+    if query.sex is not None:
+        loc["gioiTinh"] = _TO_WIRE["sex"][query.sex]
+    if query.age_min is not None:
+        loc["tuoiTu"] = query.age_min
+    if query.age_max is not None:
+        loc["tuoiDen"] = query.age_max
+    if query.ethnicity is not None:
+        loc["danToc"] = list(query.ethnicity)
+    if query.residence_status is not None:
+        loc["cuTru"] = [_TO_WIRE["residence_status"][value] for value in query.residence_status]
+    body: dict[str, Any] = {
+        "maTinh": query.province,
+        "nhomTheo": [STATS_DIMENSION[d] for d in query.group_by],
+    }
+    if query.wards is not None:
+        body["maXa"] = list(query.wards)
+    if loc:
+        body["loc"] = loc
+    if query.as_of is not None:
+        body["ngayTinh"] = query.as_of.isoformat()
+    return body
+
+
+def aggregate_from_wire(data: Any, query: PopulationQuery) -> RawAggregate:
+    """The upstream's ``ThongKeResponse`` for ``query``, checked against it; UpstreamBadResponse otherwise.
+
+    Beyond the shape: it must answer the province and dimensions asked, each cell's values must be in the
+    dimension's vocabulary (wards in the asked list when one was given), counts positive, key sums within
+    0..255 per resident, and no cell twice."""
+    try:
+        return _aggregate(data, query)
+    except _Bad as bad:
+        raise UpstreamBadResponse(reason=f"shape:{bad.where}") from None
+
+
+def _aggregate(value: Any, query: PopulationQuery) -> RawAggregate:
+    w = "ThongKeResponse"
+    d = _obj(value, w)
+    if _match(d, "maTinh", _PROVINCE, w) != query.province:
+        _fail(w, "maTinh")
+    as_of_text = _text(d, "ngayTinh", w)
+    try:
+        as_of = date.fromisoformat(as_of_text)
+    except ValueError:
+        _fail(w, "ngayTinh")
+    if len(as_of_text) != 10 or (query.as_of is not None and as_of != query.as_of):
+        _fail(w, "ngayTinh")
+    if _list(d, "nhomTheo", w) != [STATS_DIMENSION[dim] for dim in query.group_by]:
+        _fail(w, "nhomTheo")
+    labels_doc = _obj(_member(d, "nhan", w), "nhan")
+    labels: dict[str, dict[str, str]] = {}
+    for dim, wire_name in (("ward", "xa"), ("ethnicity", "danToc")):
+        names = labels_doc.get(wire_name, {})
+        if type(names) is not dict or not all(type(k) is str and type(v) is str for k, v in names.items()):
+            _fail("nhan", wire_name)
+        labels[dim] = {k: _NFC("NFC", v) for k, v in names.items()}
+    allowed_wards = None if query.wards is None else set(query.wards)
+    cells: list[RawCell] = []
+    seen: set[tuple[str, ...]] = set()
+    for item in _list(d, "o", w):
+        cell = _obj(item, "o[]")
+        raw_values = _list(cell, "giaTri", "o[]")
+        if len(raw_values) != len(query.group_by):
+            _fail("o[]", "giaTri")
+        values = tuple(
+            _stats_value(dim, raw, labels, allowed_wards)
+            for dim, raw in zip(query.group_by, raw_values, strict=True)
+        )
+        count, key_sum = cell.get("soNguoi"), cell.get("tongKhoa")
+        if type(count) is not int or count < 1:
+            _fail("o[]", "soNguoi")
+        if type(key_sum) is not int or not 0 <= key_sum <= _MAX_KEY * count:
+            _fail("o[]", "tongKhoa")
+        if values in seen:
+            _fail("o[]", "giaTri")
+        seen.add(values)
+        cells.append(RawCell(values, count, key_sum))
+    return RawAggregate(query.province, as_of, query.group_by, tuple(cells), labels)
+
+
+def _stats_value(
+    dim: str, raw: Any, labels: dict[str, dict[str, str]], allowed_wards: set[str] | None
+) -> str:
+    if type(raw) is not str:
+        _fail("o[]", "giaTri")
+    if dim == "ward":
+        if not _WARD.fullmatch(raw) or raw not in labels["ward"]:
+            _fail("o[]", "giaTri")
+        if allowed_wards is not None and raw not in allowed_wards:
+            _fail("o[]", "giaTri")
+        return raw
+    if dim == "ethnicity":
+        if not _GSO_CODE.fullmatch(raw) or raw not in labels["ethnicity"]:
+            _fail("o[]", "giaTri")
+        return raw
+    value = _STATS_VALUE[dim].get(raw) if dim in _STATS_VALUE else raw
+    if value is None or value not in STATS_VALUES[dim]:
+        _fail("o[]", "giaTri")
+    return value

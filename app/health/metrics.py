@@ -32,7 +32,7 @@ from prometheus_client.registry import Collector
 from starlette.types import Scope
 
 from app.audit.writer import AuditEvent, AuditWriter
-from app.backends.base import Backend, Household, ResidentRecord
+from app.backends.base import Backend, Household, PopulationQuery, RawAggregate, ResidentRecord
 from app.backends.breaker import BreakerState
 from app.citizens.limits import Limiter, LimitsUnavailable, RateLimited, SubjectQuotaExceeded
 from app.errors import GatewayError
@@ -267,6 +267,12 @@ class InstrumentedBackend:
 
     async def household(self, household_id: str) -> Household | None:
         result: Household | None = await self._timed("household", lambda: self.inner.household(household_id))
+        return result
+
+    async def population_aggregate(self, query: PopulationQuery) -> RawAggregate:
+        result: RawAggregate = await self._timed(
+            "population_aggregate", lambda: self.inner.population_aggregate(query)
+        )
         return result
 
     async def check(self) -> None:

@@ -5,7 +5,7 @@ Hierarchy::
     GatewayError
     ├── NotFound
     │   └── ChangeNotFound            404 not_found
-    ├── SelfApprovalForbidden         403 self_approval_forbidden
+    ├── SelfApprovalForbidden         403 self_approval
     └── Conflict                      409 conflict
         ├── ChangeNotPending          409 conflict (already approved or rejected)
         └── ChangeOutdated            409 conflict (the target changed since the request)
@@ -28,7 +28,7 @@ class SelfApprovalForbidden(GatewayError):
     """Four eyes: the administrator who requested a change cannot approve it."""
 
     status = 403
-    code = "self_approval_forbidden"
+    code = "self_approval"
     title_en = "Own change"
     title_vi = "Không được tự phê duyệt"
     default_detail_en = (

@@ -434,7 +434,9 @@ class AdminService:
             raise ChangeNotFound()
         return change
 
-    async def approve(self, change_id: str) -> GrantOut | ClientOut | ClientSecretOut:
+    async def approve(
+        self, change_id: str, *, reason: str | None = None
+    ) -> GrantOut | ClientOut | ClientSecretOut:
         """Apply a pending change on behalf of a second administrator; answers the target's new state."""
         change = await self._change(change_id)
         if change.status != "pending":
@@ -451,6 +453,7 @@ class AdminService:
                 "change_id": change.change_id,
                 "before": {"status": "pending", "requested_by": change.requested_by},
                 "after": {"status": "approved", "decided_by": self.actor},
+                **({"reason": reason} if reason else {}),
             },
         )
         # Applied as this administrator, through the same validation as a direct change (a purpose or client
@@ -473,7 +476,7 @@ class AdminService:
             raise ChangeOutdated()
         return await self.auth.update_client(client_id, ClientUpdate.model_validate(change.payload))
 
-    async def reject(self, change_id: str) -> ChangeOut:
+    async def reject(self, change_id: str, *, reason: str | None = None) -> ChangeOut:
         """Refuse a pending change; any administrator may, including the one who asked (a withdrawal)."""
         change = await self._change(change_id)
         if not await self.changes.decide(change, "rejected", by=self.actor, at=utcnow()):
@@ -485,6 +488,7 @@ class AdminService:
                 "change_id": change.change_id,
                 "before": {"status": "pending", "requested_by": change.requested_by},
                 "after": {"status": "rejected", "decided_by": self.actor},
+                **({"reason": reason} if reason else {}),
             },
         )
         return change_view(change)

@@ -112,6 +112,14 @@ class Console:
     def secure_cookies(self) -> bool:
         return self.state.settings.profile != "dev"
 
+    async def rollback(self) -> None:
+        """Undo what this request changed so far (a refusal caught to render a page), then read the session
+        and its operator again (the rollback expired them)."""
+        await self.db.rollback()
+        if self.me is not None:
+            token = self.request.cookies.get(SESSION_COOKIE)
+            self.me = await self.service.session_for(token, stages=ALL_STAGES)
+
     def t(self, key: str) -> str:
         return translate(key, self.lang)
 
@@ -256,7 +264,10 @@ Ready = Annotated[Console, Depends(require_operator())]
 
 def install(app: FastAPI) -> None:
     """The console's routes and its two answers raised from dependencies (redirect, 403)."""
+    from app.console.pages import router as pages_router  # the pages build on this module
+
     app.include_router(router)
+    app.include_router(pages_router)
     app.add_exception_handler(ConsoleRedirect, _redirect_handler)  # type: ignore[arg-type]
     app.add_exception_handler(ConsoleForbidden, _forbidden_handler)  # type: ignore[arg-type]
 
@@ -461,8 +472,6 @@ def _placeholder(key: str, issue: int) -> Callable[..., Awaitable[Response]]:
 
 
 PLACEHOLDERS: Final[Mapping[str, int]] = {
-    "clients": 16,
-    "approvals": 16,
     "audit": 16,
     "integrity": 16,
     "report": 16,

@@ -152,3 +152,27 @@ async def running(settings: Settings) -> AsyncIterator[Site]:
 async def site(console_db: str) -> AsyncIterator[Site]:
     async for running_site in running(console_settings(console_db)):
         yield running_site
+
+
+async def make_client(site: Site, name: str = "Cổng DVC tỉnh Gia Lai") -> str:
+    """A client as `dancu clients create` makes it (actor ``cli``), with a small grant; its client_id."""
+    from app.audit.writer import AdminLog
+    from app.auth.dependencies import KEYS
+    from app.auth.schemas import ClientCreate, GrantIn
+    from app.auth.service import CLI_ACTOR, AuthService
+
+    async with site.state.sessionmaker() as session:
+        service = AuthService(session, site.state[KEYS].secrets, AdminLog(session, actor=CLI_ACTOR))
+        created = await service.create_client(ClientCreate(name=name))
+        await service.replace_grant(
+            created.client.client_id,
+            GrantIn(scopes=["citizen.verify"], provinces=["52"], rate_limit_per_minute=60),
+        )
+        await session.commit()
+        return created.client.client_id
+
+
+@pytest.fixture
+async def four_eyes_site(console_db: str) -> AsyncIterator[Site]:
+    async for running_site in running(console_settings(console_db, admin={"require_approval": True})):
+        yield running_site

@@ -25,10 +25,12 @@ from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.admin.service import AdminService
-from app.audit.checkpoints import Checkpoint, Checkpointer, CheckpointKeyError, load_checkpoint_key
-from app.audit.integrity import CheckpointFileError, verify_database
+from app.audit.checkpoints import Checkpoint, Checkpointer, load_checkpoint_key
+from app.audit.errors import CheckpointFileError, CheckpointKeyError
+from app.audit.integrity import verify_database
 from app.audit.writer import AdminLog
-from app.auth.keys import KeyConfigurationError, KeyStore, load_encryption_key
+from app.auth.errors import KeyConfigurationError
+from app.auth.keys import KeyStore, load_encryption_key
 from app.auth.schemas import ClientCreate, ClientOut, ClientSecretOut, GrantIn, GrantOut, PurposeIn
 from app.auth.service import CLI_ACTOR, AuthService, CreatedClient, parse
 from app.config import ProductionSettingsError, get_settings

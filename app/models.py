@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import app.admin.models
 import app.audit.models
-import app.auth.access
 import app.auth.models
 import app.forms.models
 import app.operators.models

@@ -32,6 +32,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from app.audit.errors import NotCanonicalisable
 from app.audit.models import AuditChainHead, AuditEventRow
 
 GENESIS_HASH: Final = "0" * 64
@@ -65,16 +66,6 @@ EVENTS: Final = cast(Table, AuditEventRow.__table__)
 
 MAX_SAFE_INTEGER: Final = 2**53 - 1
 """Integers beyond this are refused: other JSON implementations would round them (RFC 8785 §3.2.2.3)."""
-
-
-class NotCanonicalisable(ValueError):
-    """A value the canonical form does not define (a float, a naive timestamp, a non-string key...)."""
-
-
-class StoreUnavailable(Exception):
-    """An append failed before it reached its records (no connection, no transaction, no lock on the head):
-    the store's fault, whatever the records hold, so retrying other records now is pointless. Its cause is
-    the driver's error."""
 
 
 # --- canonical form ----------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit.chain import Head, ensure_head, format_timestamp, read_head
+from app.audit.errors import CheckpointKeyError
 from app.audit.models import AuditCheckpointRow
 from app.audit.sqlite_appender import insert_checkpoint
 from app.config import AuditSettings, Settings
@@ -50,10 +51,6 @@ SHUTDOWN_TIMEOUT_SECONDS: Final = 5.0
 CHECKPOINT_TYP: Final = "checkpoint+jwt"
 MEMBERS: Final = ("log_id", "seq", "hash", "at", "kid")
 """What the JWS signs (every member of a checkpoint but ``jws``)."""
-
-
-class CheckpointKeyError(ValueError):
-    """The checkpoint key cannot be used; the message names the setting and the file, never key material."""
 
 
 # --- the key ------------------------------------------------------------------------------------------------

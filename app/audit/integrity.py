@@ -20,24 +20,16 @@ from typing import Any, Final, Literal
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.audit.chain import (
-    GENESIS_HASH,
-    MEMBERS,
-    Head,
-    NotCanonicalisable,
-    canonical,
-    link_hash,
-    read_head,
-)
+from app.audit.chain import GENESIS_HASH, MEMBERS, Head, canonical, link_hash, read_head
 from app.audit.checkpoints import (
     ANCHOR_FILE,
     Checkpoint,
-    CheckpointKeyError,
     latest_checkpoint,
     latest_checkpoint_file,
     load_checkpoint_key,
     verify_checkpoint,
 )
+from app.audit.errors import CheckpointFileError, CheckpointKeyError, NotCanonicalisable
 from app.audit.models import AuditEventRow
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
@@ -53,10 +45,6 @@ MOVED_SEARCH: Final = 1024
 MAX_CHECKPOINT_FILE_BYTES: Final = 64 * 1024
 
 _COLUMNS = [getattr(AuditEventRow, name) for name in MEMBERS] + [AuditEventRow.hash]
-
-
-class CheckpointFileError(ValueError):
-    """A checkpoint file given to the verifier cannot be read as JSON (a usage error, not damage)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,12 +12,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Request, status
-from pydantic import BaseModel, Field
 
-from app.audit.checkpoints import Checkpoint, latest_checkpoint
+from app.audit.checkpoints import latest_checkpoint
 from app.audit.dependencies import AUDIT, CHECKPOINTS
-from app.audit.integrity import Problem, check_integrity
-from app.audit.writer import AuditEvent, AuditUnavailable, Outcome
+from app.audit.errors import AuditUnavailable
+from app.audit.integrity import check_integrity
+from app.audit.schemas import CheckpointOut, IntegrityOut
+from app.audit.writer import AuditEvent, Outcome
 from app.auth.context import AuthContext
 from app.auth.dependencies import AuditReader
 from app.errors import GatewayError, InsufficientScope, InvalidToken, NotFound
@@ -30,32 +31,6 @@ logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/audit", tags=["audit"], route_class=GatewayRoute)
 
 COMMON_ERRORS = (InvalidToken, InsufficientScope, AuditUnavailable)
-
-
-class IntegrityOut(BaseModel):
-    ok: bool
-    checked: int = Field(description="events found intact: all of them, or those before `first_bad_seq`")
-    first_bad_seq: int | None
-    problem: Problem | None = Field(
-        description="`modified`, `deleted`, `inserted`, `reordered`, `truncated`, `rewritten` or "
-        "`bad_checkpoint_signature` (docs/audit-format.md); null when `ok`"
-    )
-    checkpoint_seq: int | None = Field(
-        description="the `seq` of the latest signed checkpoint checked against"
-    )
-
-
-class CheckpointOut(BaseModel):
-    log_id: str
-    seq: int
-    hash: str
-    at: str = Field(description="RFC 3339 UTC with six fraction digits, exactly as signed")
-    kid: str = Field(description="the checkpoint key in /.well-known/jwks.json")
-    jws: str = Field(description="compact JWS (ES256, typ checkpoint+jwt) over the other members")
-
-    @classmethod
-    def of(cls, checkpoint: Checkpoint) -> CheckpointOut:
-        return cls.model_validate(checkpoint.document())
 
 
 @asynccontextmanager

@@ -20,7 +20,8 @@ from typing import Any, Final
 
 import asyncpg
 
-from app.audit.chain import GENESIS_HASH, HEAD_ID, MEMBERS, Head, StoreUnavailable, chain_events
+from app.audit.chain import GENESIS_HASH, HEAD_ID, MEMBERS, Head, chain_events
+from app.audit.errors import StoreUnavailable
 
 POOL_SIZE: Final = 1
 """The writer's one task appends one transaction at a time (the pool replaces a connection that breaks)."""

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
 from app.audit.dependencies import AuditServiceDep
+from app.audit.errors import AuditUnavailable
 from app.audit.export import ENCODERS, attachment
 from app.audit.schemas import (
     Event,
@@ -25,7 +26,6 @@ from app.audit.schemas import (
     Timestamp,
 )
 from app.audit.service import Reader
-from app.audit.writer import AuditUnavailable
 from app.auth.context import AuthContext
 from app.auth.dependencies import AuditReader, SubjectReportReader
 from app.db import utcnow

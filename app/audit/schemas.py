@@ -13,6 +13,8 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 
+from app.audit.checkpoints import Checkpoint
+from app.audit.integrity import Problem
 from app.audit.models import AuditEventRow
 from app.inputs import RequestModel, in_range_utc
 
@@ -170,3 +172,29 @@ class SubjectReportItem(BaseModel):
 class SubjectReport(BaseModel):
     items: list[SubjectReportItem]
     next_cursor: str | None
+
+
+class IntegrityOut(BaseModel):
+    ok: bool
+    checked: int = Field(description="events found intact: all of them, or those before `first_bad_seq`")
+    first_bad_seq: int | None
+    problem: Problem | None = Field(
+        description="`modified`, `deleted`, `inserted`, `reordered`, `truncated`, `rewritten` or "
+        "`bad_checkpoint_signature` (docs/audit-format.md); null when `ok`"
+    )
+    checkpoint_seq: int | None = Field(
+        description="the `seq` of the latest signed checkpoint checked against"
+    )
+
+
+class CheckpointOut(BaseModel):
+    log_id: str
+    seq: int
+    hash: str
+    at: str = Field(description="RFC 3339 UTC with six fraction digits, exactly as signed")
+    kid: str = Field(description="the checkpoint key in /.well-known/jwks.json")
+    jws: str = Field(description="compact JWS (ES256, typ checkpoint+jwt) over the other members")
+
+    @classmethod
+    def of(cls, checkpoint: Checkpoint) -> CheckpointOut:
+        return cls.model_validate(checkpoint.document())

@@ -29,12 +29,13 @@ from typing import Any, Final, Protocol
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.audit.errors import InvalidCursor
 from app.audit.export import ExportEncoder, export_stream
 from app.audit.repository import AuditRepository, EventQuery
 from app.audit.schemas import EventFilter, GroupBy, Order, SearchRequest, SubjectReportRequest, event_view
 from app.audit.schemas import rfc3339 as _rfc3339
 from app.audit.writer import AuditEvent, AuditWriter, Outcome
-from app.errors import GatewayError, InvalidPersonalId, NotFound, ValidationFailed
+from app.errors import GatewayError, InvalidPersonalId, NotFound
 from vnid import InvalidPersonalId as _BadId
 from vnid import parse_personal_id
 
@@ -46,26 +47,6 @@ EXPORT_BATCH_SIZE = 1000
 _CURSOR_VERSION: Final = 2
 """2: the tag is a keyed MAC (1 was an unkeyed hash, which anyone who had seen a cursor could recompute)."""
 _CURSOR_TEXT = re.compile(r"[A-Za-z0-9_-]+")
-
-
-class InvalidCursor(ValidationFailed):
-    """A ``cursor`` that is not one this query handed out (422 ``validation_failed``)."""
-
-    default_detail_en = "The cursor is not valid for this query; start again without one."
-    default_detail_vi = (
-        "Con trỏ phân trang không hợp lệ cho truy vấn này; hãy bắt đầu lại không dùng con trỏ."
-    )
-
-    def __init__(self) -> None:
-        super().__init__(
-            [
-                {
-                    "loc": ["body", "cursor"],
-                    "code": "invalid_cursor",
-                    "message": "Not a cursor this query handed out.",
-                }
-            ]
-        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,8 @@ from typing import Any, Final
 
 import orjson
 
-from app.audit.chain import GENESIS_HASH, HEAD_ID, MEMBERS, Head, StoreUnavailable, chain_events
+from app.audit.chain import GENESIS_HASH, HEAD_ID, MEMBERS, Head, chain_events
+from app.audit.errors import StoreUnavailable
 
 BUSY_TIMEOUT_SECONDS: Final = 5.0
 RETRY_SECONDS: Final = 0.002

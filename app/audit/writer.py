@@ -32,27 +32,17 @@ from typing import Any, Final, Literal, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.audit.chain import StoreUnavailable, append, lock_chain
+from app.audit.chain import append, lock_chain
+from app.audit.errors import AuditUnavailable, StoreUnavailable
 from app.audit.postgres_appender import PostgresChainAppender
 from app.audit.sqlite_appender import SqliteChainAppender
 from app.config import Settings
 from app.db import new_time_uuid, sqlite_file, utcnow
-from app.errors import ServiceUnavailable
 from app.files import write_private_file
 
 logger = logging.getLogger(__name__)
 
 Outcome = Literal["allowed", "denied", "error"]
-
-
-class AuditUnavailable(ServiceUnavailable):
-    code = "audit_unavailable"
-    title_en = "Audit log unavailable"
-    title_vi = "Nhật ký kiểm toán tạm thời không khả dụng"
-    default_detail_en = "The access could not be recorded, so no data was released; try again later."
-    default_detail_vi = (
-        "Không ghi được nhật ký truy cập nên không dữ liệu nào được cung cấp; vui lòng thử lại sau."
-    )
 
 
 @dataclass(frozen=True, slots=True)

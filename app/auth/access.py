@@ -26,8 +26,8 @@ nothing else meanwhile (a request that held a pooled connection while waiting fo
 pool). Concurrent misses for the same key share one query; a client that does not exist is remembered as such
 (dropped by the same invalidation), and the number of clients kept is bounded.
 
-The version table and its queries live here, beside the only code that reads them: the triggers write it,
-never the application.
+The version table (``app.auth.models.AccessVersion``) is read only here: the triggers write it, never the
+application.
 """
 
 from __future__ import annotations
@@ -42,16 +42,16 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar, cast
 
-from sqlalchemy import BigInteger, CheckConstraint, Integer, bindparam, event, select
+from sqlalchemy import bindparam, event, select
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.orm import Mapped, Mapper, Session, mapped_column, object_session
+from sqlalchemy.orm import Mapper, Session, object_session
 
 from app.auth.context import Grant
-from app.auth.models import Client, ClientGrant, Purpose
+from app.auth.models import AccessVersion, Client, ClientGrant, Purpose
 from app.auth.service import expand_grant
-from app.db import Base, sqlite_file
+from app.db import sqlite_file
 
 logger = logging.getLogger(__name__)
 
@@ -66,16 +66,6 @@ MAX_CLIENTS: Final = 10_000
 WATCH_TASK_NAME: Final = "access-version-watch"
 
 T = TypeVar("T")
-
-
-class AccessVersion(Base):
-    """One row whose ``version`` the database's triggers move on every change to clients, grants or purposes."""
-
-    __tablename__ = "access_version"
-    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    version: Mapped[int] = mapped_column(BigInteger)
 
 
 _VERSION_QUERY: Final = select(AccessVersion.version).where(AccessVersion.id == 1)

@@ -21,6 +21,8 @@ Hierarchy::
     │   └── AdminExists                  409 conflict (bootstrap-admin when an admin client exists)
     └── ServiceUnavailable
         └── ReplayStoreUnavailable       503 service_unavailable (internal; the token endpoint says 503 above)
+
+    KeyConfigurationError (ValueError)   the key settings cannot be used (at start-up and in the CLI)
 """
 
 from __future__ import annotations
@@ -132,3 +134,7 @@ class AdminExists(Conflict):
 
 class ReplayStoreUnavailable(ServiceUnavailable):
     """The shared ``jti`` store (Redis) cannot be reached: ``private_key_jwt`` cannot be checked for replay."""
+
+
+class KeyConfigurationError(ValueError):
+    """The key settings cannot be used; the message names settings and files, never key material."""

@@ -39,6 +39,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
+from app.auth.errors import KeyConfigurationError
 from app.auth.models import SigningKey as SigningKeyRow
 from app.auth.repository import SigningKeyRepository
 from app.auth.tokens import VerifiedTokenCache
@@ -56,10 +57,6 @@ UNKNOWN_KID_RELOAD_INTERVAL_SECONDS = 1.0
 _SECRET_HMAC_LABEL = b"dancu-gateway client-secret hmac v1"
 _CURSOR_MAC_LABEL = b"dancu-gateway cursor mac v1"
 _CURSOR_TAG_BYTES = 16
-
-
-class KeyConfigurationError(ValueError):
-    """The key settings cannot be used; the message names settings and files, never key material."""
 
 
 # --- the Fernet key and what is derived from it --------------------------------------------------------------

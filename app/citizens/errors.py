@@ -6,7 +6,11 @@ Hierarchy::
     ├── PurposeRequired        400 purpose_required
     ├── PurposeNotAllowed      403 purpose_not_allowed
     ├── FieldNotAllowed        403 field_not_allowed     (+ fields: [...])
-    └── BatchTooLarge          413 batch_too_large
+    ├── BatchTooLarge          413 batch_too_large
+    ├── RateLimited            429 rate_limited          (+ Retry-After)
+    │   └── SubjectQuotaExceeded  429 subject_quota_exceeded
+    └── ServiceUnavailable
+        └── LimitsUnavailable  503 limits_unavailable    (the shared rate-limit store cannot be reached)
 
 A personal ID that is no personal ID is ``app.errors.InvalidPersonalId`` (the audit API refuses it too).
 """
@@ -16,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from app.errors import GatewayError
+from app.errors import GatewayError, ServiceUnavailable
 
 
 class PurposeRequired(GatewayError):
@@ -65,3 +69,35 @@ class BatchTooLarge(GatewayError):
         super().__init__(
             f"A batch may hold at most {limit} items.", detail_vi=f"Mỗi lô tối đa {limit} phần tử."
         )
+
+
+class RateLimited(GatewayError):
+    status = 429
+    code = "rate_limited"
+    title_en = "Too many requests"
+    title_vi = "Quá nhiều yêu cầu"
+    default_detail_en = "The client's request rate limit is used up; retry after the time given."
+    default_detail_vi = "Đã vượt hạn mức số yêu cầu của hệ thống; vui lòng thử lại sau thời gian cho biết."
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__()
+        self.retry_after = max(1, retry_after)
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class SubjectQuotaExceeded(RateLimited):
+    code = "subject_quota_exceeded"
+    title_en = "Daily resident quota used up"
+    title_vi = "Đã hết hạn mức số công dân trong ngày"
+    default_detail_en = "The client has reached the number of different residents it may query today (UTC)."
+    default_detail_vi = "Hệ thống đã tra cứu đủ số công dân khác nhau được phép trong ngày (giờ UTC)."
+
+
+class LimitsUnavailable(ServiceUnavailable):
+    code = "limits_unavailable"
+    title_en = "Rate limits unavailable"
+    title_vi = "Không kiểm tra được hạn mức"
+    default_detail_en = "The shared rate-limit store cannot be reached; no data is released until it can."
+    default_detail_vi = "Không kết nối được kho hạn mức dùng chung; chưa thể cung cấp dữ liệu."

@@ -17,41 +17,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
-from app.errors import GatewayError, ServiceUnavailable
+from app.citizens.errors import LimitsUnavailable, RateLimited
 
 DAY_SECONDS = 86_400
-
-
-class RateLimited(GatewayError):
-    status = 429
-    code = "rate_limited"
-    title_en = "Too many requests"
-    title_vi = "Quá nhiều yêu cầu"
-    default_detail_en = "The client's request rate limit is used up; retry after the time given."
-    default_detail_vi = "Đã vượt hạn mức số yêu cầu của hệ thống; vui lòng thử lại sau thời gian cho biết."
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__()
-        self.retry_after = max(1, retry_after)
-
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)}
-
-
-class SubjectQuotaExceeded(RateLimited):
-    code = "subject_quota_exceeded"
-    title_en = "Daily resident quota used up"
-    title_vi = "Đã hết hạn mức số công dân trong ngày"
-    default_detail_en = "The client has reached the number of different residents it may query today (UTC)."
-    default_detail_vi = "Hệ thống đã tra cứu đủ số công dân khác nhau được phép trong ngày (giờ UTC)."
-
-
-class LimitsUnavailable(ServiceUnavailable):
-    code = "limits_unavailable"
-    title_en = "Rate limits unavailable"
-    title_vi = "Không kiểm tra được hạn mức"
-    default_detail_en = "The shared rate-limit store cannot be reached; no data is released until it can."
-    default_detail_vi = "Không kết nối được kho hạn mức dùng chung; chưa thể cung cấp dữ liệu."
 
 
 class Limiter(Protocol):

@@ -9,7 +9,7 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel
 
-from app.audit.writer import AuditUnavailable
+from app.audit.errors import AuditUnavailable
 from app.auth.context import AuthContext
 from app.auth.dependencies import ACCESS, issuer_for, require_household, require_read, require_verify
 from app.backends.errors import (
@@ -22,10 +22,12 @@ from app.citizens.dependencies import CITIZENS, CitizenServiceDep
 from app.citizens.errors import (
     BatchTooLarge,
     FieldNotAllowed,
+    LimitsUnavailable,
     PurposeNotAllowed,
     PurposeRequired,
+    RateLimited,
+    SubjectQuotaExceeded,
 )
-from app.citizens.limits import LimitsUnavailable, RateLimited, SubjectQuotaExceeded
 from app.citizens.schemas import (
     BatchVerifyRequest,
     BatchVerifyResponse,

@@ -32,8 +32,8 @@ from app.backends.base import (
 )
 from app.backends.errors import UpstreamBadResponse, UpstreamTimeout, UpstreamUnavailable
 from app.citizens import matching
-from app.citizens.errors import BatchTooLarge, FieldNotAllowed
-from app.citizens.limits import Limiter, SubjectQuotaExceeded, seconds_to_utc_midnight
+from app.citizens.errors import BatchTooLarge, FieldNotAllowed, SubjectQuotaExceeded
+from app.citizens.limits import Limiter, seconds_to_utc_midnight
 from app.citizens.schemas import HouseholdRequest, LookupRequest, VerifyRequest
 from app.db import new_uuid
 from app.errors import GatewayError, InvalidPersonalId, NotFound, ValidationFailed

@@ -34,7 +34,8 @@ from starlette.types import Scope
 from app.audit.writer import AuditEvent, AuditWriter
 from app.backends.base import Backend, Household, PopulationQuery, RawAggregate, ResidentRecord
 from app.backends.breaker import BreakerState
-from app.citizens.limits import Limiter, LimitsUnavailable, RateLimited, SubjectQuotaExceeded
+from app.citizens.errors import LimitsUnavailable, RateLimited, SubjectQuotaExceeded
+from app.citizens.limits import Limiter
 from app.errors import GatewayError
 from app.middleware import CLIENT_ID_KEY, Observer
 from app.problems import REQUEST_ID_KEY

@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Literal
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel
 
 from app.audit.chain import blocked_at
 from app.backends.errors import BreakerOpen
@@ -17,8 +15,10 @@ from app.citizens.dependencies import BACKEND, LIMITER
 from app.db import ping
 from app.errors import InsufficientScope, InvalidToken, NotReady
 from app.health.dependencies import METRICS, MetricsReader
+from app.health.errors import ProbeFailed
 from app.health.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from app.problems import Problem, problem_responses
+from app.health.schemas import CheckResult, Liveness, NotReadyProblem, Readiness
+from app.problems import problem_responses
 from app.routing import GatewayRoute
 from app.state import AppState, AppStateDep
 
@@ -26,7 +26,6 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["health"], route_class=GatewayRoute)
 
-CheckResult = Literal["ok", "failed"]
 Probe = Callable[[AppState], Awaitable[None]]
 
 PROBE_TIMEOUT_SECONDS = 2.0
@@ -52,17 +51,6 @@ async def _limits(state: AppState) -> None:
     await state[LIMITER].check()
 
 
-class ProbeFailed(Exception):
-    """A readiness check that failed for a reason the operator should read (in ``/readyz``'s ``detail`` and
-    the log); the reason names no personal data."""
-
-    def __init__(self, reason_en: str, reason_vi: str, *, retry_after: int | None = None) -> None:
-        super().__init__(reason_en)
-        self.reason_en = reason_en
-        self.reason_vi = reason_vi
-        self.retry_after = retry_after
-
-
 async def _audit(state: AppState) -> None:
     """The audit log can take a new event (citizen data is released only once its event is committed)."""
     async with state.sessionmaker() as session:
@@ -85,19 +73,6 @@ READINESS_PROBES: dict[str, Probe] = {
     "limits": _limits,
     "audit": _audit,
 }
-
-
-class Liveness(BaseModel):
-    status: Literal["ok"]
-
-
-class Readiness(BaseModel):
-    status: Literal["ready"]
-    checks: dict[str, CheckResult]
-
-
-class NotReadyProblem(Problem):
-    checks: dict[str, CheckResult]
 
 
 @router.get("/healthz")

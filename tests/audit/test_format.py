@@ -22,7 +22,6 @@ from app.audit.chain import (
     MEMBERS,
     RECORD_MEMBERS,
     Head,
-    NotCanonicalisable,
     _check,
     canonical,
     chain_events,
@@ -30,6 +29,7 @@ from app.audit.chain import (
     format_timestamp,
     link_hash,
 )
+from app.audit.errors import NotCanonicalisable
 from app.cli import PROJECT_ROOT
 
 DOC = PROJECT_ROOT / "docs" / "audit-format.md"

@@ -22,16 +22,9 @@ import pytest
 from sqlalchemy import select
 
 from app.audit import sqlite_appender
-from app.audit.chain import StoreUnavailable
+from app.audit.errors import AuditUnavailable, StoreUnavailable
 from app.audit.models import AuditChainHead, AuditEventRow
-from app.audit.writer import (
-    MAX_BATCH_EVENTS,
-    AuditEvent,
-    AuditUnavailable,
-    AuditWriter,
-    Outcome,
-    load_subject_hasher,
-)
+from app.audit.writer import MAX_BATCH_EVENTS, AuditEvent, AuditWriter, Outcome, load_subject_hasher
 from app.db import Base, create_engine, create_sessionmaker
 from tests.audit.conftest import HEAD, PURPOSE, Log, audit_settings, open_log
 from tests.conftest import free_port

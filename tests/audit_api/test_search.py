@@ -230,7 +230,7 @@ async def test_bad_requests_are_422(sqlite_gw: Gateway) -> None:
 async def test_no_answer_without_evidence(
     sqlite_gw: Gateway, monkeypatch: pytest.MonkeyPatch, path: str
 ) -> None:
-    from app.audit.writer import AuditUnavailable
+    from app.audit.errors import AuditUnavailable
 
     audit = await auditor(sqlite_gw)
 

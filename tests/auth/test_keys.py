@@ -14,14 +14,8 @@ from sqlalchemy import select
 
 from app.audit.dependencies import CHECKPOINTS
 from app.audit.writer import AdminLog
-from app.auth.keys import (
-    ENCRYPTION_KEY_FILE,
-    REFRESH_SECONDS,
-    KeyConfigurationError,
-    KeyStore,
-    SecretHasher,
-    load_encryption_key,
-)
+from app.auth.errors import KeyConfigurationError
+from app.auth.keys import ENCRYPTION_KEY_FILE, REFRESH_SECONDS, KeyStore, SecretHasher, load_encryption_key
 from app.auth.models import SigningKey as SigningKeyRow
 from app.auth.service import AuthService
 from app.config import KeysSettings, Settings

@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from app.citizens.limits import LimitsUnavailable, MemoryLimiter, RateLimited, RedisLimiter, SlidingMinute
+from app.citizens.errors import LimitsUnavailable, RateLimited
+from app.citizens.limits import MemoryLimiter, RedisLimiter, SlidingMinute
 from tests.conftest import free_port
 
 

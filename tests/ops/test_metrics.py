@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.citizens.limits import LimitsUnavailable, MemoryLimiter
+from app.citizens.errors import LimitsUnavailable
+from app.citizens.limits import MemoryLimiter
 from app.health.metrics import GatewayMetrics, InstrumentedLimiter
 from mock_csdlqg.personas import personas
 from tests.citizens.conftest import (

@@ -17,7 +17,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.writer import AdminLog
-from app.auth.keys import KeyConfigurationError, KeyStore
+from app.auth.errors import KeyConfigurationError
+from app.auth.keys import KeyStore
 from app.auth.repository import PurposeRepository
 from app.auth.schemas import PurposeIn
 from app.auth.service import CLI_ACTOR, AuthService, parse

@@ -16,6 +16,7 @@ from app.auth.dependencies import require_admin
 from app.auth.router import router as auth_router
 from app.citizens.router import router as citizens_router
 from app.forms.router import admin_router as forms_admin_router
+from app.forms.router import router as forms_router
 from app.health.router import metrics_router
 from app.health.router import router as health_router
 
@@ -29,6 +30,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     audit_router,
     integrity_router,
     metrics_router,
+    forms_router,
 )
 """Every router but the admin one, in routing order: routing tries the routes in order, and the citizen routes
 carry nearly all the traffic. Each route of the ones not public names its scope in its signature (``AuditReader``,

@@ -25,7 +25,7 @@ from app.audit.models import AuditEventRow
 from app.audit.schemas import GroupBy
 from app.auth.models import Client, Purpose
 
-CITIZEN_ACTIONS: Final = ("citizen.verify", "citizen.read", "household.read")
+CITIZEN_ACTIONS: Final = ("citizen.verify", "citizen.read", "household.read", "citizen.prefill")
 """The events of a subject report: those that touched a resident's data."""
 
 

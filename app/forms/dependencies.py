@@ -4,13 +4,28 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 
+from app.audit.dependencies import AUDIT
 from app.audit.writer import AdminLog
-from app.auth.dependencies import AdminClient
+from app.auth.context import AuthContext
+from app.auth.dependencies import ACCESS, AdminClient, issuer_for, require_read
+from app.citizens.dependencies import BACKEND, LIMITER
 from app.db import DbSession
+from app.forms.access import FormAccess, FormCall
 from app.forms.service import FormAdmin
 from app.problems import request_id_of
+from app.state import AppStateDep
+
+MAX_HEADER = 64
+"""The longest X-Purpose and X-Dossier-Id accepted (422 beyond), as on the other citizen routes."""
+PurposeHeader = Annotated[
+    str | None, Header(alias="X-Purpose", max_length=MAX_HEADER, description="the form's purpose of use")
+]
+DossierHeader = Annotated[
+    str | None,
+    Header(alias="X-Dossier-Id", max_length=MAX_HEADER, description="administrative dossier or case number"),
+]
 
 
 async def form_admin(request: Request, session: DbSession, admin: AdminClient) -> FormAdmin:
@@ -19,3 +34,39 @@ async def form_admin(request: Request, session: DbSession, admin: AdminClient) -
 
 
 FormAdministration = Annotated[FormAdmin, Depends(form_admin)]
+
+
+async def form_access(session: DbSession, state: AppStateDep) -> FormAccess:
+    return FormAccess(session, state[BACKEND], state[LIMITER], state[AUDIT])
+
+
+async def _call(
+    request: Request,
+    state: AppStateDep,
+    auth: AuthContext,
+    purpose: str | None,
+    dossier_id: str | None,
+) -> FormCall:
+    return FormCall(
+        auth=auth,
+        purpose=purpose,
+        purpose_registered=bool(purpose) and purpose in await state[ACCESS].purposes(),
+        dossier_id=dossier_id,
+        request_id=request_id_of(request),
+        issuer=issuer_for(request, state.settings),
+    )
+
+
+async def read_call(
+    request: Request,
+    state: AppStateDep,
+    auth: Annotated[AuthContext, Depends(require_read)],
+    purpose: PurposeHeader = None,
+    dossier_id: DossierHeader = None,
+) -> FormCall:
+    """A prefill's caller (scope ``citizen.read``); its purpose is judged against the form's."""
+    return await _call(request, state, auth, purpose, dossier_id)
+
+
+FormAccessDep = Annotated[FormAccess, Depends(form_access)]
+ReadFormCall = Annotated[FormCall, Depends(read_call)]

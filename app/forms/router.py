@@ -1,4 +1,6 @@
-"""HTTP for forms: templates (``/v1/admin/forms``, scope ``admin``)."""
+"""HTTP for forms: templates (``/v1/admin/forms``, scope ``admin``) and prefill (``/v1/citizens/prefill``,
+scope ``citizen.read``). The prefill goes through FastAPI's declared path (no fast path): it reads a template
+from the database anyway."""
 
 from __future__ import annotations
 
@@ -6,18 +8,55 @@ from typing import Annotated, Final
 
 from fastapi import APIRouter, Path, Response
 
-from app.errors import InsufficientScope, InvalidToken, ValidationFailed
-from app.forms.dependencies import FormAdministration
+from app.audit.writer import AuditUnavailable
+from app.backends.errors import UpstreamBadResponse, UpstreamTimeout, UpstreamUnavailable
+from app.citizens.errors import PurposeNotAllowed, PurposeRequired
+from app.citizens.limits import LimitsUnavailable, RateLimited, SubjectQuotaExceeded
+from app.errors import InsufficientScope, InvalidPersonalId, InvalidToken, NotFound, ValidationFailed
+from app.forms.dependencies import FormAccessDep, FormAdministration, ReadFormCall
 from app.forms.errors import FormExists, FormNotFound
-from app.forms.schemas import FORM_CODE_PATTERN, FormIn, FormOut, FormPage, FormReplace
+from app.forms.schemas import (
+    FORM_CODE_PATTERN,
+    FormIn,
+    FormOut,
+    FormPage,
+    FormReplace,
+    PrefillRequest,
+    PrefillResponse,
+)
 from app.problems import problem_responses
-from app.routing import GatewayRoute
+from app.routing import GatewayRoute, PreparedJSON
 
 admin_router = APIRouter(prefix="/v1/admin/forms", tags=["forms"], route_class=GatewayRoute)
 """Included by ``app.api`` with ``require_admin``."""
 
 FormCodePath = Annotated[str, Path(pattern=FORM_CODE_PATTERN, description="The form's `code` (e.g. `CT01`).")]
 _AUTH: Final = (InvalidToken, InsufficientScope)
+_CITIZEN: Final = (
+    *_AUTH,
+    PurposeRequired,
+    PurposeNotAllowed,
+    InvalidPersonalId,
+    FormNotFound,
+    NotFound,
+    RateLimited,
+    SubjectQuotaExceeded,
+    LimitsUnavailable,
+    AuditUnavailable,
+    UpstreamBadResponse,
+    UpstreamUnavailable,
+    UpstreamTimeout,
+)
+
+router = APIRouter(prefix="/v1", tags=["forms"], route_class=GatewayRoute)
+"""The citizen-facing routes: each names its scope in its signature."""
+
+
+@router.post("/citizens/prefill", response_model=PrefillResponse, responses=problem_responses(*_CITIZEN))
+async def prefill(body: PrefillRequest, call: ReadFormCall, forms: FormAccessDep) -> PreparedJSON:
+    """A form's values from the resident's record; values the grant does not allow are null and listed in
+    `withheld`. `X-Purpose` must be the form's purpose."""
+    return PreparedJSON(await forms.prefill(call, body.personal_id, body.form))
 
 
 @admin_router.post(

@@ -77,3 +77,15 @@ class FormPage(BaseModel):
 
 def field_specs(fields: list[FormFieldIn]) -> list[dict[str, Any]]:
     return [f.model_dump() for f in fields]
+
+
+class PrefillRequest(RequestModel):
+    personal_id: str = Field(max_length=64, description="12 ASCII digits; checked for structure")
+    form: FormCode
+
+
+class PrefillResponse(BaseModel):
+    form: str
+    values: dict[str, Any] = Field(description="each field's value as the form writes it, or null")
+    withheld: list[str] = Field(description="fields left null because the grant does not allow their source")
+    meta: dict[str, Any] = Field(alias="_meta", description="source, retrieved_at, record_updated_at")

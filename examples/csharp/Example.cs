@@ -63,8 +63,8 @@ try
         ["verification_id"] = (string)answer["verification_id"]!,
         ["personal_id"] = (string)resident["personal_id"]!,
         ["match"] = (bool)answer["match"]!,
-    });
-    Console.WriteLine($"attestation: valid kid={kid} verification_id={claims["verification_id"]} match={Word(claims["match"])}");
+    }, resident);
+    Console.WriteLine($"attestation: valid kid={kid} verification_id={claims["verification_id"]} match={Word(claims["match"])} input_hash=checked");
 
     var record = await gateway.Post("v1/citizens/lookup", new JsonObject { ["personal_id"] = (string)resident["personal_id"]! });
     var released = record.Body.Count(pair => pair.Key != "_meta");
@@ -344,9 +344,10 @@ sealed class Gateway(HttpClient http, TokenSource tokens, string purpose)
 
 static class Attestation
 {
-    /** Checks a verification attestation (compact JWS, ES256) against the JWKS: signature, type, issuer, content. */
+    /** Checks a verification attestation (compact JWS, ES256) against the JWKS: signature, type, issuer, content,
+        and that its input_hash is the hash of the values we sent (what a dossier keeps to prove what was checked). */
     public static async Task<(string Kid, JsonObject Claims)> Check(HttpClient http, string jws, JsonObject jwks,
-        string issuer, Dictionary<string, JsonNode?> expected)
+        string issuer, Dictionary<string, JsonNode?> expected, JsonObject sent)
     {
         var parts = jws.Split('.');
         var header = JsonNode.Parse(Decode(parts[0]))!.AsObject();
@@ -377,6 +378,15 @@ static class Attestation
         {
             if (claims[name]?.ToJsonString() != value?.ToJsonString()) throw new InvalidOperationException($"{name} differs");
         }
+        // SHA-256 of the salt, then "name=value" lines: personal_id, then each checked field in order (text in NFC).
+        var text = new StringBuilder($"{claims["input_salt"]}\n");
+        foreach (var name in new[] { "personal_id" }.Concat(claims["checked_fields"]!.AsArray().Select(n => (string)n!)))
+        {
+            text.Append($"{name}={((string)sent[name]!).Normalize(NormalizationForm.FormC)}\n");
+        }
+        var digest = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString()))).ToLowerInvariant();
+        if (digest != (string?)claims["input_hash"])
+            throw new InvalidOperationException("input_hash is not the hash of what was sent");
         return (kid, claims);
     }
 

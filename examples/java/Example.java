@@ -25,6 +25,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.AlgorithmParameters;
 import java.security.KeyFactory;
+import java.security.MessageDigest;
 import java.security.PrivateKey;
 import java.security.PublicKey;
 import java.security.Signature;
@@ -34,12 +35,14 @@ import java.security.spec.ECParameterSpec;
 import java.security.spec.ECPoint;
 import java.security.spec.ECPublicKeySpec;
 import java.security.spec.PKCS8EncodedKeySpec;
+import java.text.Normalizer;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.ZonedDateTime;
 import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
 import java.util.Base64;
+import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -285,9 +288,12 @@ public class Example {
         }
     }
 
-    /** Checks a verification attestation (compact JWS, ES256) against the JWKS: signature, type, issuer, content. */
+    /**
+     * Checks a verification attestation (compact JWS, ES256) against the JWKS: signature, type, issuer, content,
+     * and that its input_hash is the hash of the values we sent (what a dossier keeps to prove what was checked).
+     */
     static Map<String, Object> checkAttestation(String jws, Map<String, Object> jwks, String issuer,
-            Map<String, Object> expected) throws Exception {
+            Map<String, Object> expected, Map<String, Object> sent) throws Exception {
         String[] parts = jws.split("\\.");
         Base64.Decoder decoder = Base64.getUrlDecoder();
         Map<String, Object> header = Json.object(Json.parse(new String(decoder.decode(parts[0]), StandardCharsets.UTF_8)));
@@ -315,6 +321,18 @@ public class Example {
             if (!entry.getValue().equals(claims.get(entry.getKey()))) {
                 throw new IllegalStateException(entry.getKey() + " differs");
             }
+        }
+        // SHA-256 of the salt, then "name=value" lines: personal_id, then each checked field in order (text in NFC).
+        StringBuilder text = new StringBuilder(claims.get("input_salt") + "\n");
+        List<Object> names = new ArrayList<>(List.of("personal_id"));
+        names.addAll(listOf(claims.get("checked_fields")));
+        for (Object name : names) {
+            String value = Normalizer.normalize(String.valueOf(sent.get(name)), Normalizer.Form.NFC);
+            text.append(name).append('=').append(value).append('\n');
+        }
+        byte[] digest = MessageDigest.getInstance("SHA-256").digest(text.toString().getBytes(StandardCharsets.UTF_8));
+        if (!HexFormat.of().formatHex(digest).equals(claims.get("input_hash"))) {
+            throw new IllegalStateException("input_hash is not the hash of what was sent");
         }
         claims.put("_kid", header.get("kid"));
         return claims;
@@ -410,8 +428,8 @@ public class Example {
 
         Map<String, Object> claims = checkAttestation((String) answer.get("attestation"), jwks, issuer,
                 body("verification_id", answer.get("verification_id"), "personal_id", PERSONAL_ID,
-                        "match", answer.get("match")));
-        System.out.printf("attestation: valid kid=%s verification_id=%s match=%s%n", claims.get("_kid"),
+                        "match", answer.get("match")), resident);
+        System.out.printf("attestation: valid kid=%s verification_id=%s match=%s input_hash=checked%n", claims.get("_kid"),
                 claims.get("verification_id"), claims.get("match"));
 
         Answer record = gateway.post("/v1/citizens/lookup", body("personal_id", PERSONAL_ID));

@@ -9,7 +9,7 @@
 // against the gateway's JWKS; problem+json answers, retrying only what may be retried and honouring Retry-After.
 // It prints no personal data: counts, outcomes and request ids only.
 
-import { createPrivateKey, createPublicKey, randomUUID, sign, verify } from "node:crypto";
+import { createHash, createPrivateKey, createPublicKey, randomUUID, sign, verify } from "node:crypto";
 import { readFileSync } from "node:fs";
 
 const GATEWAY = (process.env.DANCU_GATEWAY ?? "http://127.0.0.1:8000").replace(/\/+$/, "");
@@ -185,8 +185,9 @@ class Gateway {
   }
 }
 
-/** Checks a verification attestation (compact JWS, ES256) against the JWKS: signature, type, issuer, content. */
-async function checkAttestation(jws, jwks, issuer, expected) {
+/** Checks a verification attestation (compact JWS, ES256) against the JWKS: signature, type, issuer, content,
+ * and that its input_hash is the hash of the values we sent (what a dossier keeps to prove what was checked). */
+async function checkAttestation(jws, jwks, issuer, expected, sent) {
   const [headerPart, payloadPart, signaturePart] = jws.split(".");
   const header = JSON.parse(Buffer.from(headerPart, "base64url"));
   if (header.alg !== "ES256" || header.typ !== "verification+jwt") throw new Error("not an attestation");
@@ -207,6 +208,10 @@ async function checkAttestation(jws, jwks, issuer, expected) {
   for (const [name, value] of Object.entries(expected)) {
     if (claims[name] !== value) throw new Error(`${name} differs`);
   }
+  // SHA-256 of the salt, then "name=value" lines: personal_id, then each checked field in order (text in NFC).
+  const lines = ["personal_id", ...claims.checked_fields].map((name) => `${name}=${sent[name].normalize("NFC")}\n`);
+  const digest = createHash("sha256").update(`${claims.input_salt}\n${lines.join("")}`, "utf8").digest("hex");
+  if (digest !== claims.input_hash) throw new Error("input_hash is not the hash of what was sent");
   return { kid: header.kid, claims };
 }
 
@@ -247,8 +252,10 @@ async function main() {
     verification_id: answer.verification_id,
     personal_id: RESIDENT.personal_id,
     match: answer.match,
-  });
-  console.log(`attestation: valid kid=${kid} verification_id=${claims.verification_id} match=${claims.match}`);
+  }, RESIDENT);
+  console.log(
+    `attestation: valid kid=${kid} verification_id=${claims.verification_id} match=${claims.match} input_hash=checked`,
+  );
 
   const record = await gateway.post("/v1/citizens/lookup", { personal_id: RESIDENT.personal_id });
   const released = Object.keys(record.body).filter((name) => name !== "_meta");

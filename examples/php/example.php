@@ -274,8 +274,11 @@ final class Gateway
     }
 }
 
-/** Checks a verification attestation (compact JWS, ES256) against the JWKS: signature, type, issuer, content. */
-function check_attestation(string $jws, array &$jwks, string $issuer, array $expected): array
+/**
+ * Checks a verification attestation (compact JWS, ES256) against the JWKS: signature, type, issuer, content, and
+ * that its input_hash is the hash of the values we sent (what a dossier keeps to prove what was checked).
+ */
+function check_attestation(string $jws, array &$jwks, string $issuer, array $expected, array $sent): array
 {
     [$headerPart, $payloadPart, $signaturePart] = explode('.', $jws);
     $header = json_decode(b64url_decode($headerPart), true);
@@ -306,6 +309,15 @@ function check_attestation(string $jws, array &$jwks, string $issuer, array $exp
         if (($claims[$name] ?? null) !== $value) {
             throw new RuntimeException("$name differs");
         }
+    }
+    // SHA-256 of the salt, then "name=value" lines: personal_id, then each checked field in order. Text must be in
+    // NFC: this file's literals are (with ext-intl, Normalizer::normalize() makes sure of it).
+    $text = $claims['input_salt'] . "\n";
+    foreach (['personal_id', ...$claims['checked_fields']] as $name) {
+        $text .= "$name={$sent[$name]}\n";
+    }
+    if (!hash_equals($claims['input_hash'], hash('sha256', $text))) {
+        throw new RuntimeException('input_hash is not the hash of what was sent');
     }
     return [$header['kid'], $claims];
 }
@@ -358,8 +370,8 @@ function main(): void
         'verification_id' => $answer['verification_id'],
         'personal_id' => RESIDENT['personal_id'],
         'match' => $answer['match'],
-    ]);
-    printf("attestation: valid kid=%s verification_id=%s match=%s\n", $kid, $claims['verification_id'], json_word($claims['match']));
+    ], RESIDENT);
+    printf("attestation: valid kid=%s verification_id=%s match=%s input_hash=checked\n", $kid, $claims['verification_id'], json_word($claims['match']));
 
     [$record, $headers] = $gateway->post('/v1/citizens/lookup', ['personal_id' => RESIDENT['personal_id']]);
     $released = count(array_diff(array_keys($record), ['_meta']));

@@ -13,9 +13,11 @@ It prints no personal data: counts, outcomes and request ids only.
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import os
 import sys
 import time
+import unicodedata
 import uuid
 from pathlib import Path
 from typing import Any
@@ -188,9 +190,15 @@ class Gateway:
 
 
 def check_attestation(
-    http: httpx.Client, jws: str, jwks: dict[str, Any], issuer: str, expected: dict[str, Any]
+    http: httpx.Client,
+    jws: str,
+    jwks: dict[str, Any],
+    issuer: str,
+    expected: dict[str, Any],
+    sent: dict[str, str],
 ) -> tuple[str, dict[str, Any]]:
-    """Checks a verification attestation (compact JWS, ES256) against the JWKS: signature, type, issuer, content."""
+    """Checks a verification attestation (compact JWS, ES256) against the JWKS: signature, type, issuer, content,
+    and that its input_hash is the hash of the values we sent (what a dossier keeps to prove what was checked)."""
     header = jwt.get_unverified_header(jws)
     if header.get("alg") != "ES256" or header.get("typ") != "verification+jwt":
         raise ValueError("not an attestation")
@@ -201,16 +209,27 @@ def check_attestation(
     jwk = keys[header["kid"]]
     if jwk.get("kty") != "EC" or jwk.get("crv") != "P-256":
         raise ValueError("no ES256 key with this kid")
-    claims: dict[str, Any] = jwt.decode(
-        jws,
-        jwt.PyJWK(jwk, algorithm="ES256"),
-        algorithms=["ES256"],
-        issuer=issuer,
-        options={"require": ["iss", "iat"], "verify_aud": False},
-    )
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            jws,
+            jwt.PyJWK(jwk, algorithm="ES256"),
+            algorithms=["ES256"],
+            issuer=issuer,
+            options={"require": ["iss", "iat"], "verify_aud": False},
+        )
+    except jwt.InvalidSignatureError:
+        raise ValueError("bad signature") from None
     for name, value in expected.items():
         if claims.get(name) != value:
             raise ValueError(f"{name} differs")
+    # SHA-256 of the salt, then "name=value" lines: personal_id, then each checked field in order (text in NFC).
+    lines = [
+        f"{name}={unicodedata.normalize('NFC', sent[name])}\n"
+        for name in ["personal_id", *claims["checked_fields"]]
+    ]
+    digest = hashlib.sha256(f"{claims['input_salt']}\n{''.join(lines)}".encode()).hexdigest()
+    if digest != claims["input_hash"]:
+        raise ValueError("input_hash is not the hash of what was sent")
     return header["kid"], claims
 
 
@@ -260,10 +279,11 @@ def main() -> None:
                 "personal_id": RESIDENT["personal_id"],
                 "match": result["match"],
             },
+            RESIDENT,
         )
         print(
             f"attestation: valid kid={kid} verification_id={claims['verification_id']}"
-            f" match={str(claims['match']).lower()}"
+            f" match={str(claims['match']).lower()} input_hash=checked"
         )
 
         record = gateway.post("/v1/citizens/lookup", {"personal_id": RESIDENT["personal_id"]})

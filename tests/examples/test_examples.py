@@ -10,11 +10,13 @@ second, and retries nothing else.
 
 from __future__ import annotations
 
+import base64
 import json
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -79,6 +81,7 @@ def test_the_example_runs_against_the_gateway(
     jwks = httpx.get(portal.url + "/.well-known/jwks.json").json()
     assert attestation["kid"] in {key["kid"] for key in jwks["keys"]}
     assert attestation["match"] == "true"
+    assert attestation["input_hash"] == "checked"  # recomputed from the values sent: what a dossier keeps
 
     [lookup] = [run.fields(line) for line in run.starting("lookup: ")]
     assert (lookup["fields"], lookup["source"]) == (str(GRANTED_FIELDS), "mock_csdlqg")
@@ -112,9 +115,11 @@ class Seen:
 @dataclass
 class FaultProxy:
     """Forwards to the gateway, except: the first verify is answered 503 `upstream_unavailable` with
-    `Retry-After: 1`, the first lookup 401 `invalid_token`."""
+    `Retry-After: 1`, the first lookup 401 `invalid_token`; with ``tamper``, instead, every verification answer's
+    attestation has its claims changed (its signature no longer holds)."""
 
     upstream: str
+    tamper: bool = False
     seen: list[Seen] = field(default_factory=list)
     injected: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -143,7 +148,7 @@ class FaultProxy:
                 ("/v1/citizens/verify", 503, "upstream_unavailable"),
                 ("/v1/citizens/lookup", 401, "invalid_token"),
             ):
-                if handler.path == path and path not in self.injected:
+                if handler.path == path and path not in self.injected and not self.tamper:
                     self.injected.add(path)
                     fault = (status, code)
         if fault is not None:
@@ -168,7 +173,16 @@ class FaultProxy:
             method, self.upstream + handler.path, headers=forwarded, content=body, timeout=30
         )
         headers = {k: v for k, v in response.headers.items() if k.lower() not in self.HOP_BY_HOP}
-        self.send(handler, response.status_code, headers, response.content)
+        content = response.content
+        if self.tamper and handler.path == "/v1/citizens/verify" and response.status_code == 200:
+            answer = response.json()
+            header, claims, signature = answer["attestation"].split(".")
+            changed = json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))
+            changed["dossier_id"] = "HS-FORGED-0001"
+            encoded = base64.urlsafe_b64encode(json.dumps(changed).encode()).rstrip(b"=").decode()
+            answer["attestation"] = f"{header}.{encoded}.{signature}"
+            content = json.dumps(answer).encode()
+        self.send(handler, response.status_code, headers, content)
 
     @staticmethod
     def send(handler: BaseHTTPRequestHandler, status: int, headers: dict[str, str], body: bytes) -> None:
@@ -184,9 +198,8 @@ class FaultProxy:
             return [seen for seen in self.seen if (seen.method, seen.path) == (method, path)]
 
 
-@pytest.fixture
-def fault_proxy(portal: Portal) -> Iterator[tuple[FaultProxy, str]]:
-    proxy = FaultProxy(portal.url)
+@contextmanager
+def proxy_in_front(proxy: FaultProxy) -> Iterator[str]:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -205,7 +218,7 @@ def fault_proxy(portal: Portal) -> Iterator[tuple[FaultProxy, str]]:
     thread = threading.Thread(target=server.serve_forever, name="fault-proxy", daemon=True)
     thread.start()
     try:
-        yield proxy, f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
@@ -215,12 +228,13 @@ def fault_proxy(portal: Portal) -> Iterator[tuple[FaultProxy, str]]:
 @pytest.mark.slow
 @pytest.mark.parametrize("language", language_params())
 def test_the_example_retries_what_may_be_retried_and_nothing_else(
-    language: Language, portal: Portal, fault_proxy: tuple[FaultProxy, str], tmp_path: Path
+    language: Language, portal: Portal, tmp_path: Path
 ) -> None:
     require_runtime(language)
-    proxy, url = fault_proxy
+    proxy = FaultProxy(portal.url)
 
-    run = run_example(language, portal.environment("ES256", url=url), tmp_path)
+    with proxy_in_front(proxy) as url:
+        run = run_example(language, portal.environment("ES256", url=url), tmp_path)
 
     assert_ran(run)
     # The 503 was retried once, after the Retry-After it carried.
@@ -241,6 +255,22 @@ def test_the_example_retries_what_may_be_retried_and_nothing_else(
         "not_found",
         "invalid_personal_id",
     ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("language", language_params())
+def test_the_example_refuses_an_attestation_whose_signature_does_not_hold(
+    language: Language, portal: Portal, tmp_path: Path
+) -> None:
+    require_runtime(language)
+
+    with proxy_in_front(FaultProxy(portal.url, tamper=True)) as url:
+        run = run_example(language, portal.environment("ES256", url=url), tmp_path)
+
+    assert run.returncode != 0
+    assert not run.starting("attestation: ")
+    assert "bad signature" in run.stderr + "\n".join(run.lines)  # PHP's CLI prints uncaught errors on stdout
+    assert run.starting("verify: match=true")  # it got that far, and stopped there
 
 
 def test_every_language_is_tested() -> None:

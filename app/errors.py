@@ -157,6 +157,10 @@ class PayloadTooLarge(GatewayError):
             )
 
 
+MAX_ERRORS = 20
+"""The most ``errors`` a validation problem lists (a batch of 250,000 bad items answered 21.6 MB of them)."""
+
+
 class ValidationFailed(GatewayError):
     """The request does not match its schema; ``errors`` says where, never with the submitted value."""
 
@@ -168,12 +172,22 @@ class ValidationFailed(GatewayError):
     default_detail_vi = "Yêu cầu không đúng lược đồ dữ liệu; xem `errors`."
 
     def __init__(
-        self, errors: Sequence[FieldError] = (), detail: str | None = None, *, detail_vi: str | None = None
+        self,
+        errors: Sequence[FieldError] = (),
+        detail: str | None = None,
+        *,
+        detail_vi: str | None = None,
+        more: int = 0,
     ) -> None:
+        """``errors`` beyond the first ``MAX_ERRORS`` are left out and counted in ``errors_truncated``, as
+        are ``more`` errors the caller did not even list (docs/contract.md, Conventions)."""
         super().__init__(detail, detail_vi=detail_vi)
-        self.errors = list(errors)
+        self.errors = list(errors[:MAX_ERRORS])
+        self.truncated = max(0, len(errors) - MAX_ERRORS) + more
 
     def extensions(self) -> dict[str, Any]:
+        if self.truncated:
+            return {"errors": self.errors, "errors_truncated": self.truncated}
         return {"errors": self.errors}
 
 

@@ -1,7 +1,7 @@
 """Renders every error as ``application/problem+json`` (RFC 9457), in Vietnamese or English.
 
 A problem body is ``{type, title, status, detail, code, request_id}``, plus ``errors`` (``[{loc, code,
-message}]``) for validation failures and whatever members the error class adds. ``title`` and ``detail`` are
+message}]``, at most 20; ``errors_truncated`` counts the others) for validation failures and whatever members the error class adds. ``title`` and ``detail`` are
 Vietnamese when ``Accept-Language`` prefers ``vi``, English otherwise. Nothing the caller submitted is ever
 echoed: pydantic's ``input`` and ``ctx`` are dropped and field messages come from the table below, because
 a rejected personal ID must not come back in a 422 body or reach a log line.
@@ -22,10 +22,11 @@ from typing import Any, Literal
 from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.errors import (
+    MAX_ERRORS,
     BadRequest,
     FieldError,
     GatewayError,
@@ -228,8 +229,8 @@ async def validation_error_handler(request: Request, exc: RequestValidationError
     raw = exc.errors()
     if request.scope.get(MALFORMED_JSON_KEY):
         raw = [{"type": "json_invalid", "loc": ("body",)}]
-    errors = field_errors(raw, language=language)
-    return problem_response(ValidationFailed(errors), request, language)
+    errors = field_errors(raw[:MAX_ERRORS], language=language)
+    return problem_response(ValidationFailed(errors, more=max(0, len(raw) - MAX_ERRORS)), request, language)
 
 
 async def http_exception_handler(request: Request, exc: StarletteHTTPException) -> ProblemResponse:
@@ -308,6 +309,9 @@ class Problem(BaseModel):
     code: str
     request_id: str | None
     errors: list[FieldErrorModel] | None = None
+    errors_truncated: int | None = Field(
+        default=None, description="how many more errors there were beyond the 20 listed (absent when none)"
+    )
 
 
 def problem_responses(

@@ -23,12 +23,14 @@ DAY_SECONDS = 86_400
 
 
 class Limiter(Protocol):
-    async def hit_request(self, client_id: str, per_minute: int) -> None: ...
+    async def hit_request(self, client_id: str, per_minute: int, hits: int = 1) -> None: ...
     async def hit_subjects(self, client_id: str, subject_refs: list[str], per_day: int) -> list[bool]: ...
     async def admit(
-        self, client_id: str, per_minute: int, subject_refs: list[str], per_day: int
+        self, client_id: str, per_minute: int, subject_refs: list[str], per_day: int, hits: int = 1
     ) -> list[bool]:
-        """``hit_request`` then, unless that refused, ``hit_subjects`` (one round trip where that matters)."""
+        """``hits`` requests against the rate (a batch: one per item; all or none, RateLimited when the
+        window cannot take them all) then, unless that refused, ``hit_subjects`` (one round trip where that
+        matters)."""
         ...
 
     async def hit_subjects_all(self, client_id: str, subject_refs: list[str], per_day: int) -> bool:
@@ -66,16 +68,17 @@ class SlidingMinute:
         """The second each slot's count belongs to (a slot is stale once its second left the window)."""
         self._total = 0
 
-    def hit(self, limit: int, now: float) -> int:
-        """0 when the hit is counted; else the seconds until a slot frees (the hit is not counted)."""
+    def hit(self, limit: int, now: float, hits: int = 1) -> int:
+        """0 when the ``hits`` are counted; else the seconds until a slot frees (nothing is counted). More hits
+        than ``limit`` can never be counted: a full window's wait."""
         second = int(now)
         slot = second % self.WINDOW
         if self._stamps[slot] != second:
             self._expire(second)
-        if self._total >= limit:
-            return self._retry_after(second)
-        self._slots[slot] += 1
-        self._total += 1
+        if self._total + hits > limit:
+            return self.WINDOW if hits > limit else self._retry_after(second)
+        self._slots[slot] += hits
+        self._total += hits
         return 0
 
     def _expire(self, second: int) -> None:
@@ -105,18 +108,18 @@ class MemoryLimiter:
         """Per (client, UTC day): the last 64 bits of each subject's keyed hash (an int takes a third of the
         memory of the 67-character ref; two residents sharing 64 bits among a million is a 1-in-10^7 chance)."""
 
-    async def hit_request(self, client_id: str, per_minute: int) -> None:
+    async def hit_request(self, client_id: str, per_minute: int, hits: int = 1) -> None:
         window = self._windows.get(client_id)
         if window is None:
             window = self._windows[client_id] = SlidingMinute()
-        retry = window.hit(per_minute, self._clock())
+        retry = window.hit(per_minute, self._clock(), hits)
         if retry:
             raise RateLimited(retry)
 
     async def admit(
-        self, client_id: str, per_minute: int, subject_refs: list[str], per_day: int
+        self, client_id: str, per_minute: int, subject_refs: list[str], per_day: int, hits: int = 1
     ) -> list[bool]:
-        await self.hit_request(client_id, per_minute)
+        await self.hit_request(client_id, per_minute, hits)
         return await self.hit_subjects(client_id, subject_refs, per_day)
 
     def _today(self, client_id: str) -> set[int]:
@@ -158,10 +161,11 @@ class MemoryLimiter:
 _ADMIT = """
 -- KEYS[1]: the client's per-second request counts (a hash); KEYS[2]: its residents of the day (a set).
 -- ARGV: now (whole seconds), requests per minute (0: count no request), residents per day, the set's TTL,
--- then the residents' refs. Answers {0, {1|0 per ref}} or, when the request rate is used up,
--- {-1, seconds until a slot frees} (nothing counted).
+-- the requests to count (a batch: its items), then the residents' refs. Answers {0, {1|0 per ref}} or, when the
+-- request rate cannot take the requests, {-1, seconds until a slot frees} (nothing counted).
 local now = tonumber(ARGV[1])
 local per_minute = tonumber(ARGV[2])
+local hits = tonumber(ARGV[5])
 if per_minute > 0 then
   local counts = redis.call('HGETALL', KEYS[1])
   local total, oldest = 0, nil
@@ -174,17 +178,20 @@ if per_minute > 0 then
       if oldest == nil or second < oldest then oldest = second end
     end
   end
-  if total >= per_minute then
+  if hits > per_minute then
+    return {-1, 60}
+  end
+  if total + hits > per_minute then
     return {-1, math.max(1, oldest + 60 - now)}
   end
-  redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+  redis.call('HINCRBY', KEYS[1], ARGV[1], hits)
   redis.call('EXPIRE', KEYS[1], 61)
 end
 local within = {}
-if #ARGV > 4 then
+if #ARGV > 5 then
   local per_day = tonumber(ARGV[3])
   local size = redis.call('SCARD', KEYS[2])
-  for i = 5, #ARGV do
+  for i = 6, #ARGV do
     if redis.call('SISMEMBER', KEYS[2], ARGV[i]) == 1 then
       within[#within + 1] = 1
     elseif size >= per_day then
@@ -234,26 +241,26 @@ class RedisLimiter:
         self._script = self._redis.register_script(_ADMIT)
         self._script_all = self._redis.register_script(_ADMIT_ALL)
 
-    async def hit_request(self, client_id: str, per_minute: int) -> None:
-        await self.admit(client_id, per_minute, [], 0)
+    async def hit_request(self, client_id: str, per_minute: int, hits: int = 1) -> None:
+        await self.admit(client_id, per_minute, [], 0, hits)
 
     async def hit_subjects(self, client_id: str, subject_refs: list[str], per_day: int) -> list[bool]:
         return await self._run(client_id, 0, subject_refs, per_day)
 
     async def admit(
-        self, client_id: str, per_minute: int, subject_refs: list[str], per_day: int
+        self, client_id: str, per_minute: int, subject_refs: list[str], per_day: int, hits: int = 1
     ) -> list[bool]:
-        return await self._run(client_id, max(1, per_minute), subject_refs, per_day)
+        return await self._run(client_id, max(1, per_minute), subject_refs, per_day, hits)
 
     async def _run(
-        self, client_id: str, per_minute: int, subject_refs: list[str], per_day: int
+        self, client_id: str, per_minute: int, subject_refs: list[str], per_day: int, hits: int = 1
     ) -> list[bool]:
         now = self._clock()
         keys = [f"{self._prefix}rate:{{{client_id}}}", f"{self._prefix}subjects:{{{client_id}}}:{_day(now)}"]
         ttl = seconds_to_utc_midnight(now) + 3600
         try:
             status, detail = await self._script(
-                keys=keys, args=[int(now), per_minute, per_day, ttl, *subject_refs]
+                keys=keys, args=[int(now), per_minute, per_day, ttl, hits, *subject_refs]
             )
         except Exception as exc:
             raise LimitsUnavailable() from exc

@@ -106,13 +106,18 @@ async def _context(
     purpose: str | None,
     dossier_id: str | None,
 ) -> CallContext:
-    """The call's context once its purpose is known to be registered and granted; refusals are audited,
-    naming the residents the body names (the body is decoded before the dependencies run)."""
+    """The call's context once its purpose is known to be registered and granted and, for a batch, its item
+    count within the limit; refusals are audited, naming the residents the body names (the body is decoded
+    before the dependencies run)."""
     error: GatewayError | None = None
     if not purpose:
         error = PurposeRequired()
     elif not await _granted(state, auth, purpose):
         error = PurposeNotAllowed()
+    elif kind == "batch" and _oversized(await request.json(), state.settings.batch_max_items):
+        # Counted before the items are validated: a huge batch of anything costs no validation and no
+        # error list (docs/contract.md, Batch verification).
+        error = BatchTooLarge(state.settings.batch_max_items)
     if error is not None:
         await state[CITIZENS].refuse(
             kind,
@@ -164,6 +169,12 @@ _FAST_HEADERS = frozenset(
 )
 
 
+def _oversized(body: Any, limit: int) -> bool:
+    """Whether a (decoded, not yet validated) batch body holds more than ``limit`` items."""
+    items = body.get("items") if isinstance(body, dict) else None
+    return isinstance(items, list) and len(items) > limit
+
+
 def _json_content(content_type: str | None) -> bool:
     return content_type is not None and content_type.partition(";")[0].strip().lower() == "application/json"
 
@@ -201,7 +212,10 @@ def _fast(
             if not await _granted(state, auth, purpose):
                 return None
             # orjson accepts only strict JSON, which json.loads (the declared route's) reads identically.
-            body = model.model_validate(orjson.loads(await request.body()))
+            decoded = orjson.loads(await request.body())
+            if model is BatchVerifyRequest and _oversized(decoded, state.settings.batch_max_items):
+                return None  # 413 from the declared route, before any item is validated
+            body = model.model_validate(decoded)
         except Exception:
             return None
         ctx = _call_context(request, state, auth, purpose, dossier_id, language)

@@ -196,14 +196,18 @@ class CitizenService:
     async def _finish(self, audit: _Audit) -> None:
         await self._audit.write(audit.events)
 
-    async def _admit(self, ctx: CallContext, audit: _Audit, subjects: Sequence[str]) -> list[bool]:
-        """Count the request against the rate limit and each subject against the distinct quota."""
+    async def _admit(
+        self, ctx: CallContext, audit: _Audit, subjects: Sequence[str], requests: int = 1
+    ) -> list[bool]:
+        """Count ``requests`` against the rate limit (a batch: its items) and each subject against the
+        distinct quota."""
         grant = ctx.auth.grant
         return await self._limiter.admit(
             ctx.auth.client_id,
             grant.rate_limit_per_minute,
             [audit.ref(s) for s in subjects],
             grant.distinct_subjects_per_day,
+            requests,
         )
 
     async def _attest(
@@ -344,8 +348,8 @@ class CitizenService:
                     invalid.append((index, error))
                     continue
                 valid.append((index, body, pid))
-            try:  # the batch counts once against the rate, each resident against the quota
-                within = await self._admit(ctx, audit, [pid.number for _, _, pid in valid])
+            try:  # each item counts against the rate, each resident against the quota
+                within = await self._admit(ctx, audit, [pid.number for _, _, pid in valid], len(items))
             except GatewayError as error:  # the whole batch refused: each resident named is recorded
                 audit.refused_all(error, [(pid.number, tuple(self._checked(body))) for _, body, pid in valid])
                 raise

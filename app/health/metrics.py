@@ -290,9 +290,9 @@ class InstrumentedLimiter:
         self.inner = limiter
         self._metrics = metrics
 
-    async def hit_request(self, client_id: str, per_minute: int) -> None:
+    async def hit_request(self, client_id: str, per_minute: int, hits: int = 1) -> None:
         try:
-            await self.inner.hit_request(client_id, per_minute)
+            await self.inner.hit_request(client_id, per_minute, hits)
         except (RateLimited, LimitsUnavailable) as refusal:
             self._metrics.refused(refusal.code)
             raise
@@ -308,10 +308,10 @@ class InstrumentedLimiter:
         return within
 
     async def admit(
-        self, client_id: str, per_minute: int, subject_refs: list[str], per_day: int
+        self, client_id: str, per_minute: int, subject_refs: list[str], per_day: int, hits: int = 1
     ) -> list[bool]:
         try:
-            within = await self.inner.admit(client_id, per_minute, subject_refs, per_day)
+            within = await self.inner.admit(client_id, per_minute, subject_refs, per_day, hits)
         except (RateLimited, LimitsUnavailable) as refusal:
             self._metrics.refused(refusal.code)
             raise

@@ -135,3 +135,18 @@ async def test_all_or_none_of_a_household_is_counted(any_limiter: MemoryLimiter 
     assert await any_limiter.hit_subjects_all("a", [refs[0], refs[2], refs[3], refs[2]], 4) is True
     assert await any_limiter.hit_subjects_all("a", [refs[5]], 4) is False
     assert await any_limiter.hit_subjects_all("b", refs[:4], 4) is True  # another client's quota
+
+
+async def test_a_batch_counts_each_item_against_the_rate_all_or_none(
+    any_limiter: MemoryLimiter | RedisLimiter,
+) -> None:
+    refs = [f"k1:{n:064x}" for n in range(2)]
+    assert await any_limiter.admit("a", 10, refs, 5, hits=6) == [True, True]
+    with pytest.raises(RateLimited):  # 6 + 6 > 10: nothing counted
+        await any_limiter.admit("a", 10, refs, 5, hits=6)
+    await any_limiter.admit("a", 10, [], 5, hits=4)
+    with pytest.raises(RateLimited):
+        await any_limiter.hit_request("a", 10)
+    with pytest.raises(RateLimited) as never:  # more items than a minute allows: a full window's wait
+        await any_limiter.admit("b", 10, [], 5, hits=11)
+    assert never.value.retry_after == 60

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -128,3 +129,54 @@ async def test_household_head_outside_the_grant_provinces_is_null(gateway: Gatew
         assert answer["head"] is None
         assert all(m["relation_to_head"] != "head" for m in answer["members"])
         assert {m["personal_id"] for m in answer["members"]} < set(people)
+
+
+# -------------------------------------------------------------------------------------------------- batch
+BATCH = "/v1/citizens/verify/batch"
+
+
+async def test_a_batch_over_the_limit_is_413_whatever_its_items(any_db: Gateway) -> None:
+    gw = any_db
+    client = await gw.register()
+    oversized: list[list[Any]] = [[1] * 101, [[]] * 5_000, ["x"] * 101]
+    for items in oversized:
+        problem(await gw.call(client, BATCH, {"items": items}), 413, "batch_too_large")
+    events = [e for e in await gw.events() if e.client_id == client.client_id]
+    assert [(e.outcome, e.status_code, e.reason, e.subject_ref) for e in events] == [
+        ("denied", 413, "batch_too_large", None)
+    ] * 3
+
+
+async def test_a_validation_problem_lists_at_most_20_errors(sqlite_gateway: Gateway) -> None:
+    client = await sqlite_gateway.register()
+    body = problem(await sqlite_gateway.call(client, BATCH, {"items": [1] * 60}), 422, "validation_failed")
+    assert len(body["errors"]) == 20
+    assert body["errors_truncated"] == 40
+    few = problem(await sqlite_gateway.call(client, BATCH, {"items": [1, 2]}), 422, "validation_failed")
+    assert len(few["errors"]) == 2
+    assert "errors_truncated" not in few
+
+
+async def test_each_batch_item_counts_against_the_request_rate(any_db: Gateway) -> None:
+    gw = any_db
+    client = await gw.register(rate_limit_per_minute=10)
+    items = [{"personal_id": HEAD, "gender": "male"}] * 6
+    assert (await gw.call(client, BATCH, {"items": items})).status_code == 200
+    refused = await gw.call(client, BATCH, {"items": items})
+    problem(refused, 429, "rate_limited")
+    assert int(refused.headers["Retry-After"]) >= 1
+    for _ in range(4):  # the refused batch counted nothing: 4 requests left in the minute
+        assert (await gw.call(client, "/v1/citizens/verify", items[0])).status_code == 200
+    problem(await gw.call(client, "/v1/citizens/verify", items[0]), 429, "rate_limited")
+    # The refused batch is an audit event per item naming the resident.
+    denied = [e for e in await gw.events() if e.client_id == client.client_id and e.outcome == "denied"]
+    assert [(e.reason, e.subject_ref is not None) for e in denied] == [("rate_limited", True)] * 7
+
+
+async def test_a_batch_larger_than_the_rate_limit_never_passes(sqlite_gateway: Gateway) -> None:
+    client = await sqlite_gateway.register(rate_limit_per_minute=3)
+    items = [{"personal_id": HEAD, "gender": "male"}] * 4
+    refused = await sqlite_gateway.call(client, BATCH, {"items": items})
+    problem(refused, 429, "rate_limited")
+    assert refused.headers["Retry-After"] == "60"
+    assert (await sqlite_gateway.call(client, BATCH, {"items": items[:3]})).status_code == 200

@@ -148,7 +148,7 @@ async def test_rate_limit_refusals_are_counted_by_code(sqlite_gateway: Gateway) 
 
 async def test_an_unreachable_limits_store_is_counted() -> None:
     class Down(MemoryLimiter):
-        async def hit_request(self, client_id: str, per_minute: int) -> None:
+        async def hit_request(self, client_id: str, per_minute: int, hits: int = 1) -> None:
             raise LimitsUnavailable()
 
     metrics = GatewayMetrics()

@@ -22,8 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.writer import AuditEvent, AuditWriter, Outcome
 from app.auth.context import AuthContext
 from app.backends.base import RESIDENCE_FIELDS, SENSITIVE_FIELDS, Backend
-from app.citizens.errors import PurposeNotAllowed, PurposeRequired
-from app.citizens.limits import Limiter, SubjectQuotaExceeded, seconds_to_utc_midnight
+from app.citizens.errors import PurposeNotAllowed, PurposeRequired, SubjectQuotaExceeded
+from app.citizens.limits import Limiter, seconds_to_utc_midnight
 from app.errors import GatewayError, InvalidPersonalId, NotFound
 from app.forms.models import FormTemplate
 from app.forms.service import active_form

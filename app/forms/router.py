@@ -8,10 +8,15 @@ from typing import Annotated, Final
 
 from fastapi import APIRouter, Path, Response
 
-from app.audit.writer import AuditUnavailable
+from app.audit.errors import AuditUnavailable
 from app.backends.errors import UpstreamBadResponse, UpstreamTimeout, UpstreamUnavailable
-from app.citizens.errors import PurposeNotAllowed, PurposeRequired
-from app.citizens.limits import LimitsUnavailable, RateLimited, SubjectQuotaExceeded
+from app.citizens.errors import (
+    LimitsUnavailable,
+    PurposeNotAllowed,
+    PurposeRequired,
+    RateLimited,
+    SubjectQuotaExceeded,
+)
 from app.errors import InsufficientScope, InvalidPersonalId, InvalidToken, NotFound, ValidationFailed
 from app.forms.dependencies import FormAccessDep, FormAdministration, ReadFormCall
 from app.forms.errors import FormExists, FormNotFound

@@ -110,6 +110,7 @@ class Seen:
     path: str
     at: float
     authorization: str
+    upgrade: str
 
 
 @dataclass
@@ -141,7 +142,13 @@ class FaultProxy:
         request_id = handler.headers.get("X-Request-Id", "proxy")
         with self.lock:
             self.seen.append(
-                Seen(method, handler.path, time.monotonic(), handler.headers.get("Authorization", ""))
+                Seen(
+                    method,
+                    handler.path,
+                    time.monotonic(),
+                    handler.headers.get("Authorization", ""),
+                    handler.headers.get("Upgrade", ""),
+                )
             )
             fault = None
             for path, status, code in (

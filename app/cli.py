@@ -31,7 +31,15 @@ from app.audit.integrity import verify_database
 from app.audit.writer import AdminLog
 from app.auth.errors import KeyConfigurationError
 from app.auth.keys import KeyStore, load_encryption_key
-from app.auth.schemas import ClientCreate, ClientOut, ClientSecretOut, GrantIn, GrantOut, PurposeIn
+from app.auth.schemas import (
+    MAX_SECRET_GRACE_SECONDS,
+    ClientCreate,
+    ClientOut,
+    ClientSecretOut,
+    GrantIn,
+    GrantOut,
+    PurposeIn,
+)
 from app.auth.service import CLI_ACTOR, AuthService, CreatedClient, parse
 from app.config import ProductionSettingsError, get_settings
 from app.db import create_engine, create_sessionmaker
@@ -416,21 +424,68 @@ def clients_show(
 @clients_cli.command("rotate-secret")
 def clients_rotate_secret(
     client_id: Annotated[str, typer.Argument(help="The client whose secret to replace.")],
+    grace_seconds: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=MAX_SECRET_GRACE_SECONDS,
+            help="Keep the old secret working this many seconds (at most 86400) while the portal is redeployed.",
+        ),
+    ] = 0,
     as_json: JsonOption = False,
 ) -> None:
-    """Give a client a new secret, printed once; the old one stops working at once."""
+    """Give a client a new secret, printed once; the old one stops working at once, or after --grace-seconds."""
 
     async def work(service: AuthService, _keys: KeyStore) -> ClientSecretOut:
         # The CLI's changes apply at once (no approval step): straight to the auth service.
-        return ClientSecretOut(client_id=client_id, client_secret=await service.rotate_secret(client_id))
+        return await service.rotate_secret(client_id, grace_seconds)
 
     rotated = _administer(work)
     if as_json:
-        _echo_json(rotated.model_dump())
+        _echo_json(rotated.model_dump(mode="json", exclude_none=True))
         return
     typer.echo(f"client_id: {rotated.client_id}")
     typer.echo(f"client_secret: {rotated.client_secret}")
-    typer.echo("The secret is shown this once; the old one no longer works.", err=True)
+    if rotated.previous_secret_until is not None:
+        until = rotated.previous_secret_until.isoformat().replace("+00:00", "Z")
+        typer.echo(f"The secret is shown this once; the old one keeps working until {until}.", err=True)
+    else:
+        typer.echo("The secret is shown this once; the old one no longer works.", err=True)
+
+
+@clients_cli.command("set-jwks")
+def clients_set_jwks(
+    client_id: Annotated[str, typer.Argument(help="The client whose public keys to replace.")],
+    jwks: Annotated[Path, typer.Option(help="A JWK Set file of public keys for private_key_jwt.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Replace a client's registered public keys (`{"keys": []}` removes them); private keys are refused."""
+    try:
+        jwk_set = json.loads(jwks.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        _refuse(f"cannot read --jwks {jwks}: {type(err).__name__}")
+    client = _administer(lambda service, _keys: service.set_jwks(client_id, jwk_set))
+    if as_json:
+        _echo_json(client.model_dump(mode="json"))
+        return
+    kids = [key.get("kid") or "(no kid)" for key in (client.jwks or {}).get("keys", [])]
+    typer.echo(f"client_id: {client.client_id}")
+    typer.echo(f"keys: {', '.join(kids) if kids else 'none'}")
+
+
+@clients_cli.command("disable-secret")
+def clients_disable_secret(
+    client_id: Annotated[str, typer.Argument(help="A client that authenticates with private_key_jwt.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Turn secret authentication off: only private_key_jwt works for the client from now on (it needs
+    registered keys). `dancu clients rotate-secret` turns it on again with a new secret."""
+    client = _administer(lambda service, _keys: service.disable_secret(client_id))
+    if as_json:
+        _echo_json(client.model_dump(mode="json"))
+        return
+    typer.echo(f"client_id: {client.client_id}")
+    typer.echo("secret authentication: off (private_key_jwt only)")
 
 
 def _echo_grant(grant: GrantOut, as_json: bool) -> None:

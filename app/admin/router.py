@@ -23,7 +23,7 @@ from app.admin.schemas import (
     SigningKeyOut,
     SigningKeyPage,
 )
-from app.auth.errors import ClientNotFound, Conflict, PurposeExists
+from app.auth.errors import ClientNotFound, Conflict, NoKeysRegistered, PurposeExists
 from app.auth.schemas import (
     ClientCreate,
     ClientCreated,
@@ -35,6 +35,7 @@ from app.auth.schemas import (
     JWKSetIn,
     PurposeIn,
     PurposeOut,
+    SecretRotationIn,
 )
 from app.errors import InsufficientScope, InvalidToken, ValidationFailed
 from app.problems import problem_responses
@@ -113,11 +114,27 @@ async def update_client(client_id: ClientId, body: ClientUpdate, admin: Administ
     response_model=ClientSecretOut,
     responses={**_PENDING, **_ON_CLIENT},
 )
-async def rotate_secret(client_id: ClientId, admin: Administration) -> Any:
-    """A new secret, shown in this answer only; the old one stops working at once. Another client's secret
-    waits for a second administrator when approval is required (credentials are access)."""
-    result = await admin.rotate_secret(client_id)
+async def rotate_secret(
+    client_id: ClientId, admin: Administration, body: SecretRotationIn | None = None
+) -> Any:
+    """A new secret, shown in this answer only. The old one stops working at once, or with `grace_seconds`
+    (at most 86400) at the end of that window, so the portal can be redeployed without an outage. A new
+    secret turns secret authentication on again. Another client's secret waits for a second administrator
+    when approval is required (credentials are access)."""
+    result = await admin.rotate_secret(client_id, body.grace_seconds if body else 0)
     return _pending(result) if isinstance(result, ChangeOut) else result
+
+
+@router.delete(
+    "/clients/{client_id}/secret",
+    response_model=ClientOut,
+    responses=problem_responses(*_AUTH, ClientNotFound, NoKeysRegistered, ValidationFailed),
+)
+async def disable_secret(client_id: ClientId, admin: Administration) -> ClientOut:
+    """Turn secret authentication off for a client that authenticates with `private_key_jwt`: its secret
+    (and a previous one in its grace period) is refused from now on. 409 when it has no registered keys.
+    A new secret (`POST .../secret`) turns it on again."""
+    return await admin.disable_secret(client_id)
 
 
 @router.put(

@@ -273,12 +273,20 @@ class AdminService:
                 )
         return await self.auth.update_client(client_id, data)
 
-    async def rotate_secret(self, client_id: str) -> ClientSecretOut | ChangeOut:
-        """A new secret; another client's waits for approval when approval is required."""
+    async def rotate_secret(self, client_id: str, grace_seconds: int = 0) -> ClientSecretOut | ChangeOut:
+        """A new secret (the old one kept ``grace_seconds``); another client's waits for approval when
+        approval is required (the grace period then starts at the approval)."""
         if self.require_approval and client_id != self.actor:
             await self.auth.get_client(client_id)  # 404 for an unknown client, never a pending change
-            return await self._hold(SECRET_ROTATE, client_id, payload={}, base={}, before=None, after=None)
-        return ClientSecretOut(client_id=client_id, client_secret=await self.auth.rotate_secret(client_id))
+            payload = {"grace_seconds": grace_seconds} if grace_seconds else {}
+            return await self._hold(
+                SECRET_ROTATE, client_id, payload=payload, base={}, before=None, after=None
+            )
+        return await self.auth.rotate_secret(client_id, grace_seconds)
+
+    async def disable_secret(self, client_id: str) -> ClientOut:
+        """Turn the client's secret authentication off (it narrows access: never waits for approval)."""
+        return await self.auth.disable_secret(client_id)
 
     async def set_jwks(self, client_id: str, jwks: JWKSetIn) -> ClientOut | ChangeOut:
         """Register public keys; another client's wait for approval when approval is required."""
@@ -464,8 +472,8 @@ class AdminService:
                 raise ChangeOutdated()
             return await self.auth.replace_grant(client_id, GrantIn.model_validate(change.payload))
         if change.action == SECRET_ROTATE:
-            return ClientSecretOut(
-                client_id=client_id, client_secret=await self.auth.rotate_secret(client_id)
+            return await self.auth.rotate_secret(
+                client_id, int((change.payload or {}).get("grace_seconds", 0))
             )
         client = await self.auth.get_client(client_id)
         if change.action == JWKS_REPLACE:

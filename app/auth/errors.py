@@ -18,7 +18,8 @@ Hierarchy::
     │   └── ClientNotFound               404 not_found
     ├── Conflict                         409 conflict
     │   ├── PurposeExists                409 conflict
-    │   └── AdminExists                  409 conflict (bootstrap-admin when an admin client exists)
+    │   ├── AdminExists                  409 conflict (bootstrap-admin when an admin client exists)
+    │   └── NoKeysRegistered             409 conflict (secret authentication off without registered keys)
     └── ServiceUnavailable
         └── ReplayStoreUnavailable       503 service_unavailable (internal; the token endpoint says 503 above)
 
@@ -110,6 +111,17 @@ class PurposeExists(Conflict):
 class SelfSuspension(Conflict):
     default_detail_en = "A client cannot suspend itself; ask another administrator."
     default_detail_vi = "Ứng dụng khách không thể tự đình chỉ chính mình; hãy nhờ một quản trị viên khác."
+
+
+class NoKeysRegistered(Conflict):
+    default_detail_en = (
+        "The client has no registered public keys: without its secret it could not authenticate at all. "
+        "Register its keys (PUT .../jwks) first."
+    )
+    default_detail_vi = (
+        "Ứng dụng khách chưa đăng ký khóa công khai: tắt mã bí mật sẽ khiến nó không xác thực được. "
+        "Hãy đăng ký khóa (PUT .../jwks) trước."
+    )
 
 
 class LastAdministrator(Conflict):

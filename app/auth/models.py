@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     func,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -44,7 +45,8 @@ class Client(Base):
     """A calling system (a provincial portal, an auditor's tool, an administrator).
 
     The secret is stored only as ``secret_hash``: HMAC-SHA256 under a server key derived from
-    ``DANCU_KEYS__ENCRYPTION_KEY``; ``secret_kid`` names that key. ``jwks`` holds the public keys registered
+    ``DANCU_KEYS__ENCRYPTION_KEY``; ``secret_kid`` names that key. After a rotation with a grace period the
+    previous secret's hash stays, accepted until ``previous_secret_until``. ``jwks`` holds the public keys registered
     for ``private_key_jwt`` (public members only; validated when set).
     """
 
@@ -58,6 +60,12 @@ class Client(Base):
     status: Mapped[str] = mapped_column(String(16), default="active")
     secret_hash: Mapped[str] = mapped_column(String(64))
     secret_kid: Mapped[str] = mapped_column(String(32))
+    secret_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    """False: the client authenticates with ``private_key_jwt`` only; a new secret turns it on again."""
+    previous_secret_hash: Mapped[str | None] = mapped_column(String(64))
+    previous_secret_kid: Mapped[str | None] = mapped_column(String(32))
+    previous_secret_until: Mapped[datetime | None]
+    """A secret rotated out with a grace period is still accepted before this instant (at most 24 hours)."""
     jwks: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

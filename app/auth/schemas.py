@@ -97,6 +97,10 @@ class ClientOut(BaseModel):
     status: Status
     jwks: dict[str, Any] | None
     """The public keys registered for ``private_key_jwt``."""
+    secret_enabled: bool = True
+    """False: the client secret is refused; the client authenticates with ``private_key_jwt`` only."""
+    previous_secret_until: datetime | None = None
+    """After a rotation with ``grace_seconds``: until when the previous secret is still accepted."""
     created_at: datetime
     updated_at: datetime
 
@@ -106,9 +110,21 @@ class ClientCreated(ClientOut):
     """Shown this once; the gateway keeps only a keyed hash of it."""
 
 
+MAX_SECRET_GRACE_SECONDS = 86400
+
+
+class SecretRotationIn(_Request):
+    """``POST /v1/admin/clients/{client_id}/secret``: the body is optional."""
+
+    grace_seconds: Annotated[int, Field(ge=0, le=MAX_SECRET_GRACE_SECONDS)] = 0
+    """How long the previous secret keeps working (0: it stops at once; at most 24 hours)."""
+
+
 class ClientSecretOut(BaseModel):
     client_id: str
     client_secret: str
+    previous_secret_until: datetime | None = None
+    """Until when the previous secret is still accepted (null: it no longer is)."""
 
 
 class JWKSetIn(_Request):

@@ -13,7 +13,7 @@ import secrets
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final, Protocol, TypeVar
 
 from pydantic import BaseModel
@@ -29,6 +29,7 @@ from app.auth.errors import (
     InvalidClient,
     InvalidScope,
     LastAdministrator,
+    NoKeysRegistered,
     PurposeExists,
     ReplayStoreUnavailable,
     TemporarilyUnavailable,
@@ -38,9 +39,11 @@ from app.auth.models import Client, ClientGrant, Purpose
 from app.auth.replay import ReplayStore
 from app.auth.repository import ClientRepository, PurposeRepository
 from app.auth.schemas import (
+    MAX_SECRET_GRACE_SECONDS,
     ClientCreate,
     ClientCreated,
     ClientOut,
+    ClientSecretOut,
     ClientUpdate,
     GrantIn,
     GrantOut,
@@ -110,6 +113,10 @@ def _error(loc: Sequence[str | int], code: str, message: str) -> FieldError:
     return {"loc": list(loc), "code": code, "message": message}
 
 
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
 def _unique(values: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(values))
 
@@ -125,9 +132,17 @@ def client_view(client: Client) -> ClientOut:
         contact_email=client.contact_email,
         status="suspended" if client.status == "suspended" else "active",
         jwks=client.jwks,
+        secret_enabled=client.secret_enabled is not False,
+        previous_secret_until=_grace_until(client, utcnow()),
         created_at=client.created_at,
         updated_at=client.updated_at,
     )
+
+
+def _grace_until(client: Client, now: datetime) -> datetime | None:
+    """Until when the client's previous secret is accepted; None when it is not (any more)."""
+    until = client.previous_secret_until
+    return until if client.previous_secret_hash and until is not None and now < until else None
 
 
 def grant_view(grant: ClientGrant) -> GrantOut:
@@ -320,6 +335,7 @@ class AuthService:
             status="active",
             secret_hash=self.hasher.hash(secret),
             secret_kid=self.hasher.kid,
+            secret_enabled=True,
             jwks=None,
             created_at=now,
             updated_at=now,
@@ -396,16 +412,64 @@ class AuthService:
             client_id, ClientUpdate(status="suspended" if status == "suspended" else "active")
         )
 
-    async def rotate_secret(self, client_id: str) -> str:
-        """A new secret; the old one stops working when this commits."""
+    async def rotate_secret(self, client_id: str, grace_seconds: int = 0) -> ClientSecretOut:
+        """A new secret (turning secret authentication on again if it was off). The old one stops working
+        when this commits, or with ``grace_seconds`` (at most 24 hours) at the end of that window, so a portal
+        can be redeployed with the new one without an outage. A secret that was off gets no grace."""
+        if not 0 <= grace_seconds <= MAX_SECRET_GRACE_SECONDS:
+            raise ValidationFailed(
+                [_error(["body", "grace_seconds"], "less_than_equal", "Must be at most 86400.")]
+            )
         client = await self._client(client_id)
+        now = utcnow()
+        before = {
+            "secret_enabled": client.secret_enabled is not False,
+            "previous_secret_until": _iso(_grace_until(client, now)),
+        }
         secret = new_client_secret()
+        if grace_seconds and client.secret_enabled is not False:
+            client.previous_secret_hash = client.secret_hash
+            client.previous_secret_kid = client.secret_kid
+            client.previous_secret_until = now + timedelta(seconds=grace_seconds)
+        else:
+            client.previous_secret_hash = client.previous_secret_kid = client.previous_secret_until = None
         client.secret_hash = self.hasher.hash(secret)
         client.secret_kid = self.hasher.kid
-        client.updated_at = utcnow()
+        client.secret_enabled = True
+        client.updated_at = now
         await self.session.flush()
-        await self._audit("admin.client.secret_rotate", client_id, None, None)
-        return secret
+        after = {
+            "secret_enabled": True,
+            "previous_secret_until": _iso(_grace_until(client, now)),
+            "grace_seconds": grace_seconds,
+        }
+        await self._audit("admin.client.secret_rotate", client_id, before, after)
+        return ClientSecretOut(
+            client_id=client_id, client_secret=secret, previous_secret_until=_grace_until(client, now)
+        )
+
+    async def disable_secret(self, client_id: str) -> ClientOut:
+        """Turn secret authentication off: the client keeps only ``private_key_jwt`` (it must have registered
+        keys: 409 ``conflict`` otherwise, it would be locked out). Any grace of a previous secret ends too."""
+        client = await self._client(client_id)
+        if not client.jwks or not client.jwks.get("keys"):
+            raise NoKeysRegistered()
+        now = utcnow()
+        before = {
+            "secret_enabled": client.secret_enabled is not False,
+            "previous_secret_until": _iso(_grace_until(client, now)),
+        }
+        client.secret_enabled = False
+        client.previous_secret_hash = client.previous_secret_kid = client.previous_secret_until = None
+        client.updated_at = now
+        await self.session.flush()
+        await self._audit(
+            "admin.client.secret_disable",
+            client_id,
+            before,
+            {"secret_enabled": False, "previous_secret_until": None},
+        )
+        return client_view(client)
 
     async def set_jwks(self, client_id: str, jwks: JWKSetIn | Mapping[str, Any]) -> ClientOut:
         """Register the client's public keys for ``private_key_jwt`` (a private or symmetric key is 422)."""
@@ -587,7 +651,24 @@ class TokenService:
                 (found[0].secret_hash, found[0].secret_kid) if found else (_DUMMY_SECRET_HASH, "")
             )
             matches = self.keys.secrets.matches(credentials.client_secret, stored_hash, stored_kid)
+            if found is not None and not matches and _grace_until(found[0], utcnow()) is not None:
+                previous = found[0]
+                matches = self.keys.secrets.matches(
+                    credentials.client_secret,
+                    previous.previous_secret_hash or "",
+                    previous.previous_secret_kid or "",
+                )
+                if matches:
+                    logger.info(
+                        "client_id=%s authenticated with its previous secret (grace period)",
+                        previous.client_id,
+                    )
             if found is None or not matches:
+                raise InvalidClient(basic=credentials.basic)
+            if found[0].secret_enabled is False:
+                logger.info(
+                    "client_id=%s sent a secret, but its secret authentication is off", found[0].client_id
+                )
                 raise InvalidClient(basic=credentials.basic)
             return found
         subject = unverified_assertion_subject(credentials.assertion)

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
 from typer.testing import CliRunner, Result
 
 from app.cli import cli
@@ -122,6 +124,41 @@ def test_clients_rotate_secret(database: Path) -> None:
     events = rows(database, "SELECT action, actor, detail FROM audit_events WHERE action LIKE '%secret%'")
     assert [(a, b) for a, b, _ in events] == [("admin.client.secret_rotate", "cli")] * 2
     assert rotated["client_secret"] not in str(rows(database, "SELECT detail FROM audit_events"))
+
+
+def test_clients_rotate_secret_with_grace_set_jwks_and_disable_secret(database: Path, tmp_path: Path) -> None:
+    # docs/contract.md, Command line: the key-only client's path, each step an audit event with actor `cli`.
+    created = new_client()
+    client_id = created["client_id"]
+    refused = runner.invoke(cli, ["clients", "disable-secret", client_id])
+    jwks = tmp_path / "jwks.json"
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwks.write_text(
+        json.dumps({"keys": [{**ECAlgorithm.to_jwk(key.public_key(), as_dict=True), "kid": "k1"}]})
+    )
+    private = tmp_path / "private.json"
+    private.write_text(json.dumps({"keys": [{**ECAlgorithm.to_jwk(key, as_dict=True), "kid": "k1"}]}))
+
+    rotated = as_json("clients", "rotate-secret", client_id, "--grace-seconds", "600")
+    refused_private = runner.invoke(cli, ["clients", "set-jwks", client_id, "--jwks", str(private)])
+    registered = as_json("clients", "set-jwks", client_id, "--jwks", str(jwks))
+    off = as_json("clients", "disable-secret", client_id)
+
+    assert refused.exit_code == 2
+    assert refused.stdout == ""
+    assert set(rotated) == {"client_id", "client_secret", "previous_secret_until"}
+    assert refused_private.exit_code == 2  # private keys are never registered
+    assert [k["kid"] for k in registered["jwks"]["keys"]] == ["k1"]
+    assert off["secret_enabled"] is False
+    assert rows(database, "SELECT secret_enabled, previous_secret_hash FROM clients") == [(0, None)]
+    events = rows(
+        database, "SELECT action, actor FROM audit_events WHERE action LIKE 'admin.client.%' ORDER BY seq"
+    )
+    assert events[1:] == [
+        ("admin.client.secret_rotate", "cli"),
+        ("admin.client.jwks", "cli"),
+        ("admin.client.secret_disable", "cli"),
+    ]
 
 
 def test_grants_show_and_set_keep_what_is_not_named(database: Path) -> None:

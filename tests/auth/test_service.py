@@ -132,7 +132,7 @@ async def test_secrets_are_stored_as_keyed_hashes(
     sqlite_gateway: Gateway, service: AuthService, session: AsyncSession, sqlite_url: str
 ) -> None:
     created = await service.create_client(ClientCreate(name="Portal"))
-    rotated = await service.rotate_secret(created.client.client_id)
+    rotated = (await service.rotate_secret(created.client.client_id)).client_secret
     await session.commit()
 
     row = await session.get(Client, created.client.client_id)
@@ -151,7 +151,7 @@ async def test_secrets_are_stored_as_keyed_hashes(
 async def test_a_rotated_secret_replaces_the_old_one(sqlite_gateway: Gateway) -> None:
     client = await sqlite_gateway.register()
     async with sqlite_gateway.state.sessionmaker() as session:
-        new_secret = await sqlite_gateway.service(session).rotate_secret(client.client_id)
+        new_secret = (await sqlite_gateway.service(session).rotate_secret(client.client_id)).client_secret
         await session.commit()
 
     old = await sqlite_gateway.token_response(client)

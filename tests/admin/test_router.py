@@ -156,7 +156,8 @@ async def test_rotate_secret_stops_the_old_one(admin: Admin, gateway: Gateway) -
 
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"client_id", "client_secret"}
+    assert set(body) == {"client_id", "client_secret", "previous_secret_until"}
+    assert body["previous_secret_until"] is None  # no grace asked for: the old secret stops at once
     assert body["client_id"] == portal.client_id
     assert body["client_secret"] != portal.client_secret
     old = await gateway.token_response(portal)

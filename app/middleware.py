@@ -12,13 +12,11 @@ exception no handler took becomes the 500 problem, and a body over the cap becom
 
 from __future__ import annotations
 
-import inspect
 import re
 import secrets
 import time
 from collections.abc import Callable, Collection, Mapping
 from contextvars import ContextVar
-from typing import Any
 
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
@@ -27,7 +25,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import PayloadTooLarge
 from app.problems import REQUEST_ID_KEY, problem_response, unhandled_error_handler
-from app.routing import DeferredJSONRequest, FastRoute
 
 REQUEST_ID_HEADER = "X-Request-Id"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -125,7 +122,6 @@ class GatewayMiddleware:
         max_bytes: int,
         docs_paths: Collection[str] = (),
         observer: Observer | None = None,
-        fast_routes: Mapping[str, FastRoute] | None = None,
         cache_control: Mapping[str, str] | None = None,
     ) -> None:
         self.app = app
@@ -139,20 +135,15 @@ class GatewayMiddleware:
             for path, value in (cache_control or {}).items()
         }
         self.observer = observer
-        self.fast_routes = dict(fast_routes or {})
-
-    def fast_route(self, scope: Scope) -> FastRoute | None:
-        """The fast path of the route ``scope`` (an HTTP request) is for, if that route has one."""
-        return self.fast_routes.get(_route_path(scope)) if scope["method"] == "POST" else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        await self.serve(scope, receive, send, self.fast_route(scope))
+        await self.serve(scope, receive, send)
 
-    async def serve(self, scope: Scope, receive: Receive, send: Send, route: FastRoute | None) -> None:
-        """An HTTP request, with ``route``'s fast path tried first when there is one (``fast_route``)."""
+    async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """An HTTP request."""
         started_at = time.perf_counter()
         offered: str | None = None
         declared: bytes | None = None
@@ -212,19 +203,7 @@ class GatewayMiddleware:
                 )
                 return
             try:
-                receive_next: Receive = receive_counted
-                if route is not None:
-                    request = DeferredJSONRequest(scope, receive_counted, send_wrapped)
-                    scope["route"] = route  # what the metrics name the request by
-                    response = await _fast_answer(route, request)
-                    if response is not None:
-                        await response(scope, receive_counted, send_wrapped)
-                        return
-                    if exceeded:
-                        raise _BodyTooLarge
-                    del scope["route"]
-                    receive_next = _replaying(request, receive_counted)
-                await self.app(scope, receive_next, send_wrapped)
+                await self.app(scope, receive_counted, send_wrapped)
             except ClientDisconnect:
                 # The client left (or app.server answered 408 for its stalled body): nobody to answer, and
                 # nothing wrong with the gateway, so no 500 and no error log line.
@@ -261,54 +240,11 @@ class GatewayMiddleware:
         await response(scope, nothing, send)
 
 
-def _route_path(scope: Scope) -> str:
-    """The path routing matches: without the ``root_path`` a proxy mounted the app under, as Starlette's."""
-    path: str = scope["path"]
-    root: str = scope.get("root_path", "")
-    return path[len(root) :] if root and path.startswith(root) else path
-
-
-async def _fast_answer(route: FastRoute, request: Request) -> Response | None:
-    """The fast path's answer, or None; its exceptions answered by the app's exception handlers (as routing
-    would have), except one no handler but the last resort's takes (raised: the 500 path)."""
-    try:
-        return await route.fast(request)
-    except Exception as exc:
-        handlers: Mapping[Any, Any] = getattr(request.app, "exception_handlers", {})
-        for kind in type(exc).__mro__:
-            if kind is Exception:
-                break
-            handler = handlers.get(kind)
-            if handler is not None:
-                answer = handler(request, exc)
-                response: Response = await answer if inspect.isawaitable(answer) else answer
-                return response
-        raise
-
-
-def _replaying(request: Request, receive: Receive) -> Receive:
-    """``receive``, after first giving back the body the fast path already read (if it read one)."""
-    body: bytes | None = getattr(request, "_body", None)
-    if body is None:
-        return receive
-    pending = True
-
-    async def replay() -> Message:
-        nonlocal pending
-        if pending:
-            pending = False
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
-
-
 def gateway_middleware(
     *,
     max_body_bytes: int,
     docs_paths: Collection[str] = (),
     observer: Observer | None = None,
-    fast_routes: Mapping[str, FastRoute] | None = None,
     cache_control: Mapping[str, str] | None = None,
 ) -> list[Middleware]:
     """The gateway's middleware, outermost first (one layer)."""
@@ -318,7 +254,6 @@ def gateway_middleware(
             max_bytes=max_body_bytes,
             docs_paths=docs_paths,
             observer=observer,
-            fast_routes=fast_routes,
             cache_control=cache_control,
         )
     ]

@@ -1,15 +1,19 @@
-"""The citizen context's dependencies: where the app keeps the citizen service and what it is built on."""
+"""The citizen context's dependencies: where the app keeps the citizen service and what it is built on, and
+the context of a call whose purpose was checked (the declared routes' and the fast path's)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
-from fastapi import Depends
+from fastapi import Depends, Request
 
+from app.auth.context import AuthContext
+from app.auth.dependencies import ACCESS, issuer_for
 from app.backends.base import Backend
 from app.citizens.limits import Limiter
-from app.citizens.service import CitizenService
-from app.state import AppStateDep, StateKey
+from app.citizens.service import CallContext, CitizenService
+from app.problems import preferred_language, request_id_of
+from app.state import AppState, AppStateDep, StateKey
 
 CITIZENS: Final = StateKey[CitizenService]("citizens")
 BACKEND: Final = StateKey[Backend]("backend")
@@ -17,9 +21,43 @@ BACKEND: Final = StateKey[Backend]("backend")
 LIMITER: Final = StateKey[Limiter]("limiter")
 """Request rate and distinct-resident quotas: Redis when configured, else this process's memory."""
 
+MAX_HEADER = 64
+"""The longest X-Purpose and X-Dossier-Id accepted (422 beyond)."""
+
 
 async def get_citizen_service(state: AppStateDep) -> CitizenService:
     return state[CITIZENS]
 
 
 CitizenServiceDep = Annotated[CitizenService, Depends(get_citizen_service)]
+
+
+def batch_oversized(body: Any, limit: int) -> bool:
+    """Whether a (decoded, not yet validated) batch body holds more than ``limit`` items."""
+    items = body.get("items") if isinstance(body, dict) else None
+    return isinstance(items, list) and len(items) > limit
+
+
+async def purpose_granted(state: AppState, auth: AuthContext, purpose: str) -> bool:
+    """Whether the client's grant names ``purpose`` and it is registered (as the access cache holds the
+    purposes: dropped when they change)."""
+    return purpose in auth.grant.purposes and purpose in await state[ACCESS].purposes()
+
+
+def call_context(
+    request: Request,
+    state: AppState,
+    auth: AuthContext,
+    purpose: str,
+    dossier_id: str | None,
+    accept_language: str | None,
+) -> CallContext:
+    """The context of a call whose purpose was checked: the declared route's and the fast path's."""
+    return CallContext(
+        auth=auth,
+        purpose=purpose,
+        dossier_id=dossier_id,
+        request_id=request_id_of(request),
+        issuer=issuer_for(request, state.settings),
+        language=preferred_language(accept_language),
+    )

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from app.middleware import GatewayMiddleware
+from app.citizens.fast import CitizenFastPath
 from tests.audit_api.conftest import OTHER_PURPOSE, Auditor, Site, auditor
 from tests.citizens.conftest import HCM, HEAD, JRAI, NAME_D, REISSUED_OLD, UNKNOWN, Client, Gateway
 
@@ -35,7 +35,7 @@ async def gw(
 ) -> AsyncIterator[Gateway]:
     """The gateway on SQLite, then PostgreSQL; its citizen routes answered by the fast path or without it."""
     if request.param == "declared":
-        monkeypatch.setattr(GatewayMiddleware, "fast_route", lambda _self, _scope: None)
+        monkeypatch.setattr(CitizenFastPath, "fast_for", lambda _self, _scope: None)
     async with site.start() as gateway:
         yield gateway
 

@@ -1,5 +1,6 @@
-"""The citizen routes' fast path (``app.routing.fast_path``): the ordinary call skips FastAPI's dependency
-solving, and everything else is answered by the route as declared, exactly as before."""
+"""The citizen routes' fast path (``app.citizens.fast``): the ordinary call skips routing and FastAPI's
+dependency solving, and the cases it names are answered by the route as declared, exactly as before
+(tests/citizens/test_equivalence.py compares the two answer for answer)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from fastapi import Request, Response
 from app.audit.writer import AdminLog
 from app.auth.dependencies import ACCESS, KEYS
 from app.citizens.dependencies import BACKEND, CITIZENS
-from app.middleware import GatewayMiddleware
-from app.routing import FastRoute
+from app.citizens.fast import CitizenFastPath, fast_routes
+from app.citizens.router import router as citizens_router
 from tests.citizens.conftest import HEAD, PURPOSE, Gateway
 
 VERIFY = {"personal_id": HEAD, "full_name": "Nguyễn Văn Thành", "date_of_birth": "1968-04-15"}
@@ -65,7 +66,6 @@ async def test_the_ordinary_call_takes_the_fast_path(
         ({"purpose": "NOT-REGISTERED"}, 403, "purpose_not_allowed"),
         ({"purpose": "P" * 65}, 422, "validation_failed"),
         ({"dossier": "D" * 65}, 422, "validation_failed"),
-        ({"headers": {"Authorization": "Bearer nonsense"}}, 401, "invalid_token"),
         ({"body": {**VERIFY, "unknown": 1}}, 422, "validation_failed"),
         ({"body": {"personal_id": "052068000108"}}, 422, "validation_failed"),
     ],
@@ -106,6 +106,21 @@ async def test_malformed_json_and_other_content_types_go_to_the_declared_route(
         headers={"Content-Type": "application/json", "X-Purpose": PURPOSE},
     )
     assert response.status_code == 401
+
+
+async def test_a_refused_token_is_answered_by_the_fast_path_as_the_route_would(
+    sqlite_gateway: Gateway, solved: list[str]
+) -> None:
+    client = await sqlite_gateway.register(scopes=("citizen.verify",))
+    solved.clear()  # the token request
+    bad = await sqlite_gateway.call(
+        client, "/v1/citizens/verify", VERIFY, headers={"Authorization": "Bearer x"}
+    )
+    assert (bad.status_code, bad.json()["code"]) == (401, "invalid_token")
+    assert bad.headers["www-authenticate"].startswith("Bearer")
+    scope = await sqlite_gateway.call(client, "/v1/citizens/lookup", {"personal_id": HEAD})
+    assert (scope.status_code, scope.json()["code"]) == (403, "insufficient_scope")
+    assert solved == []
 
 
 async def test_a_suspended_client_is_refused_on_its_next_call(sqlite_gateway: Gateway) -> None:
@@ -171,27 +186,28 @@ async def test_batches_are_worked_on_a_few_at_a_time(sqlite_gateway: Gateway) ->
     assert peak == BATCH_CONCURRENCY
 
 
-def _gateway_middleware(gw: Gateway) -> GatewayMiddleware:
+def _fast_path_layer(gw: Gateway) -> CitizenFastPath:
     layer: Any = gw.app.middleware_stack
-    while not isinstance(layer, GatewayMiddleware):
+    while not isinstance(layer, CitizenFastPath):
         layer = layer.app
     return layer
 
 
-async def test_the_middleware_answers_before_routing_and_tries_the_fast_path_once(
+async def test_the_fast_path_is_tried_once_before_routing_and_hands_on_the_body(
     sqlite_gateway: Gateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     client = await sqlite_gateway.register()
-    middleware = _gateway_middleware(sqlite_gateway)
-    route = middleware.fast_routes["/v1/citizens/verify"]
+    await sqlite_gateway.call(client, "/v1/citizens/verify", VERIFY)  # the middleware stack is built by now
+    layer = _fast_path_layer(sqlite_gateway)
+    route, fast = layer.routes["/v1/citizens/verify"]
     tried: list[Response | None] = []
 
     async def counted(request: Request) -> Response | None:
-        answer = await route.fast(request)
+        answer = await fast(request)
         tried.append(answer)
         return answer
 
-    monkeypatch.setitem(middleware.fast_routes, "/v1/citizens/verify", FastRoute(route.path_format, counted))
+    monkeypatch.setitem(layer.routes, "/v1/citizens/verify", (route, counted))
     routed: list[str] = []
     original = fastapi.routing.APIRoute.handle
 
@@ -203,26 +219,38 @@ async def test_the_middleware_answers_before_routing_and_tries_the_fast_path_onc
     assert (await sqlite_gateway.call(client, "/v1/citizens/verify", VERIFY)).status_code == 200
     assert len(tried) == 1
     assert tried[0] is not None
-    assert routed == []  # answered by the middleware: no routing at all
-    refused = await sqlite_gateway.call(client, "/v1/citizens/verify", VERIFY, purpose=None)
-    assert refused.json()["code"] == "purpose_required"
+    assert routed == []  # answered before routing
+    # Read and then handed on: the declared route reads the same body (it names the resident in the event).
+    before = len(await sqlite_gateway.events())
+    refused = await sqlite_gateway.call(client, "/v1/citizens/verify", VERIFY, purpose="NOT-GRANTED")
+    assert refused.json()["code"] == "purpose_not_allowed"
     assert tried[1:] == [None]  # tried once, then the declared route answered
     assert routed == ["/v1/citizens/verify"]
+    (event,) = (await sqlite_gateway.events())[before:]
+    assert (event.reason, event.fields) == ("purpose_not_allowed", ["full_name", "date_of_birth"])
 
 
 def test_fast_routes_are_found_under_a_proxy_root_path() -> None:
-    from app.middleware import _route_path
+    layer = CitizenFastPath(None, routes=fast_routes(citizens_router))  # type: ignore[arg-type]
+    scope = {"type": "http", "method": "POST", "path": "/v1/citizens/verify"}
+    assert layer.fast_for(scope) is not None
+    assert layer.fast_for({**scope, "path": "/gw/v1/citizens/verify", "root_path": "/gw"}) is not None
+    assert layer.fast_for({**scope, "root_path": "/gw"}) is not None
+    assert layer.fast_for({**scope, "method": "GET"}) is None
+    assert layer.fast_for({**scope, "path": "/v1/citizens/verify/"}) is None
+    assert set(layer.routes) == {
+        "/v1/citizens/verify",
+        "/v1/citizens/verify/batch",
+        "/v1/citizens/lookup",
+        "/v1/citizens/household",
+    }
 
-    assert _route_path({"path": "/v1/citizens/verify"}) == "/v1/citizens/verify"
-    assert _route_path({"path": "/gw/v1/citizens/verify", "root_path": "/gw"}) == "/v1/citizens/verify"
-    assert _route_path({"path": "/v1/citizens/verify", "root_path": "/gw"}) == "/v1/citizens/verify"
 
-
-async def test_fast_routes_skip_the_outer_layers_unless_telemetry_is_on(
+async def test_fast_answers_cross_the_frameworks_outer_layers(
     sqlite_gateway: Gateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``app.main`` sends a fast route's request straight to the gateway's middleware; any other request, and
-    every request while FastAPI's OpenTelemetry bridge is on, crosses Starlette's outer layers as usual."""
+    """Nothing is bypassed outside the gateway's middleware: FastAPI's OpenTelemetry bridge, when a
+    provider is configured, sees fast answers as any other."""
     import starlette.middleware.errors
 
     crossed: list[str] = []
@@ -234,15 +262,6 @@ async def test_fast_routes_skip_the_outer_layers_unless_telemetry_is_on(
 
     monkeypatch.setattr(starlette.middleware.errors.ServerErrorMiddleware, "__call__", counting)
     client = await sqlite_gateway.register()
-    await sqlite_gateway.call(client, "/v1/citizens/verify", VERIFY)  # the middleware stack is built by now
     crossed.clear()
-    assert (await sqlite_gateway.call(client, "/v1/citizens/verify", VERIFY)).status_code == 200
-    assert crossed == []
-    refused = await sqlite_gateway.call(client, "/v1/citizens/verify", VERIFY, purpose=None)
-    assert refused.json()["code"] == "purpose_required"  # handed on by the fast path: answered by routing
-    assert crossed == []  # ... still inside the gateway's middleware, which is the last resort here
-    app: Any = sqlite_gateway.app
-    monkeypatch.setattr(app._native_telemetry, "enabled", lambda: True)
-    monkeypatch.setattr(app, "_telemetry_seen_at", float("-inf"))  # look again now
     assert (await sqlite_gateway.call(client, "/v1/citizens/verify", VERIFY)).status_code == 200
     assert crossed == ["/v1/citizens/verify"]

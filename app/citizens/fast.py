@@ -39,6 +39,7 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth.context import AuthContext
@@ -53,11 +54,12 @@ from app.citizens.schemas import BatchVerifyRequest
 from app.citizens.service import CallContext, CitizenService
 from app.errors import GatewayError
 from app.problems import problem_response
-from app.routing import DeferredJSONRequest, PreparedJSON
+from app.routing import PreparedJSON
 from app.state import AppState
 
-FastPath = Callable[[Request], Awaitable[Response | None]]
-"""Answers a route's ordinary call, or returns None to hand the request to the route as declared."""
+FastPath = Callable[[Request, bytes], Awaitable[Response | None]]
+"""Answers a route's ordinary call (the request and its body), or returns None to hand the request to the
+route as declared."""
 UseCase = Callable[[CitizenService, CallContext, Any], Awaitable[dict[str, Any]]]
 """What a citizen route does once its call is checked: the same call on both paths."""
 
@@ -81,7 +83,7 @@ def ordinary_call(
     purpose, a registered purpose, headers within their limits, and a JSON body ``model`` accepts; then
     ``use_case``. The cases it hands on are listed in the module docstring."""
 
-    async def fast(request: Request) -> Response | None:
+    async def fast(request: Request, raw: bytes) -> Response | None:
         # One pass over the raw headers rather than five scans of Starlette's ``Headers`` (the first
         # occurrence of a name counts, as ``Headers.get`` has it).
         found: dict[bytes, str] = {}
@@ -97,8 +99,6 @@ def ordinary_call(
             or not _json_content(found.get(b"content-type"))
         ):
             return None
-        # The body first, as FastAPI reads it before the dependencies (a body over the cap is 413 first).
-        raw = await request.body()
         auth = await require(request, authorization=found.get(b"authorization"))
         state: AppState = request.app.state.dancu
         if not await purpose_granted(state, auth, purpose):
@@ -162,17 +162,33 @@ class CitizenFastPath:
             await self.app(scope, receive, send)
             return
         route, fast = found
-        request = DeferredJSONRequest(scope, receive)
+        # The body first, as FastAPI reads it before the dependencies: a body over the cap is 413 (raised by
+        # the gateway's middleware as it is read), whatever else is wrong with the request.
+        body = await _body(receive)
+        request = Request(scope)
         scope["route"] = route  # what the metrics name the request by, as routing would set it
         try:
-            response = await fast(request)
+            response = await fast(request, body)
         except GatewayError as error:  # the app's handler for GatewayError, as routing would call it
             response = problem_response(error, request)
         if response is not None:
             await response(scope, receive, send)
             return
         del scope["route"]
-        await self.app(scope, _replaying(await request.body(), receive), send)
+        await self.app(scope, _replaying(body, receive), send)
+
+
+async def _body(receive: Receive) -> bytes:
+    """The request body, read whole (as Starlette's ``Request.body`` reads it, without its generator)."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.request":
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+        elif message["type"] == "http.disconnect":
+            raise ClientDisconnect
 
 
 def _replaying(body: bytes, receive: Receive) -> Receive:

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+import shutil
 import sqlite3
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +26,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
 
 from app.backends.base import RESIDENT_FIELDS, SENSITIVE_FIELDS
 from tests.examples.conftest import (
@@ -287,3 +293,25 @@ def test_every_language_is_tested() -> None:
         path.parent.name for path in examples.glob("*/*") if path.suffix in {".mjs", ".java", ".php", ".py"}
     }
     assert runnable == set(LANGUAGES)
+
+
+def test_the_readmes_key_commands_make_a_jwk_set_of_the_public_key(tmp_path: Path) -> None:
+    """examples/README.md: the key pair and the JWK Set a portal hands its administrator."""
+    require_runtime(LANGUAGES["node"])
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not available")
+    readme = (Path(__file__).resolve().parents[2] / "examples" / "README.md").read_text(encoding="utf-8")
+    [block] = [
+        b for b in re.findall(r"^```bash\n(.*?)^```", readme, re.DOTALL | re.MULTILINE) if "genpkey" in b
+    ]
+
+    subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=tmp_path, check=True, capture_output=True)
+
+    private = serialization.load_pem_private_key((tmp_path / "portal-key.pem").read_bytes(), password=None)
+    assert isinstance(private, ec.EllipticCurvePrivateKey)
+    [jwk] = json.loads((tmp_path / "portal-jwks.json").read_text())["keys"]
+    expected = json.loads(ECAlgorithm.to_jwk(private.public_key()))
+    assert {name: jwk[name] for name in ("kty", "crv", "x", "y")} == {
+        name: expected[name] for name in ("kty", "crv", "x", "y")
+    }
+    assert (jwk["kid"], jwk["alg"], "d" in jwk) == ("portal-key-1", "ES256", False)

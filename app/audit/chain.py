@@ -38,7 +38,7 @@ from app.audit.models import AuditChainHead, AuditEventRow
 GENESIS_HASH: Final = "0" * 64
 HEAD_ID: Final = 1
 
-MEMBERS: Final = (
+MEMBERS_V1: Final = (
     "event_id",
     "seq",
     "at",
@@ -57,9 +57,18 @@ MEMBERS: Final = (
     "detail",
     "prev_hash",
 )
-"""Every member of an event but ``hash``: what the hash covers."""
+"""What the hash of an event of format 1 covers (every event written before issue 15)."""
+ADDED_IN_V2: Final = ("end_user", "client_ip", "job_id")
+"""Members format 2 adds (null where they do not apply); an event of format 1 has them null."""
+MEMBERS_V2: Final = (*MEMBERS_V1, *ADDED_IN_V2, "format")
+"""What the hash of an event of format 2 covers: format 1's members, the three added ones, and ``format``."""
+FORMATS: Final = {1: MEMBERS_V1, 2: MEMBERS_V2}
+CURRENT_FORMAT: Final = 2
+"""The format of every event written now (docs/audit-format.md, section 2)."""
+MEMBERS: Final = MEMBERS_V2
+"""Every stored member of an event but ``hash`` (the columns the appenders write)."""
 
-RECORD_MEMBERS: Final = tuple(m for m in MEMBERS if m not in {"seq", "prev_hash"})
+RECORD_MEMBERS: Final = tuple(m for m in MEMBERS if m not in {"seq", "prev_hash", "format"})
 
 EVENTS: Final = cast(Table, AuditEventRow.__table__)
 """What a caller of ``append`` provides: the chain adds ``seq``, ``prev_hash`` and ``hash``."""
@@ -102,7 +111,9 @@ def _check(value: Any) -> None:
 
 
 def canonical(event: Mapping[str, Any]) -> bytes:
-    """The canonical bytes of ``event`` (every member of MEMBERS; ``hash`` and anything else ignored).
+    """The canonical bytes of ``event`` (every member of its format, ``FORMATS[event["format"]]``, format 1
+    when it has none; ``hash`` and anything else ignored). An event of format 1 has no member of format 2:
+    one that does was not written by the gateway (NotCanonicalisable, so verification reports it).
 
     JSON, members sorted by code point at every level, no whitespace, UTF-8 without escaping non-ASCII,
     ``at`` as ``format_timestamp``; strings exactly as stored (the writer stores NFC).
@@ -114,11 +125,18 @@ def canonical(event: Mapping[str, Any]) -> bytes:
     through ``_canonical_members``. The bytes are those of ``json.dumps`` over the whole document
     (tests/audit/test_format.py compares the two on random events).
     """
+    version = event.get("format", 1)
+    layout = _LAYOUTS.get(version) if type(version) is int else None
+    if layout is None:
+        raise NotCanonicalisable("unknown format")
+    members_but_at, prefixes = layout
+    if version == 1 and any(event.get(name) is not None for name in ADDED_IN_V2):
+        raise NotCanonicalisable("a format 1 event has a member of format 2")
     at = event["at"]
     if not isinstance(at, datetime):
         raise NotCanonicalisable("`at` is not a timestamp")
     plain: dict[str, Any] = {"at": format_timestamp(at)}
-    for name in _MEMBERS_BUT_AT:
+    for name in members_but_at:
         value = event[name]
         kind = type(value)
         if kind is int:
@@ -130,7 +148,7 @@ def canonical(event: Mapping[str, Any]) -> bytes:
             or kind is bool
             or (kind is list and all(type(item) is str for item in value))
         ):
-            return _canonical_members(event)
+            return _canonical_members(event, prefixes)
         plain[name] = value
     try:
         return orjson.dumps(plain, option=orjson.OPT_SORT_KEYS)
@@ -138,10 +156,10 @@ def canonical(event: Mapping[str, Any]) -> bytes:
         raise NotCanonicalisable("UnicodeEncodeError") from None
 
 
-def _canonical_members(event: Mapping[str, Any]) -> bytes:
+def _canonical_members(event: Mapping[str, Any], prefixes: tuple[tuple[str, str], ...]) -> bytes:
     """``canonical``, member by member in sorted order: any value, through ``_encode_value`` where needed."""
     parts: list[str] = []
-    for name, prefix in _SORTED_PREFIXES:
+    for name, prefix in prefixes:
         value = event[name]
         kind = type(value)
         if name == "at":
@@ -168,9 +186,15 @@ def _canonical_members(event: Mapping[str, Any]) -> bytes:
 
 _ENCODER: Final = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
 """The canonical JSON encoder, made once (``json.dumps`` with these options builds one per call)."""
-_MEMBERS_BUT_AT: Final = tuple(name for name in MEMBERS if name != "at")
-_SORTED_PREFIXES: Final = tuple((name, f'"{name}":') for name in sorted(MEMBERS))
-"""The members in canonical order with their encoded keys (plain ASCII names: nothing to escape)."""
+_LAYOUTS: Final = {
+    version: (
+        tuple(name for name in members if name != "at"),
+        tuple((name, f'"{name}":') for name in sorted(members)),
+    )
+    for version, members in FORMATS.items()
+}
+"""Per format: its members but ``at``, and its members in canonical order with their encoded keys (plain
+ASCII names: nothing to escape)."""
 _encode_string: Final[Callable[[str], str]] = json.encoder.encode_basestring
 """The JSON string encoder ``_ENCODER`` itself uses with ``ensure_ascii=False``: quotes, escapes ``"``, ``\\``
 and the characters below U+0020 (lowercase ``\\u00xx``), leaves every other character as it is."""
@@ -329,12 +353,12 @@ def chain_events(head: Head, records: Sequence[Mapping[str, Any]]) -> list[dict[
         seq += 1
         event: dict[str, Any] = {}
         for name in RECORD_MEMBERS:  # _nfc, with its two commonest cases first
-            value = record[name]
+            value = record.get(name)
             if type(value) is str:
                 event[name] = value if value.isascii() else unicodedata.normalize("NFC", value)
             else:
                 event[name] = value if value is None else _nfc(value)
-        event["seq"], event["prev_hash"] = seq, prev
+        event["seq"], event["prev_hash"], event["format"] = seq, prev, CURRENT_FORMAT
         prev = event["hash"] = event_hash(event)
         events.append(event)
     return events

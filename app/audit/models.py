@@ -29,6 +29,7 @@ class AuditEventRow(Base):
         Index("ix_audit_events_client_id_at", "client_id", "at"),
         # Two events with one predecessor would be a fork: refused by the database as well as by the head lock.
         Index("ix_audit_events_prev_hash", "prev_hash", unique=True),
+        Index("ix_audit_events_end_user", "end_user"),
     )
 
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
@@ -49,6 +50,14 @@ class AuditEventRow(Base):
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    end_user: Mapped[str | None] = mapped_column(String(128))
+    """The caller's ``X-End-User``: the officer at the calling system (format 2)."""
+    client_ip: Mapped[str | None] = mapped_column(String(45))
+    """The TCP peer, or the address behind a trusted proxy (format 2)."""
+    job_id: Mapped[str | None] = mapped_column(String(64))
+    """The bulk job the event belongs to (format 2)."""
+    format: Mapped[int] = mapped_column(Integer, server_default="1")
+    """The canonical form's version the hash was computed with (docs/audit-format.md)."""
 
 
 class AuditChainHead(Base):

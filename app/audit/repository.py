@@ -58,6 +58,11 @@ class EventQuery:
     outcome: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    end_user: str | None = None
+    client_ip: str | None = None
+    dossier_id: str | None = None
+    actor: str | None = None
+    job_id: str | None = None
 
     def conditions(self) -> list[ColumnElement[bool]]:
         row = AuditEventRow
@@ -72,6 +77,15 @@ class EventQuery:
             found.append(row.action == self.action)
         if self.outcome is not None:
             found.append(row.outcome == self.outcome)
+        for column, value in (
+            (row.end_user, self.end_user),
+            (row.client_ip, self.client_ip),
+            (row.dossier_id, self.dossier_id),
+            (row.actor, self.actor),
+            (row.job_id, self.job_id),
+        ):
+            if value is not None:
+                found.append(column == value)
         if self.since is not None:
             found.append(row.at >= self.since)
         if self.until is not None:

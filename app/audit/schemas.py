@@ -66,6 +66,17 @@ class EventFilter(_Request):
     purpose: str | None = Field(default=None, min_length=1, max_length=64, description="purpose code")
     action: str | None = Field(default=None, min_length=1, max_length=64, description="e.g. citizen.read")
     outcome: Outcome | None = None
+    end_user: str | None = Field(
+        default=None, min_length=1, max_length=128, description="the X-End-User given"
+    )
+    client_ip: str | None = Field(
+        default=None, min_length=1, max_length=45, description="IPv4 or IPv6 address"
+    )
+    dossier_id: str | None = Field(default=None, min_length=1, max_length=64)
+    actor: str | None = Field(
+        default=None, min_length=1, max_length=64, description="a client_id, `cli` or `op:<username>`"
+    )
+    job_id: str | None = Field(default=None, min_length=1, max_length=64)
     since: Timestamp | None = Field(default=None, description="inclusive, RFC 3339 with a time zone")
     until: Timestamp | None = Field(default=None, description="exclusive, RFC 3339 with a time zone")
     order: Order = Field(default="asc", description="by seq")
@@ -107,6 +118,10 @@ class Event(BaseModel):
     status_code: int
     reason: str | None
     detail: dict[str, Any] | None
+    end_user: str | None = Field(description="the caller's X-End-User (format 2; null before)")
+    client_ip: str | None = Field(description="the caller's address (format 2; null before)")
+    job_id: str | None = Field(description="the bulk job the event belongs to (format 2)")
+    format: int = Field(description="the canonical form's version the hash covers (docs/audit-format.md)")
     prev_hash: str | None
     hash: str | None
 
@@ -134,6 +149,10 @@ def event_view(row: AuditEventRow) -> dict[str, Any]:
         "status_code": row.status_code,
         "reason": row.reason,
         "detail": row.detail,
+        "end_user": row.end_user,
+        "client_ip": row.client_ip,
+        "job_id": row.job_id,
+        "format": row.format,
         "prev_hash": row.prev_hash,
         "hash": row.hash,
     }

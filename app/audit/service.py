@@ -194,6 +194,11 @@ class AuditService:
             outcome=body.outcome,
             since=body.since,
             until=body.until,
+            end_user=body.end_user,
+            client_ip=body.client_ip,
+            dossier_id=body.dossier_id,
+            actor=body.actor,
+            job_id=body.job_id,
         )
         binding = {
             "kind": "events",
@@ -203,6 +208,11 @@ class AuditService:
             "purpose": body.purpose,
             "action": body.action,
             "outcome": body.outcome,
+            "end_user": body.end_user,
+            "client_ip": body.client_ip,
+            "dossier_id": body.dossier_id,
+            "actor": body.actor,
+            "job_id": body.job_id,
             "since": _rfc3339(body.since) if body.since else None,
             "until": _rfc3339(body.until) if body.until else None,
             "order": body.order,

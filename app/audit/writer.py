@@ -64,6 +64,10 @@ class AuditEvent:
     sensitive_fields: tuple[str, ...] = ()
     reason: str | None = None
     detail: Mapping[str, Any] | None = None
+    end_user: str | None = None
+    """The caller's ``X-End-User``: the person at the calling system."""
+    client_ip: str | None = None
+    job_id: str | None = None
 
 
 class SubjectHasher:
@@ -114,6 +118,9 @@ def _record(event: AuditEvent, subject_ref: str | None, at: datetime) -> dict[st
         "status_code": event.status_code,
         "reason": event.reason,
         "detail": dict(event.detail) if event.detail is not None else None,
+        "end_user": event.end_user,
+        "client_ip": event.client_ip,
+        "job_id": event.job_id,
     }
 
 
@@ -372,6 +379,7 @@ async def add_admin_event(
     status_code: int = 200,
     outcome: Outcome = "allowed",
     reason: str | None = None,
+    client_ip: str | None = None,
 ) -> None:
     """Record an administrative change in the change's own transaction (chained now, committed with it).
 
@@ -388,6 +396,7 @@ async def add_admin_event(
         request_id=request_id,
         reason=reason,
         detail=detail,
+        client_ip=client_ip,
     )
     await append(session, [_record(event, None, utcnow())])
 

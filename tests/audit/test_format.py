@@ -18,8 +18,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.audit.chain import (
+    ADDED_IN_V2,
+    CURRENT_FORMAT,
+    FORMATS,
     GENESIS_HASH,
     MEMBERS,
+    MEMBERS_V1,
     RECORD_MEMBERS,
     Head,
     _check,
@@ -50,12 +54,14 @@ def stored(document: dict[str, Any]) -> dict[str, Any]:
 
 def test_the_documented_example_is_what_the_code_computes() -> None:
     found = examples()
-    assert sorted(found) == [1, 2], "docs/audit-format.md lost its worked example"
+    assert sorted(found) == [1, 2, 3], "docs/audit-format.md lost its worked example"
     previous = GENESIS_HASH
     for number in sorted(found):
         blocks = found[number]
         event = stored(json.loads(blocks["event"]))
-        assert set(event) == set(MEMBERS)
+        # examples 1 and 2 were written in format 1 (no `format` member), example 3 in format 2
+        assert set(event) == set(FORMATS[event.get("format", 1)])
+        assert (number == 3) == ("format" in event)
         assert event["prev_hash"] == previous  # the second example links to the first
         assert canonical(event) == blocks["canonical"].encode("utf-8")
         assert event_hash(event) == blocks["hash"].strip()
@@ -104,31 +110,41 @@ json_value = st.recursive(
     max_leaves=12,
 )
 nfc_text = st.text(max_size=30).map(lambda s: unicodedata.normalize("NFC", s))
+_V1_MEMBERS = {
+    "event_id": st.uuids().map(str),
+    "seq": st.integers(1, 2**40),
+    "at": st.datetimes(
+        min_value=datetime(2000, 1, 1),  # noqa: DTZ001 - hypothesis wants naive bounds
+        max_value=datetime(2100, 1, 1),  # noqa: DTZ001
+        timezones=st.just(UTC),
+    ),
+    "request_id": st.none() | nfc_text,
+    "client_id": st.none() | nfc_text,
+    "actor": nfc_text,
+    "action": nfc_text,
+    "purpose": st.none() | nfc_text,
+    "dossier_id": st.none() | nfc_text,
+    "subject_ref": st.none() | st.text("0123456789abcdef", min_size=64, max_size=64),
+    "fields": st.lists(nfc_text, max_size=5),
+    "sensitive_fields": st.lists(nfc_text, max_size=5),
+    "outcome": st.sampled_from(["allowed", "denied", "error"]),
+    "status_code": st.integers(100, 599),
+    "reason": st.none() | nfc_text,
+    "detail": st.none() | st.dictionaries(st.text(max_size=8), json_value, max_size=4),
+    "prev_hash": st.text("0123456789abcdef", min_size=64, max_size=64),
+}
+events_v1 = st.fixed_dictionaries(_V1_MEMBERS)
+"""Events as format 1 wrote them (no `format` member: an export from before issue 15)."""
 events = st.fixed_dictionaries(
     {
-        "event_id": st.uuids().map(str),
-        "seq": st.integers(1, 2**40),
-        "at": st.datetimes(
-            min_value=datetime(2000, 1, 1),  # noqa: DTZ001 - hypothesis wants naive bounds
-            max_value=datetime(2100, 1, 1),  # noqa: DTZ001
-            timezones=st.just(UTC),
-        ),
-        "request_id": st.none() | nfc_text,
-        "client_id": st.none() | nfc_text,
-        "actor": nfc_text,
-        "action": nfc_text,
-        "purpose": st.none() | nfc_text,
-        "dossier_id": st.none() | nfc_text,
-        "subject_ref": st.none() | st.text("0123456789abcdef", min_size=64, max_size=64),
-        "fields": st.lists(nfc_text, max_size=5),
-        "sensitive_fields": st.lists(nfc_text, max_size=5),
-        "outcome": st.sampled_from(["allowed", "denied", "error"]),
-        "status_code": st.integers(100, 599),
-        "reason": st.none() | nfc_text,
-        "detail": st.none() | st.dictionaries(st.text(max_size=8), json_value, max_size=4),
-        "prev_hash": st.text("0123456789abcdef", min_size=64, max_size=64),
+        **_V1_MEMBERS,
+        "end_user": st.none() | st.from_regex(r"[A-Za-z0-9._@:-]{1,128}", fullmatch=True),
+        "client_ip": st.none() | st.ip_addresses().map(str),
+        "job_id": st.none() | st.uuids().map(str),
+        "format": st.just(CURRENT_FORMAT),
     }
 )
+"""Events as the gateway writes them now (format 2)."""
 
 
 @settings(max_examples=300, deadline=None)
@@ -151,8 +167,10 @@ def test_canonical_form_is_stable(event: dict[str, Any]) -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(events, st.sampled_from([m for m in MEMBERS if m not in {"at"}]))
+@given(events | events_v1, st.sampled_from([m for m in MEMBERS if m not in {"at", "format"}]))
 def test_every_member_is_covered_by_the_hash(event: dict[str, Any], member: str) -> None:
+    if member not in event:  # a format 2 member, absent from a format 1 event
+        return
     changed = dict(event)
     value = event[member]
     changed[member] = (
@@ -173,8 +191,14 @@ def test_every_member_is_covered_by_the_hash(event: dict[str, Any], member: str)
 def reference_canonical(event: dict[str, Any]) -> bytes:
     """The canonical form the plain way (as ``canonical`` was first written): the whole document checked,
     then through ``json.dumps``. ``canonical`` encodes member by member for speed; the bytes must not change."""
+    version = event.get("format", 1)
+    members = FORMATS.get(version) if type(version) is int else None
+    if members is None:
+        raise NotCanonicalisable("unknown format")
+    if version == 1 and any(event.get(name) is not None for name in ADDED_IN_V2):
+        raise NotCanonicalisable("a format 1 event has a member of format 2")
     document: dict[str, Any] = {}
-    for name in MEMBERS:
+    for name in members:
         value = event[name]
         if name == "at":
             if not isinstance(value, datetime):
@@ -247,9 +271,32 @@ def test_the_fast_encoder_gives_the_reference_bytes_for_any_values(
 
 
 @settings(max_examples=300, deadline=None)
-@given(events)
+@given(events | events_v1)
 def test_the_fast_encoder_gives_the_reference_bytes_for_valid_events(event: dict[str, Any]) -> None:
     assert canonical(event) == reference_canonical(event)
+
+
+@settings(max_examples=100, deadline=None)
+@given(events_v1, st.sampled_from(ADDED_IN_V2), st.text(min_size=1, max_size=10))
+def test_a_format_1_event_with_a_format_2_member_is_refused(
+    event: dict[str, Any], member: str, value: str
+) -> None:
+    """The gateway never wrote one: a verifier must not accept a member slipped into an old event."""
+    assert canonical({**event, member: None, "format": 1}) == canonical(event)
+    with pytest.raises(NotCanonicalisable):
+        canonical({**event, member: value})
+
+
+@settings(max_examples=100, deadline=None)
+@given(events)
+def test_the_format_is_covered_and_unknown_formats_are_refused(event: dict[str, Any]) -> None:
+    plain = {**event, **dict.fromkeys(ADDED_IN_V2)}
+    # the same members read as format 1 hash differently: a format cannot be downgraded unnoticed
+    assert event_hash({**plain, "format": 1}) != event_hash(plain)
+    for version in (0, 3, "2", None, True):
+        with pytest.raises(NotCanonicalisable):
+            canonical({**event, "format": version})
+    assert set(MEMBERS_V1) < set(MEMBERS)
 
 
 @settings(max_examples=200, deadline=None)
@@ -268,6 +315,7 @@ def test_chain_events_stores_and_hashes_strings_in_nfc(
         "detail": {nfc("NFC", text): [nfc("NFC", text)]},
         "seq": 42,
         "prev_hash": GENESIS_HASH,
+        "format": CURRENT_FORMAT,
     }
     try:
         expected_hash = link_hash(GENESIS_HASH, reference_canonical(expected))

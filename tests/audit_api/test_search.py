@@ -22,8 +22,8 @@ from tests.citizens.conftest import HEAD, JRAI, NAME_D, PURPOSE, UNKNOWN, Gatewa
 
 EVENT_MEMBERS = {
     "event_id", "seq", "at", "request_id", "client_id", "actor", "action", "purpose", "dossier_id",
-    "subject_ref", "fields", "sensitive_fields", "outcome", "status_code", "reason", "detail", "prev_hash",
-    "hash",
+    "subject_ref", "fields", "sensitive_fields", "outcome", "status_code", "reason", "detail", "end_user",
+    "client_ip", "job_id", "format", "prev_hash", "hash",
 }  # fmt: skip
 SEARCH = "/v1/audit/events/search"
 
@@ -63,6 +63,8 @@ async def test_each_filter_alone_and_combined(gw: Gateway) -> None:
         ({"purpose": OTHER_PURPOSE}, lambda r: r.purpose == OTHER_PURPOSE),
         ({"action": "household.read"}, lambda r: r.action == "household.read"),
         ({"outcome": "denied"}, lambda r: r.outcome == "denied"),
+        ({"dossier_id": "HS-1"}, lambda r: r.dossier_id == "HS-1"),
+        ({"actor": portal.client_id}, lambda r: r.actor == portal.client_id),
         ({"since": rfc3339(since)}, lambda r: r.at >= since),
         ({"until": until.astimezone(plus7).isoformat()}, lambda r: r.at < until),
         (

@@ -6,7 +6,7 @@ event is written with format 2, whose hash also covers the three new members and
 PostgreSQL trigger that refuses updates nor SQLite's table needs to change.
 
 Revision ID: a0d17f000002
-Revises: f0a115000001
+Revises: 5ec7e7000001
 Create Date: 2026-12-05 01:00:00+00:00
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "a0d17f000002"
-down_revision: str | None = "f0a115000001"
+down_revision: str | None = "5ec7e7000001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -119,6 +119,8 @@ class Settings(BaseSettings):
     audience: str = "dancu-gateway"
     token_ttl_seconds: PositiveInt = 300
     batch_max_items: PositiveInt = 100
+    verify_mismatches_per_subject_per_day: int = Field(default=5, ge=1, le=1000)
+    """A client's mismatching verification answers per resident and UTC day (docs/contract.md, Verification)."""
     attestation_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=300, le=10 * 366 * 24 * 3600)
     """The ``exp`` of a verification attestation, counted from its ``iat`` (docs/contract.md, Verification)."""
     metrics_token_required: bool = False

@@ -72,7 +72,13 @@ def build_lifespan(
         state[BACKEND] = backend
         state[LIMITER] = limiter
         state[CITIZENS] = CitizenService(
-            backend, limiter, audit, keys, settings.batch_max_items, settings.attestation_ttl_seconds
+            backend,
+            limiter,
+            audit,
+            keys,
+            settings.batch_max_items,
+            settings.attestation_ttl_seconds,
+            settings.verify_mismatches_per_subject_per_day,
         )
         state[METRICS] = app_metrics
         app.state.dancu = state

@@ -95,6 +95,20 @@ class SubjectQuotaExceeded(RateLimited):
     default_detail_vi = "Hệ thống đã tra cứu đủ số công dân khác nhau được phép trong ngày (giờ UTC)."
 
 
+class VerificationAttemptsExceeded(RateLimited):
+    code = "verification_attempts_exceeded"
+    title_en = "Verification attempts used up"
+    title_vi = "Đã hết số lần xác thực sai"
+    default_detail_en = (
+        "This resident's verifications gave this client too many mismatching answers today (UTC); "
+        "none is checked again before midnight UTC."
+    )
+    default_detail_vi = (
+        "Hệ thống đã nhận quá nhiều kết quả không khớp khi xác thực công dân này trong ngày (giờ UTC); "
+        "không kiểm tra thêm cho đến hết ngày."
+    )
+
+
 class LimitsUnavailable(ServiceUnavailable):
     code = "limits_unavailable"
     title_en = "Rate limits unavailable"

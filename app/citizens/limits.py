@@ -38,6 +38,18 @@ class Limiter(Protocol):
         all of those not counted yet today (a household's members)."""
         ...
 
+    async def verifiable(self, client_id: str, subject_refs: list[str], per_day: int) -> list[bool]:
+        """Per subject, whether it has fewer than ``per_day`` mismatching verifications by this client today
+        (UTC): False, it is not checked again today. Counts nothing."""
+        ...
+
+    async def settle(self, client_id: str, answers: list[tuple[str, bool]], per_day: int) -> list[bool]:
+        """Per (subject, mismatching) verification answer, in order and atomically: False when the subject
+        already has ``per_day`` mismatches today (the answer must not be released; nothing counted), else
+        True, counting a mismatching answer. A match released after concurrent mismatches used the attempts
+        up is thus impossible."""
+        ...
+
     async def check(self) -> None: ...
     async def close(self) -> None: ...
 
@@ -104,6 +116,8 @@ class MemoryLimiter:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._windows: dict[str, SlidingMinute] = {}
+        self._mismatches: dict[tuple[str, int], dict[int, int]] = {}
+        """Per (client, UTC day): mismatching verifications per subject (keyed as ``_seen``)."""
         self._seen: dict[tuple[str, int], set[int]] = {}
         """Per (client, UTC day): the last 64 bits of each subject's keyed hash (an int takes a third of the
         memory of the 67-character ref; two residents sharing 64 bits among a million is a 1-in-10^7 chance)."""
@@ -150,6 +164,30 @@ class MemoryLimiter:
             return False
         seen.update(new)
         return True
+
+    def _mismatches_today(self, client_id: str) -> dict[int, int]:
+        day = int(self._clock()) // DAY_SECONDS
+        for key in [k for k in self._mismatches if k[1] != day]:
+            del self._mismatches[key]
+        return self._mismatches.setdefault((client_id, day), {})
+
+    async def verifiable(self, client_id: str, subject_refs: list[str], per_day: int) -> list[bool]:
+        counts = self._mismatches_today(client_id)
+        return [counts.get(int(ref[-16:], 16), 0) < per_day for ref in subject_refs]
+
+    async def settle(self, client_id: str, answers: list[tuple[str, bool]], per_day: int) -> list[bool]:
+        counts = self._mismatches_today(client_id)
+        released: list[bool] = []
+        for ref, mismatching in answers:
+            digest = int(ref[-16:], 16)
+            count = counts.get(digest, 0)
+            if count >= per_day:
+                released.append(False)
+                continue
+            if mismatching:
+                counts[digest] = count + 1
+            released.append(True)
+        return released
 
     async def check(self) -> None:
         return None
@@ -225,6 +263,36 @@ return 1
 """
 
 
+_VERIFIABLE = """
+-- KEYS[1]: the client's mismatching verifications of the day per resident (a hash). ARGV: the most per
+-- resident, then the residents' refs. Answers 1 (may be checked) or 0 per ref.
+local per_day = tonumber(ARGV[1])
+local open = {}
+for i = 2, #ARGV do
+  open[#open + 1] = (tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0') < per_day) and 1 or 0
+end
+return open
+"""
+
+_SETTLE = """
+-- KEYS[1]: as _VERIFIABLE. ARGV: the most per resident, the hash's TTL, then pairs (ref, 1 if mismatching).
+-- Answers 1 (release the answer; a mismatch counted) or 0 (used up: nothing counted) per pair, in order.
+local per_day = tonumber(ARGV[1])
+local released = {}
+for i = 3, #ARGV, 2 do
+  local count = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0')
+  if count >= per_day then
+    released[#released + 1] = 0
+  else
+    if ARGV[i + 1] == '1' then redis.call('HINCRBY', KEYS[1], ARGV[i], 1) end
+    released[#released + 1] = 1
+  end
+end
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+return released
+"""
+
+
 class RedisLimiter:
     """Counts shared by every replica through Redis; any Redis failure is LimitsUnavailable (fail closed).
 
@@ -240,6 +308,8 @@ class RedisLimiter:
         self._redis = aioredis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
         self._script = self._redis.register_script(_ADMIT)
         self._script_all = self._redis.register_script(_ADMIT_ALL)
+        self._script_verifiable = self._redis.register_script(_VERIFIABLE)
+        self._script_settle = self._redis.register_script(_SETTLE)
 
     async def hit_request(self, client_id: str, per_minute: int, hits: int = 1) -> None:
         await self.admit(client_id, per_minute, [], 0, hits)
@@ -277,6 +347,29 @@ class RedisLimiter:
         except Exception as exc:
             raise LimitsUnavailable() from exc
         return bool(fits)
+
+    def _attempts_key(self, client_id: str, now: float) -> str:
+        return f"{self._prefix}mismatches:{{{client_id}}}:{_day(now)}"
+
+    async def verifiable(self, client_id: str, subject_refs: list[str], per_day: int) -> list[bool]:
+        key = self._attempts_key(client_id, self._clock())
+        try:
+            flags = await self._script_verifiable(keys=[key], args=[per_day, *subject_refs])
+        except Exception as exc:
+            raise LimitsUnavailable() from exc
+        return [bool(flag) for flag in flags]
+
+    async def settle(self, client_id: str, answers: list[tuple[str, bool]], per_day: int) -> list[bool]:
+        now = self._clock()
+        pairs = [part for ref, mismatching in answers for part in (ref, 1 if mismatching else 0)]
+        ttl = seconds_to_utc_midnight(now) + 3600
+        try:
+            flags = await self._script_settle(
+                keys=[self._attempts_key(client_id, now)], args=[per_day, ttl, *pairs]
+            )
+        except Exception as exc:
+            raise LimitsUnavailable() from exc
+        return [bool(flag) for flag in flags]
 
     async def check(self) -> None:
         try:

@@ -32,7 +32,12 @@ from app.backends.base import (
 )
 from app.backends.errors import UpstreamBadResponse, UpstreamTimeout, UpstreamUnavailable
 from app.citizens import matching
-from app.citizens.errors import BatchTooLarge, FieldNotAllowed, SubjectQuotaExceeded
+from app.citizens.errors import (
+    BatchTooLarge,
+    FieldNotAllowed,
+    SubjectQuotaExceeded,
+    VerificationAttemptsExceeded,
+)
 from app.citizens.limits import Limiter, seconds_to_utc_midnight
 from app.citizens.schemas import HouseholdRequest, LookupRequest, VerifyRequest
 from app.db import new_uuid
@@ -53,6 +58,10 @@ UPSTREAM_ERRORS = (UpstreamBadResponse, UpstreamTimeout, UpstreamUnavailable)
 
 
 DEFAULT_ATTESTATION_TTL_SECONDS = 30 * 24 * 3600
+DEFAULT_MISMATCHES_PER_SUBJECT_PER_DAY = 5
+"""``DANCU_VERIFY_MISMATCHES_PER_SUBJECT_PER_DAY``: a client's mismatching verification answers per resident and
+UTC day; then that resident is not checked for it again that day (429 ``verification_attempts_exceeded``). Without
+it, a verify-only client learned a stranger's exact birth date in two batches (12 months, then 31 days)."""
 INPUT_SALT_BYTES = 16
 
 
@@ -177,8 +186,10 @@ class CitizenService:
         attester: Attester,
         batch_max_items: int,
         attestation_ttl_seconds: int = DEFAULT_ATTESTATION_TTL_SECONDS,
+        mismatches_per_subject_per_day: int = DEFAULT_MISMATCHES_PER_SUBJECT_PER_DAY,
     ) -> None:
         self._attestation_ttl = attestation_ttl_seconds
+        self._mismatches = mismatches_per_subject_per_day
         self._backend = backend
         self._limiter = limiter
         self._audit = audit
@@ -300,10 +311,19 @@ class CitizenService:
             (within,) = await self._admit(ctx, audit, [pid.number])
             if not within:
                 raise _quota_error()
+            client_id, ref = ctx.auth.client_id, audit.ref(pid.number)
+            (verifiable,) = await self._limiter.verifiable(client_id, [ref], self._mismatches)
+            if not verifiable:
+                raise _attempts_error()
             result = matching.precheck_verification(pid, body)
             if result is None:
                 record = await self._backend.get(pid.number, VERIFY_FIELDS)
                 result = _compare(record, body)
+            (released,) = await self._limiter.settle(
+                client_id, [(ref, _mismatching(result))], self._mismatches
+            )
+            if not released:  # concurrent mismatches used the attempts up meanwhile
+                raise _attempts_error()
             answer = await self._answer(ctx, body, result, checked)
             audit.add(
                 "allowed", 200, subject=pid.number, fields=_compared(result, checked), reason=result.reason
@@ -322,15 +342,11 @@ class CitizenService:
     async def _verify_batch(self, ctx: CallContext, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         audit = self._collect(ctx, "citizen.verify")
         results: list[dict[str, Any] | None] = [None] * len(items)
+        computed: list[tuple[int, VerifyRequest, PersonalId, matching.Verification]] = []
 
-        async def answered(
-            index: int, body: VerifyRequest, pid: PersonalId, result: matching.Verification
-        ) -> None:
-            checked = self._checked(body)
-            results[index] = {"index": index, **(await self._answer(ctx, body, result, checked))}
-            audit.add(
-                "allowed", 200, subject=pid.number, fields=_compared(result, checked), reason=result.reason
-            )
+        def refused(index: int, body: VerifyRequest, pid: PersonalId, error: GatewayError) -> None:
+            results[index] = self._item_problem(ctx, index, error)
+            audit.refused(error, subject=pid.number, fields=self._checked(body))
 
         try:
             if len(items) > self._batch_max:
@@ -356,16 +372,21 @@ class CitizenService:
             for index, problem in invalid:
                 results[index] = self._item_problem(ctx, index, problem)
                 audit.refused(problem)
+            counted = [item for item, ok in zip(valid, within, strict=True) if ok]
+            for index, body, pid in (item for item, ok in zip(valid, within, strict=True) if not ok):
+                refused(index, body, pid, _quota_error())
+            client_id = ctx.auth.client_id
+            verifiable = await self._limiter.verifiable(
+                client_id, [audit.ref(pid.number) for _, _, pid in counted], self._mismatches
+            )
             pending: list[tuple[int, VerifyRequest, PersonalId]] = []
-            for (index, body, pid), ok in zip(valid, within, strict=True):
+            for (index, body, pid), ok in zip(counted, verifiable, strict=True):
                 if not ok:
-                    quota = _quota_error()
-                    results[index] = self._item_problem(ctx, index, quota)
-                    audit.refused(quota, subject=pid.number, fields=self._checked(body))
+                    refused(index, body, pid, _attempts_error())
                     continue
                 result = matching.precheck_verification(pid, body)
                 if result is not None:
-                    await answered(index, body, pid, result)
+                    computed.append((index, body, pid, result))
                     continue
                 pending.append((index, body, pid))
             if pending:
@@ -375,17 +396,36 @@ class CitizenService:
                     )
                 except UPSTREAM_ERRORS as upstream:
                     for index, body, pid in pending:
-                        results[index] = self._item_problem(ctx, index, upstream)
-                        audit.refused(upstream, subject=pid.number, fields=self._checked(body))
+                        refused(index, body, pid, upstream)
                 else:
                     for index, body, pid in pending:
                         try:
                             result = _compare(records.get(pid.number), body)
                         except UpstreamBadResponse as bad:
-                            results[index] = self._item_problem(ctx, index, bad)
-                            audit.refused(bad, subject=pid.number, fields=self._checked(body))
+                            refused(index, body, pid, bad)
                             continue
-                        await answered(index, body, pid, result)
+                        computed.append((index, body, pid, result))
+            # The answers are released in item order, each only while its resident has attempts left: the
+            # guesses of one batch are counted one by one, as if sent one at a time.
+            computed.sort(key=lambda answer: answer[0])
+            released = await self._limiter.settle(
+                client_id,
+                [(audit.ref(pid.number), _mismatching(result)) for _, _, pid, result in computed],
+                self._mismatches,
+            )
+            for (index, body, pid, result), ok in zip(computed, released, strict=True):
+                if not ok:
+                    refused(index, body, pid, _attempts_error())
+                    continue
+                checked = self._checked(body)
+                results[index] = {"index": index, **(await self._answer(ctx, body, result, checked))}
+                audit.add(
+                    "allowed",
+                    200,
+                    subject=pid.number,
+                    fields=_compared(result, checked),
+                    reason=result.reason,
+                )
             return [r for r in results if r is not None]
         except GatewayError as error:
             if not audit.events:
@@ -514,6 +554,21 @@ _UNKNOWN_VI = "Không có công dân nào với số định danh này trong ph�
 
 def _quota_error() -> SubjectQuotaExceeded:
     return SubjectQuotaExceeded(seconds_to_utc_midnight())
+
+
+def _attempts_error() -> VerificationAttemptsExceeded:
+    return VerificationAttemptsExceeded(seconds_to_utc_midnight())
+
+
+def _mismatching(result: matching.Verification) -> bool:
+    """Whether a verification answer tells the caller that something it supplied is wrong: a ``mismatch``,
+    or (a deceased resident's answer) a field whose detail is a mismatch."""
+    fields = result.fields
+    return result.reason == "mismatch" or "mismatch" in (
+        fields["full_name"]["result"],
+        fields["date_of_birth"]["result"],
+        fields["gender"]["result"],
+    )
 
 
 def _compare(record: ResidentRecord | None, body: VerifyRequest) -> matching.Verification:

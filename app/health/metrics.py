@@ -34,7 +34,12 @@ from starlette.types import Scope
 from app.audit.writer import AuditEvent, AuditWriter
 from app.backends.base import Backend, Household, PopulationQuery, RawAggregate, ResidentRecord
 from app.backends.breaker import BreakerState
-from app.citizens.errors import LimitsUnavailable, RateLimited, SubjectQuotaExceeded
+from app.citizens.errors import (
+    LimitsUnavailable,
+    RateLimited,
+    SubjectQuotaExceeded,
+    VerificationAttemptsExceeded,
+)
 from app.citizens.limits import Limiter
 from app.errors import GatewayError
 from app.middleware import CLIENT_ID_KEY, Observer
@@ -49,7 +54,12 @@ UNMATCHED = "unmatched"
 """The ``route`` of a request that matched no route (a 404 before routing): one series, whatever the path."""
 OTHER_METHOD = "other"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-RATE_LIMIT_CODES = (RateLimited.code, SubjectQuotaExceeded.code, LimitsUnavailable.code)
+RATE_LIMIT_CODES = (
+    RateLimited.code,
+    SubjectQuotaExceeded.code,
+    VerificationAttemptsExceeded.code,
+    LimitsUnavailable.code,
+)
 
 # Seconds. Requests: a cached token check is sub-millisecond, an upstream call up to its 5 s deadline.
 _REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -328,6 +338,26 @@ class InstrumentedLimiter:
         if not fits:
             self._metrics.refused(SubjectQuotaExceeded.code)
         return fits
+
+    async def verifiable(self, client_id: str, subject_refs: list[str], per_day: int) -> list[bool]:
+        try:
+            open_ = await self.inner.verifiable(client_id, subject_refs, per_day)
+        except LimitsUnavailable as refusal:
+            self._metrics.refused(refusal.code)
+            raise
+        if refused := open_.count(False):
+            self._metrics.refused(VerificationAttemptsExceeded.code, refused)
+        return open_
+
+    async def settle(self, client_id: str, answers: list[tuple[str, bool]], per_day: int) -> list[bool]:
+        try:
+            released = await self.inner.settle(client_id, answers, per_day)
+        except LimitsUnavailable as refusal:
+            self._metrics.refused(refusal.code)
+            raise
+        if refused := released.count(False):
+            self._metrics.refused(VerificationAttemptsExceeded.code, refused)
+        return released
 
     async def check(self) -> None:
         await self.inner.check()

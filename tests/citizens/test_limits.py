@@ -150,3 +150,17 @@ async def test_a_batch_counts_each_item_against_the_rate_all_or_none(
     with pytest.raises(RateLimited) as never:  # more items than a minute allows: a full window's wait
         await any_limiter.admit("b", 10, [], 5, hits=11)
     assert never.value.retry_after == 60
+
+
+async def test_mismatching_verifications_per_resident(any_limiter: MemoryLimiter | RedisLimiter) -> None:
+    a, b = (f"k1:{n:064x}" for n in range(2))
+    assert await any_limiter.verifiable("c", [a, b], 2) == [True, True]
+    assert await any_limiter.settle("c", [(a, True), (a, False), (a, True), (a, False), (b, True)], 2) == [
+        True,
+        True,
+        True,
+        False,  # a's two mismatches are used up: not even a match is released
+        True,
+    ]
+    assert await any_limiter.verifiable("c", [a, b], 2) == [False, True]
+    assert await any_limiter.verifiable("other", [a], 2) == [True]

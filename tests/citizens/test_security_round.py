@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from app.audit.dependencies import AUDIT
-from tests.citizens.conftest import HEAD, Gateway
+from tests.citizens.conftest import HEAD, YEAR_ONLY, Gateway
 from tests.citizens.test_endpoints import problem
 
 HOUSEHOLD_OF_HEAD = 8
@@ -180,3 +180,53 @@ async def test_a_batch_larger_than_the_rate_limit_never_passes(sqlite_gateway: G
     problem(refused, 429, "rate_limited")
     assert refused.headers["Retry-After"] == "60"
     assert (await sqlite_gateway.call(client, BATCH, {"items": items[:3]})).status_code == 200
+
+
+# ------------------------------------------------------------------------------- verification attempts
+HEAD_BORN = "1968-04-15"
+
+
+async def test_a_resident_is_not_checked_again_after_five_mismatches(any_db: Gateway) -> None:
+    gw = any_db
+    client = await gw.register(scopes=("citizen.verify",))
+    for day in range(1, 6):
+        answer = await gw.call(
+            client, "/v1/citizens/verify", {"personal_id": HEAD, "date_of_birth": f"1968-01-0{day}"}
+        )
+        assert answer.json()["reason"] == "mismatch"
+    refused = await gw.call(client, "/v1/citizens/verify", {"personal_id": HEAD, "date_of_birth": HEAD_BORN})
+    problem(refused, 429, "verification_attempts_exceeded")
+    assert int(refused.headers["Retry-After"]) >= 1
+    # Another resident, or another client, is not concerned.
+    assert (
+        await gw.call(client, "/v1/citizens/verify", {"personal_id": YEAR_ONLY, "gender": "female"})
+    ).status_code == 200
+    other = await gw.register(scopes=("citizen.verify",))
+    assert (
+        await gw.call(other, "/v1/citizens/verify", {"personal_id": HEAD, "date_of_birth": HEAD_BORN})
+    ).json()["match"]
+    # The refusal is an audit event naming the resident and what was supplied.
+    denied = [e for e in await gw.events() if e.client_id == client.client_id and e.outcome == "denied"]
+    assert [(e.status_code, e.reason, e.fields) for e in denied] == [
+        (429, "verification_attempts_exceeded", ["date_of_birth"])
+    ]
+    assert denied[0].subject_ref == gw.state[AUDIT].hasher.ref(HEAD)
+
+
+async def test_a_batch_of_guesses_is_counted_guess_by_guess(any_db: Gateway) -> None:
+    gw = any_db
+    client = await gw.register(scopes=("citizen.verify",), provinces=("79",))
+    months = [{"personal_id": HEAD, "date_of_birth": f"1968-{m:02d}"} for m in range(1, 13)]
+    response = await gw.call(client, BATCH, {"items": months})
+    assert response.status_code == 200, response.text
+    outcomes = [r.get("reason", r.get("problem", {}).get("code")) for r in response.json()["results"]]
+    # April is the fourth guess: three mismatches, the match, two more mismatches, then no more checks.
+    assert outcomes == ["mismatch"] * 3 + [None] + ["mismatch"] * 2 + ["verification_attempts_exceeded"] * 6
+    days = [{"personal_id": HEAD, "date_of_birth": f"1968-04-{d:02d}"} for d in range(1, 31)]
+    response = await gw.call(client, BATCH, {"items": days})
+    assert all(r["problem"]["code"] == "verification_attempts_exceeded" for r in response.json()["results"])
+    denied = [e for e in await gw.events() if e.client_id == client.client_id and e.outcome == "denied"]
+    assert len(denied) == 6 + 30
+    assert {(e.reason, e.subject_ref) for e in denied} == {
+        ("verification_attempts_exceeded", gw.state[AUDIT].hasher.ref(HEAD))
+    }

@@ -132,7 +132,12 @@ async def test_rate_limit_refusals_are_counted_by_code(sqlite_gateway: Gateway) 
     gw = sqlite_gateway
     text = await scrape(gw)
     refusals = {labels["code"]: v for labels, v in samples(text, "dancu_rate_limit_refusals_total")}
-    assert refusals == {"rate_limited": 0, "subject_quota_exceeded": 0, "limits_unavailable": 0}
+    assert refusals == {
+        "rate_limited": 0,
+        "subject_quota_exceeded": 0,
+        "verification_attempts_exceeded": 0,
+        "limits_unavailable": 0,
+    }
 
     slow = await gw.register(rate_limit_per_minute=1)
     assert (await gw.call(slow, "/v1/citizens/lookup", {"personal_id": HEAD})).status_code == 200

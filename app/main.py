@@ -17,6 +17,7 @@ from app.console.router import install as install_console
 from app.health.metrics import GatewayMetrics, request_observer
 from app.lifespan import build_lifespan
 from app.middleware import gateway_middleware
+from app.openapi import gateway_openapi
 from app.problems import PROBLEM_HANDLERS, problem_openapi
 
 DOCS_URL = "/docs"
@@ -28,7 +29,7 @@ class _GatewayAPI(FastAPI):
 
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema is None:
-            self.openapi_schema = problem_openapi(super().openapi())
+            self.openapi_schema = gateway_openapi(problem_openapi(super().openapi()))
         return self.openapi_schema
 
 

@@ -17,6 +17,7 @@ SCOPES: tuple[str, ...] = (
     "audit.read",
     "audit.subject_report",
     "admin",
+    "metrics.read",
 )
 CITIZEN_SCOPES = frozenset({"citizen.verify", "citizen.read", "household.read"})
 

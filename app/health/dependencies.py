@@ -1,5 +1,6 @@
-"""Who may read ``/metrics``: anyone by default, an ``admin`` or ``audit.read`` token when
-``DANCU_METRICS_TOKEN_REQUIRED`` is true (docs/contract.md, Health and metrics)."""
+"""Who may read ``/metrics``: anyone by default; when ``DANCU_METRICS_TOKEN_REQUIRED`` is true a token with
+``metrics.read`` (the least privilege a scraper needs), ``admin`` or ``audit.read`` (docs/contract.md, Health
+and metrics)."""
 
 # No `from __future__ import annotations`: FastAPI must see the Security(...) in the signature as an object.
 from typing import Annotated, Final
@@ -14,7 +15,7 @@ from app.state import AppState, StateKey
 METRICS: Final = StateKey[GatewayMetrics]("metrics")
 """This app's Prometheus registry (``GET /metrics``); the backend, limiter and audit writer feed it."""
 
-METRICS_SCOPES = ("admin", "audit.read")
+METRICS_SCOPES = ("metrics.read", "admin", "audit.read")
 
 _require_metrics_scope = require_scope(*METRICS_SCOPES)
 
@@ -24,7 +25,8 @@ async def require_metrics_reader(
     authorization: Annotated[str | None, Security(oauth2_scheme, scopes=list(METRICS_SCOPES))],
 ) -> AuthContext | None:
     """None while the setting is off (the token, if any, is not even read); else the checks of
-    ``require_scope("admin", "audit.read")``: 401 ``invalid_token``, 403 ``insufficient_scope``."""
+    ``require_scope("metrics.read", "admin", "audit.read")``: 401 ``invalid_token``, 403
+    ``insufficient_scope``."""
     state: AppState = request.app.state.dancu
     if not state.settings.metrics_token_required:
         return None

@@ -231,7 +231,7 @@ async def test_metrics_are_open_by_default(sqlite_gateway: Gateway) -> None:
         assert (await sqlite_gateway.http.get("/metrics", headers=headers)).status_code == 200
 
 
-async def test_a_required_token_must_carry_admin_or_audit_read(guarded: Gateway) -> None:
+async def test_a_required_token_must_carry_metrics_read_admin_or_audit_read(guarded: Gateway) -> None:
     gw = guarded
     portal = await gw.register()
     operator = await admin(gw)
@@ -251,6 +251,14 @@ async def test_a_required_token_must_carry_admin_or_audit_read(guarded: Gateway)
 
     text = await scrape(gw, operator.token)
     await scrape(gw, auditor.token)
+    scraper = await gw.register(
+        scopes=("metrics.read",), fields=(), provinces=(), purposes=(), verify_details=False
+    )
+    await scrape(gw, scraper.token)  # least privilege: a token that can do nothing else
+    refused = await gw.http.post(
+        "/v1/audit/events/search", json={}, headers={"Authorization": f"Bearer {scraper.token}"}
+    )
+    assert (refused.status_code, refused.json()["code"]) == (403, "insufficient_scope")
     assert (
         value(
             text,
@@ -270,7 +278,13 @@ async def test_the_metrics_route_is_documented(sqlite_gateway: Gateway) -> None:
     assert "text/plain; version=0.0.4; charset=utf-8" in operation["responses"]["200"]["content"]
     assert {"401", "403"} <= set(operation["responses"])
     # Open by default, a token only with the setting: both are documented.
-    assert operation["security"] == [{"OAuth2": ["admin", "audit.read"]}, {}]
+    # Any one of the scopes will do: each is its own requirement (OpenAPI reads scopes in one as "all").
+    assert operation["security"] == [
+        {"OAuth2": ["metrics.read"]},
+        {"OAuth2": ["admin"]},
+        {"OAuth2": ["audit.read"]},
+        {},
+    ]
 
 
 def test_a_histogram_bucket_label_is_not_a_path() -> None:

@@ -14,8 +14,9 @@ import random
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from functools import cache
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
@@ -26,6 +27,7 @@ from starlette.middleware import Middleware
 from mock_csdlqg.config import MockSettings, get_settings
 from mock_csdlqg.faults import FAULT_HEADER, FaultInjectionMiddleware
 from mock_csdlqg.middleware import HEALTH_PATH, MockMiddleware
+from mock_csdlqg.otp import OtpDesk, phone_of
 from mock_csdlqg.personas import personas
 from mock_csdlqg.problems import (
     PROBLEM_MEDIA_TYPE,
@@ -52,6 +54,11 @@ from mock_csdlqg.wire import (
     FaultMode,
     HoGiaDinh,
     LookupRequest,
+    OtpCheckRequest,
+    OtpCheckResponse,
+    OtpSendRequest,
+    OtpSendResponse,
+    Outbox,
     Persona,
     PersonaList,
     SampleList,
@@ -65,6 +72,11 @@ API_KEY_SCHEME = "ApiKey"
 JSON_MEDIA_TYPE = "application/json"
 
 _PERSONAL_ID = re.compile(PERSONAL_ID_PATTERN)
+_Body = TypeVar("_Body", bound=BaseModel)
+
+
+def _rfc3339(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class MockState:
@@ -75,6 +87,8 @@ class MockState:
         self.fault_mode = FaultMode()
         self.residents = 0
         self.startup_error: str | None = None
+        self.otp = OtpDesk()
+        """One-time codes sent to registered mobiles (memory only) and the outbox tests read."""
         self._store: ResidentStore | None = None
         self._stats: StatsEngine | None = None
 
@@ -128,7 +142,7 @@ _INJECTED = {
     "description": "`injected_fault`: the status a fault asked for (`Retry-After: 1` on 429 and 503)",
     "content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_REF}},
 }
-_REQUEST_BODIES = (LookupRequest, BatchGetRequest, ThongKeRequest)
+_REQUEST_BODIES = (LookupRequest, BatchGetRequest, ThongKeRequest, OtpSendRequest, OtpCheckRequest)
 
 
 def _doc(
@@ -331,6 +345,82 @@ async def population_statistics(request: Request) -> Response:
     except StatsQueryError as err:
         raise ValidationFailed(errors=[field_error(("body", *err.loc), err.code)]) from None
     return Response(orjson.dumps(answer), media_type=JSON_MEDIA_TYPE)
+
+
+def _parsed(model: type[_Body], body: bytes) -> _Body:
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as err:
+        raise _refusal(err) from None
+
+
+@router.post(
+    "/api/v1/residents/otp/send",
+    summary="Send a one-time code to the resident's registered mobile",
+    tags=["confirmations"],
+    **_doc(
+        OtpSendResponse,
+        NotFound,
+        ValidationFailed,
+        ok_description="Sent, or no mobile number on record (`ketQua`)",
+        body=OtpSendRequest,
+        faults=True,
+    ),
+)
+async def otp_send(request: Request) -> Response:
+    """A 6-digit code by SMS to the number on the record (`soDienThoai`), valid 5 minutes; the answer names
+    the challenge (`maYeuCau`) and hides the number's middle digits. 404 when the resident is unknown."""
+    body = _parsed(OtpSendRequest, await request.body())
+    state = _state(request)
+    record = await state.store.get(body.soDinhDanh)
+    if record is None:
+        raise NotFound
+    phone = phone_of(orjson.loads(record))
+    if phone is None:
+        answer = OtpSendResponse(ketQua="khong_co_so_dien_thoai", soDinhDanh=body.soDinhDanh)
+    else:
+        sent = state.otp.send(body.soDinhDanh, phone, body.noiDung)
+        answer = OtpSendResponse(
+            ketQua="da_gui",
+            soDinhDanh=body.soDinhDanh,
+            maYeuCau=sent.challenge_id,
+            kenh="sms",
+            soDienThoaiAn=sent.destination_hint,
+            hetHanLuc=_rfc3339(sent.expires_at),
+        )
+    return Response(answer.model_dump_json(exclude_none=True), media_type=JSON_MEDIA_TYPE)
+
+
+@router.post(
+    "/api/v1/residents/otp/verify",
+    summary="Check a one-time code",
+    tags=["confirmations"],
+    **_doc(OtpCheckResponse, ValidationFailed, body=OtpCheckRequest, faults=True),
+)
+async def otp_verify(request: Request) -> Response:
+    """Whether the code is the one sent for the challenge. A right code, 5 wrong ones or the expiry use the
+    challenge up: after that every code is `hopLe: false`."""
+    body = _parsed(OtpCheckRequest, await request.body())
+    valid = _state(request).otp.check(body.maYeuCau, body.maXacNhan)
+    return Response(b'{"hopLe":true}' if valid else b'{"hopLe":false}', media_type=JSON_MEDIA_TYPE)
+
+
+@router.get(
+    "/_mock/outbox",
+    summary="The SMS sent to a resident's number",
+    tags=["mock"],
+    description="Only when the mock runs with `--faults` or `--test-outbox` (404 otherwise).",
+    **_doc(Outbox, NotFound, ValidationFailed),
+)
+async def outbox(
+    request: Request,
+    personal_id: Annotated[str, Query(pattern=PERSONAL_ID_PATTERN, description="the resident")],
+) -> Response:
+    """Oldest first: `{"items": [{"at", "destination", "text"}]}`; the text holds the code."""
+    state = _state(request)
+    if not (state.settings.faults or state.settings.test_outbox):
+        raise NotFound
+    return Response(orjson.dumps({"items": state.otp.outbox_for(personal_id)}), media_type=JSON_MEDIA_TYPE)
 
 
 @router.get(HEALTH_PATH, summary="Liveness and size", tags=["health"], **_doc(Health, keyed=False))

@@ -98,6 +98,9 @@ def serve(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8100,
     faults: Annotated[bool, typer.Option("--faults", help="enable fault injection")] = False,
+    test_outbox: Annotated[
+        bool, typer.Option("--test-outbox", help="serve GET /_mock/outbox (the SMS sent; tests only)")
+    ] = False,
     database_url: Annotated[str | None, typer.Option()] = None,
     log_level: Annotated[str, typer.Option()] = "info",
 ) -> None:
@@ -108,7 +111,10 @@ def serve(
     from mock_csdlqg.config import MockSettings
 
     settings = get_settings()
-    overrides: dict[str, object] = {"faults": faults or settings.faults}
+    overrides: dict[str, object] = {
+        "faults": faults or settings.faults,
+        "test_outbox": test_outbox or settings.test_outbox,
+    }
     if database_url:
         overrides["database_url"] = database_url
     if settings.api_key is None:

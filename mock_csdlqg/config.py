@@ -14,6 +14,9 @@ class MockSettings(BaseSettings):
     database_url: str = "sqlite:///./var/mock_csdlqg.db"
     api_key: SecretStr | None = Field(default=None, description="callers send it as X-Api-Key")
     faults: bool = Field(default=False, description="enable fault injection (also `serve --faults`)")
+    test_outbox: bool = Field(
+        default=False, description="serve GET /_mock/outbox, the SMS sent (also `serve --test-outbox`)"
+    )
     max_batch: int = 1000
 
 

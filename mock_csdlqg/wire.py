@@ -204,6 +204,45 @@ class Persona(WireModel):
     description: str
 
 
+class OtpSendRequest(WireModel):
+    """Send a one-time code to the resident's registered mobile; ``noiDung`` says what it confirms."""
+
+    soDinhDanh: str = Field(pattern=PERSONAL_ID_PATTERN)
+    noiDung: str = Field(min_length=1, max_length=120, pattern=r"^[^\x00-\x1f\x7f]*$")
+
+
+class OtpSendResponse(WireModel):
+    """``da_gui``: sent (the other members set); ``khong_co_so_dien_thoai``: no mobile on record."""
+
+    ketQua: Literal["da_gui", "khong_co_so_dien_thoai"]
+    soDinhDanh: str = Field(pattern=PERSONAL_ID_PATTERN)
+    maYeuCau: str | None = Field(default=None, description="the challenge to check the code against")
+    kenh: Literal["sms"] | None = None
+    soDienThoaiAn: str | None = Field(default=None, description="the number with its middle digits hidden")
+    hetHanLuc: str | None = Field(default=None, description="RFC 3339 UTC: the code's expiry")
+
+
+class OtpCheckRequest(WireModel):
+    maYeuCau: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    maXacNhan: str = Field(pattern=r"^[0-9]{6}$")
+
+
+class OtpCheckResponse(WireModel):
+    hopLe: bool = Field(
+        description="the code is the one sent; false also for an unknown or expired challenge"
+    )
+
+
+class OutboxItem(WireModel):
+    at: str
+    destination: str
+    text: str
+
+
+class Outbox(WireModel):
+    items: list[OutboxItem]
+
+
 class PersonaList(WireModel):
     items: list[Persona]
 

@@ -25,7 +25,15 @@ from app.audit.models import AuditEventRow
 from app.audit.schemas import GroupBy
 from app.auth.models import Client, Purpose
 
-CITIZEN_ACTIONS: Final = ("citizen.verify", "citizen.read", "household.read", "citizen.prefill")
+CITIZEN_ACTIONS: Final = (
+    "citizen.verify",
+    "citizen.read",
+    "household.read",
+    "citizen.prefill",
+    "confirmation.start",
+    "confirmation.complete",
+    "confirmation.resend",
+)
 """The events of a subject report: those that touched a resident's data."""
 
 

@@ -179,7 +179,15 @@ class SubjectReportItem(BaseModel):
     at: str = Field(json_schema_extra={"format": "date-time"}, description="RFC 3339, UTC, with Z")
     client_id: str | None
     client_name: str | None = Field(description="null when the client is no longer registered")
-    action: Literal["citizen.verify", "citizen.read", "household.read", "citizen.prefill"]
+    action: Literal[
+        "citizen.verify",
+        "citizen.read",
+        "household.read",
+        "citizen.prefill",
+        "confirmation.start",
+        "confirmation.complete",
+        "confirmation.resend",
+    ]
     purpose: str | None
     purpose_title: str | None = Field(description="Vietnamese; null when the purpose is not registered")
     legal_basis: str | None

@@ -14,12 +14,13 @@ SCOPES: tuple[str, ...] = (
     "citizen.verify",
     "citizen.read",
     "household.read",
+    "citizen.confirm",
     "audit.read",
     "audit.subject_report",
     "admin",
     "metrics.read",
 )
-CITIZEN_SCOPES = frozenset({"citizen.verify", "citizen.read", "household.read"})
+CITIZEN_SCOPES = frozenset({"citizen.verify", "citizen.read", "household.read", "citizen.confirm"})
 
 
 @dataclass(frozen=True, slots=True)

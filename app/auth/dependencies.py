@@ -41,6 +41,7 @@ SCOPE_DESCRIPTIONS: Final = {
     "citizen.verify": "Verify a resident's identity.",
     "citizen.read": "Retrieve a resident's record (granted fields and provinces).",
     "household.read": "Retrieve a resident's household.",
+    "citizen.confirm": "Have a resident confirm a declaration with a code sent to the registered mobile.",
     "audit.read": "Search, export and check the audit log.",
     "audit.subject_report": "Fetch the access report of one resident.",
     "admin": "Manage clients, grants, purposes and signing keys.",
@@ -134,6 +135,7 @@ def require_scope(*accepted: str) -> Callable[..., Awaitable[AuthContext]]:
 require_verify = require_scope("citizen.verify")
 require_read = require_scope("citizen.read")
 require_household = require_scope("household.read")
+require_confirm = require_scope("citizen.confirm")
 require_audit_read = require_scope("audit.read")
 require_subject_report = require_scope("audit.read", "audit.subject_report")
 require_admin = require_scope("admin")

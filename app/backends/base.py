@@ -182,6 +182,16 @@ class RawAggregate:
     """Names of coded values: ``ward`` and ``ethnicity`` code -> name."""
 
 
+@dataclass(frozen=True, slots=True)
+class CodeSent:
+    """A one-time code the population database sent to the resident's registered mobile (the gateway never
+    sees the code): the challenge to check a code against, and the number with its middle digits hidden."""
+
+    challenge_id: str
+    destination_hint: str
+    channel: str = "sms"
+
+
 class Backend(Protocol):
     """Read access to the population register. Every method is a read, safe to retry."""
 
@@ -204,6 +214,17 @@ class Backend(Protocol):
 
     async def population_aggregate(self, query: PopulationQuery) -> RawAggregate:
         """Per non-empty cell of the query, the count and the sum of record keys (the query is valid)."""
+        ...
+
+    async def send_code(self, personal_id: str, about: str) -> CodeSent | None:
+        """Have the database send a 6-digit code to the resident's registered mobile; ``about`` (at most 120
+        characters, no control characters) says in the SMS what it confirms. None: no such resident;
+        ``NoRegisteredContact``: no mobile on record. Not a read: never retried (a retry would send twice)."""
+        ...
+
+    async def check_code(self, challenge_id: str, code: str) -> bool:
+        """Whether ``code`` (6 digits) is the one sent for ``challenge_id``; False for an unknown, used-up or
+        expired challenge. Never retried: a check counts against the challenge."""
         ...
 
     async def check(self) -> None:

@@ -26,6 +26,7 @@ import orjson
 from pydantic import ValidationError
 
 from app.backends.base import (
+    CodeSent,
     Household,
     PopulationQuery,
     RawAggregate,
@@ -37,12 +38,20 @@ from app.backends.base import (
 )
 from app.backends.breaker import Clock
 from app.backends.errors import (
+    NoRegisteredContact,
     UpstreamBadResponse,
     UpstreamIdentityMismatch,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from app.backends.wire import aggregate_from_wire, aggregate_to_wire, household_from_wire, record_from_wire
+from app.backends.wire import (
+    aggregate_from_wire,
+    aggregate_to_wire,
+    code_sent_from_wire,
+    household_from_wire,
+    record_from_wire,
+)
+from mock_csdlqg.otp import OtpDesk, phone_of
 from mock_csdlqg.statistics import StatsEngine, StatsQueryError
 from mock_csdlqg.store import ResidentStore, StoreError, StoreMissing, open_store, parse_url
 
@@ -81,6 +90,8 @@ class EmbeddedBackend:
         self._store: ResidentStore | None = None
         self._stats: StatsEngine | None = None
         """The mock's own aggregate engine over the open store (it caches the provinces it has loaded)."""
+        self.otp = OtpDesk()
+        """The mock's one-time codes, in this process (its outbox is what tests read: ``otp.outbox_for``)."""
         self._opening = False
         self._next_open = 0.0
         self.calls = 0
@@ -187,6 +198,31 @@ class EmbeddedBackend:
         if household.household_id != household_id:
             raise UpstreamIdentityMismatch(reason="identity")
         return household
+
+    async def send_code(self, personal_id: str, about: str) -> CodeSent | None:
+        """The mock's desk sends the code to the record's ``soDienThoai``; the answer goes through the wire
+        mapping the http backend uses."""
+        if not may_be_on_record(personal_id):
+            return None
+        blob = await self._read("otp_send", lambda store: store.get(personal_id))
+        if blob is None:
+            return None
+        phone = phone_of(_json(blob))
+        if phone is None:
+            raise NoRegisteredContact()
+        sent = self.otp.send(personal_id, phone, about)
+        wire = {
+            "ketQua": "da_gui",
+            "soDinhDanh": personal_id,
+            "maYeuCau": sent.challenge_id,
+            "kenh": "sms",
+            "soDienThoaiAn": sent.destination_hint,
+        }
+        return code_sent_from_wire(wire, personal_id)
+
+    async def check_code(self, challenge_id: str, code: str) -> bool:
+        self.calls += 1
+        return self.otp.check(challenge_id, code)
 
     async def population_aggregate(self, query: PopulationQuery) -> RawAggregate:
         """The mock's raw aggregate computed in-process, through the same wire body and mapping as ``http``."""

@@ -8,7 +8,8 @@ Hierarchy::
     ├── ServiceUnavailable
     │   └── UpstreamUnavailable       503 upstream_unavailable        error status, connection failure, breaker open
     │       └── BreakerOpen           503 upstream_unavailable        (the circuit breaker refuses calls: /readyz)
-    └── UpstreamTimeout               504 upstream_timeout            the call's overall deadline passed
+    ├── UpstreamTimeout               504 upstream_timeout            the call's overall deadline passed
+    └── NoRegisteredContact           409 no_registered_contact       no mobile number on the resident's record
 """
 
 from __future__ import annotations
@@ -67,3 +68,20 @@ class UpstreamTimeout(GatewayError):
     title_vi = "CSDL quốc gia về dân cư phản hồi quá thời gian"
     default_detail_en = "The population database did not answer in time."
     default_detail_vi = "CSDL quốc gia về dân cư không trả lời kịp thời hạn."
+
+
+class NoRegisteredContact(GatewayError):
+    """The resident has no mobile number on record: a one-time code cannot be sent."""
+
+    status = 409
+    code = "no_registered_contact"
+    title_en = "No registered mobile number"
+    title_vi = "Không có số điện thoại đã đăng ký"
+    default_detail_en = (
+        "The population database holds no mobile number for this resident; the declaration cannot be "
+        "confirmed by a one-time code."
+    )
+    default_detail_vi = (
+        "CSDL quốc gia về dân cư không có số điện thoại của công dân này; không thể xác nhận tờ khai bằng mã "
+        "một lần."
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import secrets
 from collections import Counter, deque
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import date
@@ -18,6 +19,7 @@ from app.backends.base import (
     RESIDENCE_FIELDS,
     RESIDENT_FIELDS,
     STATS_VALUES,
+    CodeSent,
     Household,
     HouseholdMember,
     PopulationQuery,
@@ -26,7 +28,7 @@ from app.backends.base import (
     ResidentRecord,
     ids_to_ask,
 )
-from app.backends.errors import UpstreamUnavailable
+from app.backends.errors import NoRegisteredContact, UpstreamUnavailable
 
 SOURCE = "fake"
 
@@ -119,6 +121,11 @@ class FakeBackend:
         self.dataset_date = date(2026, 1, 1)
         """``as_of`` of a statistics query that names none."""
         self._queued: deque[BaseException] = deque()
+        self.codes: dict[str, tuple[str, str]] = {}
+        """Challenge id -> (personal ID, code): a fake keeps codes in clear, the mock and the real database
+        never do."""
+        self.outbox: list[tuple[str, str, str]] = []
+        """``(personal_id, phone, text)`` of every code sent."""
 
     def fail_next(self, error: BaseException, times: int = 1) -> None:
         self._queued.extend([error] * times)
@@ -179,6 +186,28 @@ class FakeBackend:
             labels["ethnicity"][str(facts["ethnicity"])] = str(facts["ethnicity_name"])
         cells = tuple(RawCell(values, n, sums[values]) for values, n in sorted(counts.items()))
         return RawAggregate(query.province, as_of, query.group_by, cells, labels)
+
+    async def send_code(self, personal_id: str, about: str) -> CodeSent | None:
+        await self._enter("send_code", (personal_id,))
+        record = self.records.get(personal_id)
+        if record is None:
+            return None
+        phone = record.fields.get("phone")
+        if not phone:
+            raise NoRegisteredContact()
+        challenge_id = secrets.token_urlsafe(12)
+        code = f"{secrets.randbelow(10**6):06d}"
+        self.codes[challenge_id] = (personal_id, code)
+        self.outbox.append((personal_id, phone, f"{code} {about}"))
+        return CodeSent(challenge_id, phone[:2] + "******" + phone[-2:])
+
+    async def check_code(self, challenge_id: str, code: str) -> bool:
+        await self._enter("check_code", (challenge_id,))
+        sent = self.codes.get(challenge_id)
+        if sent is None or sent[1] != code:
+            return False
+        del self.codes[challenge_id]
+        return True
 
     async def check(self) -> None:
         await self._enter("check", ())

@@ -41,6 +41,7 @@ import orjson
 from pydantic import SecretStr
 
 from app.backends.base import (
+    CodeSent,
     Household,
     PopulationQuery,
     RawAggregate,
@@ -53,12 +54,22 @@ from app.backends.base import (
 from app.backends.breaker import BreakerState, CircuitBreaker, CircuitOpen, RetryBudget
 from app.backends.errors import (
     BreakerOpen,
+    NoRegisteredContact,
     UpstreamBadResponse,
     UpstreamIdentityMismatch,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from app.backends.wire import aggregate_from_wire, aggregate_to_wire, household_from_wire, record_from_wire
+from app.backends.wire import (
+    aggregate_from_wire,
+    aggregate_to_wire,
+    code_check_to_wire,
+    code_checked_from_wire,
+    code_request_to_wire,
+    code_sent_from_wire,
+    household_from_wire,
+    record_from_wire,
+)
 from app.errors import GatewayError
 
 logger = logging.getLogger(__name__)
@@ -70,6 +81,8 @@ BATCH_PATH = "/api/v1/residents/batch-get"
 HOUSEHOLD_PATH = "/api/v1/households/"
 HEALTH_PATH = "/api/v1/health"
 STATS_PATH = "/api/v1/statistics/population"
+CODE_SEND_PATH = "/api/v1/residents/otp/send"
+CODE_CHECK_PATH = "/api/v1/residents/otp/verify"
 
 SOURCE = "csdlqg"
 MAX_RETRIES = 2
@@ -297,6 +310,35 @@ class HttpBackend:
         )
         return self._map(partial(aggregate_from_wire, query=query), doc)
 
+    async def send_code(self, personal_id: str, about: str) -> CodeSent | None:
+        """Never retried (a retry could send a second SMS); 404 is an unknown resident."""
+        if not may_be_on_record(personal_id):
+            return None
+        payload = code_request_to_wire(personal_id, about)
+        doc = await self._call(
+            "otp_send", "POST", CODE_SEND_PATH, payload, self.max_record_bytes, not_found=True, retry=False
+        )
+        if doc is None:
+            return None
+        sent = self._map(partial(code_sent_from_wire, personal_id=personal_id), doc)
+        if sent is None:
+            raise NoRegisteredContact()
+        return sent
+
+    async def check_code(self, challenge_id: str, code: str) -> bool:
+        """Never retried: a check counts against the challenge at the database."""
+        payload = code_check_to_wire(challenge_id, code)
+        doc = await self._call(
+            "otp_verify",
+            "POST",
+            CODE_CHECK_PATH,
+            payload,
+            self.max_record_bytes,
+            not_found=False,
+            retry=False,
+        )
+        return self._map(code_checked_from_wire, doc)
+
     async def check(self) -> None:
         """One health request under ``check_deadline``; no retry, and outside the breaker's accounting.
 
@@ -367,9 +409,18 @@ class HttpBackend:
         return out
 
     async def _call(
-        self, operation: str, method: str, path: str, payload: Any, limit: int, *, not_found: bool
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        payload: Any,
+        limit: int,
+        *,
+        not_found: bool,
+        retry: bool = True,
     ) -> Any:
-        """One logical read: attempts under the deadline, the breaker and the budget. None means 404."""
+        """One logical read: attempts under the deadline, the breaker and the budget. None means 404.
+        ``retry=False``: one attempt only (a call that is not a read: sending or checking a code)."""
         client = self._require_client()
         self.calls += 1
         self._budget.record_call()
@@ -393,7 +444,7 @@ class HttpBackend:
                     except _Transient as err:
                         probe = None
                         self.breaker.failure()
-                        delay = self._retry_delay(err, retries, deadline - loop.time())
+                        delay = self._retry_delay(err, retries, deadline - loop.time()) if retry else None
                         if delay is None:
                             logger.warning(
                                 "upstream %s failed after %d attempt(s): %s", operation, retries + 1, err.kind

@@ -27,6 +27,7 @@ from app.backends.base import (
     HOUSEHOLD_ID,
     PERSONAL_ID,
     STATS_VALUES,
+    CodeSent,
     Household,
     HouseholdMember,
     PopulationQuery,
@@ -34,7 +35,7 @@ from app.backends.base import (
     RawCell,
     ResidentRecord,
 )
-from app.backends.errors import UpstreamBadResponse
+from app.backends.errors import UpstreamBadResponse, UpstreamIdentityMismatch
 
 GENDER = {"Nam": "male", "Nữ": "female"}
 MARITAL_STATUS = {"doc_than": "single", "da_ket_hon": "married", "ly_hon": "divorced", "goa": "widowed"}
@@ -497,3 +498,45 @@ def _stats_value(
     if value is None or value not in STATS_VALUES[dim]:
         _fail("o[]", "giaTri")
     return value
+
+
+# ------------------------------------------------------------------------------------- one-time codes
+
+_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_HINT = re.compile(r"^[0-9]{2}\*{4,10}[0-9]{2}$")
+
+
+def code_request_to_wire(personal_id: str, about: str) -> dict[str, str]:
+    return {"soDinhDanh": personal_id, "noiDung": about}
+
+
+def code_sent_from_wire(data: Any, personal_id: str) -> CodeSent | None:
+    """An ``OtpSendResponse`` for ``personal_id``: the code sent, or None when the resident has no mobile on
+    record; UpstreamIdentityMismatch for an answer about someone else, UpstreamBadResponse off contract."""
+    try:
+        doc = _obj(data, "OtpSendResponse")
+        if _match(doc, "soDinhDanh", PERSONAL_ID, "OtpSendResponse") != personal_id:
+            raise UpstreamIdentityMismatch(reason="identity")
+        outcome = doc.get("ketQua")
+        if outcome == "khong_co_so_dien_thoai":
+            return None
+        if outcome != "da_gui" or doc.get("kenh") != "sms":
+            _fail("OtpSendResponse", "ketQua")
+        return CodeSent(
+            challenge_id=_match(doc, "maYeuCau", _CHALLENGE, "OtpSendResponse"),
+            destination_hint=_match(doc, "soDienThoaiAn", _HINT, "OtpSendResponse"),
+        )
+    except _Bad as bad:
+        raise UpstreamBadResponse(reason=f"shape:{bad.where}") from None
+
+
+def code_check_to_wire(challenge_id: str, code: str) -> dict[str, str]:
+    return {"maYeuCau": challenge_id, "maXacNhan": code}
+
+
+def code_checked_from_wire(data: Any) -> bool:
+    """An ``OtpCheckResponse``: ``hopLe``, a boolean, or UpstreamBadResponse."""
+    if type(data) is not dict or type(data.get("hopLe")) is not bool:
+        raise UpstreamBadResponse(reason="shape:OtpCheckResponse.hopLe")
+    valid: bool = data["hopLe"]
+    return valid

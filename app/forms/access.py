@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit.writer import AuditEvent, AuditWriter, Outcome
 from app.auth.context import AuthContext
@@ -63,7 +63,7 @@ def form_fields(form: FormTemplate) -> tuple[str, ...]:
     return tuple(sorted(found - {"personal_id"}))
 
 
-class _Events:
+class Events:
     """The events of one request, written together before the answer leaves."""
 
     def __init__(self, writer: AuditWriter, call: FormCall, action: str) -> None:
@@ -82,6 +82,7 @@ class _Events:
         reason: str | None = None,
         detail: dict[str, Any] | None = None,
         action: str | None = None,
+        subject_ref: str | None = None,
     ) -> None:
         released = tuple(f for f in fields if f != "personal_id")
         self.events.append(
@@ -95,6 +96,7 @@ class _Events:
                 purpose=self.call.purpose if self.call.purpose and len(self.call.purpose) <= 64 else None,
                 dossier_id=self.call.dossier_id,
                 subject=subject,
+                subject_ref=subject_ref,
                 fields=released,
                 sensitive_fields=tuple(f for f in released if f in SENSITIVE_FIELDS),
                 reason=reason,
@@ -109,9 +111,18 @@ class _Events:
         subject: str | None,
         fields: Sequence[str] = (),
         detail: dict[str, Any] | None = None,
+        subject_ref: str | None = None,
     ) -> None:
         outcome: Outcome = "error" if error.status >= 500 else "denied"
-        self.add(outcome, error.status, subject=subject, fields=fields, reason=error.code, detail=detail)
+        self.add(
+            outcome,
+            error.status,
+            subject=subject,
+            fields=fields,
+            reason=error.code,
+            detail=detail,
+            subject_ref=subject_ref,
+        )
 
     async def finish(self) -> None:
         await self.writer.write(self.events)
@@ -120,20 +131,27 @@ class _Events:
 class FormAccess:
     """Prefill on behalf of one client."""
 
-    def __init__(self, session: AsyncSession, backend: Backend, limiter: Limiter, audit: AuditWriter) -> None:
-        self.session = session
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        backend: Backend,
+        limiter: Limiter,
+        audit: AuditWriter,
+    ) -> None:
+        self.sessionmaker = sessionmaker
         self.backend = backend
         self.limiter = limiter
         self.audit = audit
 
     async def checked_form(
-        self, call: FormCall, events: _Events, personal_id: str, code: str
+        self, call: FormCall, events: Events, personal_id: str, code: str
     ) -> tuple[FormTemplate, str]:
         """The active form ``code`` and the resident's ID, once the purpose is the form's, granted and
         registered, and the ID well formed; each refusal is recorded in ``events`` and raised."""
         subject = subject_of(personal_id)
         try:
-            form = await active_form(self.session, code)
+            async with self.sessionmaker() as session:
+                form = await active_form(session, code)
         except GatewayError as missing:
             events.refused(missing, subject=subject, detail={"form": code})
             raise
@@ -171,7 +189,7 @@ class FormAccess:
             raise SubjectQuotaExceeded(seconds_to_utc_midnight())
 
     async def prefill(self, call: FormCall, personal_id: str, code: str) -> dict[str, Any]:
-        events = _Events(self.audit, call, PREFILL)
+        events = Events(self.audit, call, PREFILL)
         subject: str | None = subject_of(personal_id)
         wanted: tuple[str, ...] = ()
         detail: dict[str, Any] = {"form": code}

@@ -9,10 +9,11 @@ from fastapi import Depends, Header, Request
 from app.audit.dependencies import AUDIT
 from app.audit.writer import AdminLog
 from app.auth.context import AuthContext
-from app.auth.dependencies import ACCESS, AdminClient, issuer_for, require_read
+from app.auth.dependencies import ACCESS, KEYS, AdminClient, issuer_for, require_confirm, require_read
 from app.citizens.dependencies import BACKEND, LIMITER
 from app.db import DbSession
 from app.forms.access import FormAccess, FormCall
+from app.forms.confirmations import Confirmations
 from app.forms.service import FormAdmin
 from app.problems import request_id_of
 from app.state import AppStateDep
@@ -21,6 +22,14 @@ MAX_HEADER = 64
 """The longest X-Purpose and X-Dossier-Id accepted (422 beyond), as on the other citizen routes."""
 PurposeHeader = Annotated[
     str | None, Header(alias="X-Purpose", max_length=MAX_HEADER, description="the form's purpose of use")
+]
+EndUserHeader = Annotated[
+    str | None,
+    Header(
+        alias="X-End-User",
+        pattern=r"^[A-Za-z0-9._@:-]{1,128}$",
+        description="the officer or account at the calling system on whose behalf it calls (in the receipt)",
+    ),
 ]
 DossierHeader = Annotated[
     str | None,
@@ -36,8 +45,10 @@ async def form_admin(request: Request, session: DbSession, admin: AdminClient) -
 FormAdministration = Annotated[FormAdmin, Depends(form_admin)]
 
 
-async def form_access(session: DbSession, state: AppStateDep) -> FormAccess:
-    return FormAccess(session, state[BACKEND], state[LIMITER], state[AUDIT])
+async def form_access(state: AppStateDep) -> FormAccess:
+    """Prefill; reads and changes commit in short transactions of their own, so that each is committed before
+    the audit events that record it are written (the audit writer commits in its own transaction)."""
+    return FormAccess(state.sessionmaker, state[BACKEND], state[LIMITER], state[AUDIT])
 
 
 async def _call(
@@ -70,3 +81,22 @@ async def read_call(
 
 FormAccessDep = Annotated[FormAccess, Depends(form_access)]
 ReadFormCall = Annotated[FormCall, Depends(read_call)]
+
+
+async def confirmations(state: AppStateDep) -> Confirmations:
+    return Confirmations(state.sessionmaker, state[BACKEND], state[LIMITER], state[AUDIT], state[KEYS])
+
+
+async def confirm_call(
+    request: Request,
+    state: AppStateDep,
+    auth: Annotated[AuthContext, Depends(require_confirm)],
+    purpose: PurposeHeader = None,
+    dossier_id: DossierHeader = None,
+) -> FormCall:
+    """A confirmation's caller (scope ``citizen.confirm``)."""
+    return await _call(request, state, auth, purpose, dossier_id)
+
+
+ConfirmationsDep = Annotated[Confirmations, Depends(confirmations)]
+ConfirmCall = Annotated[FormCall, Depends(confirm_call)]

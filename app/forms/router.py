@@ -9,7 +9,7 @@ from typing import Annotated, Final
 from fastapi import APIRouter, Path, Response
 
 from app.audit.errors import AuditUnavailable
-from app.backends.errors import UpstreamBadResponse, UpstreamTimeout, UpstreamUnavailable
+from app.backends.errors import NoRegisteredContact, UpstreamBadResponse, UpstreamTimeout, UpstreamUnavailable
 from app.citizens.errors import (
     LimitsUnavailable,
     PurposeNotAllowed,
@@ -18,10 +18,30 @@ from app.citizens.errors import (
     SubjectQuotaExceeded,
 )
 from app.errors import InsufficientScope, InvalidPersonalId, InvalidToken, NotFound, ValidationFailed
-from app.forms.dependencies import FormAccessDep, FormAdministration, ReadFormCall
-from app.forms.errors import FormExists, FormNotFound
+from app.forms.dependencies import (
+    ConfirmationsDep,
+    ConfirmCall,
+    EndUserHeader,
+    FormAccessDep,
+    FormAdministration,
+    ReadFormCall,
+)
+from app.forms.errors import (
+    ConfirmationCodeInvalid,
+    ConfirmationDone,
+    ConfirmationExpired,
+    ConfirmationLocked,
+    ConfirmationNotFound,
+    FormExists,
+    FormNotFound,
+    ResendRefused,
+)
 from app.forms.schemas import (
     FORM_CODE_PATTERN,
+    ConfirmationComplete,
+    ConfirmationDoneOut,
+    ConfirmationOut,
+    ConfirmationStart,
     FormIn,
     FormOut,
     FormPage,
@@ -62,6 +82,68 @@ async def prefill(body: PrefillRequest, call: ReadFormCall, forms: FormAccessDep
     """A form's values from the resident's record; values the grant does not allow are null and listed in
     `withheld`. `X-Purpose` must be the form's purpose."""
     return PreparedJSON(await forms.prefill(call, body.personal_id, body.form))
+
+
+ConfirmationIdPath = Annotated[
+    str,
+    Path(
+        pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        description="The `confirmation_id` the start answered.",
+    ),
+]
+_FLOW: Final = (
+    *_AUTH,
+    ConfirmationNotFound,
+    ConfirmationDone,
+    ConfirmationExpired,
+    ConfirmationLocked,
+    RateLimited,
+    LimitsUnavailable,
+    AuditUnavailable,
+    UpstreamBadResponse,
+    UpstreamUnavailable,
+    UpstreamTimeout,
+    ValidationFailed,
+)
+
+
+@router.post(
+    "/confirmations",
+    status_code=201,
+    response_model=ConfirmationOut,
+    responses=problem_responses(NoRegisteredContact, ValidationFailed, *_CITIZEN),
+)
+async def start_confirmation(
+    body: ConfirmationStart, call: ConfirmCall, flow: ConfirmationsDep, end_user: EndUserHeader = None
+) -> PreparedJSON:
+    """Have the population database send a one-time code to the resident's registered mobile, to confirm the
+    declaration whose SHA-256 is `document_sha256`. `X-Purpose` must be the form's purpose."""
+    answer = await flow.start(call, body.personal_id, body.form, body.document_sha256, end_user)
+    return PreparedJSON(answer, status_code=201)
+
+
+@router.post(
+    "/confirmations/{confirmation_id}/complete",
+    response_model=ConfirmationDoneOut,
+    responses=problem_responses(ConfirmationCodeInvalid, *_FLOW),
+)
+async def complete_confirmation(
+    confirmation_id: ConfirmationIdPath, body: ConfirmationComplete, call: ConfirmCall, flow: ConfirmationsDep
+) -> PreparedJSON:
+    """The code the resident typed: a right one answers the signed receipt (`confirmation+jwt`)."""
+    return PreparedJSON(await flow.complete(call, confirmation_id, body.code))
+
+
+@router.post(
+    "/confirmations/{confirmation_id}/resend",
+    response_model=ConfirmationOut,
+    responses=problem_responses(ResendRefused, NoRegisteredContact, *_FLOW),
+)
+async def resend_confirmation(
+    confirmation_id: ConfirmationIdPath, call: ConfirmCall, flow: ConfirmationsDep
+) -> PreparedJSON:
+    """Send a new code (the earlier one stops counting): at most 3 times, 60 seconds apart."""
+    return PreparedJSON(await flow.resend(call, confirmation_id))
 
 
 @admin_router.post(

@@ -89,3 +89,31 @@ class PrefillResponse(BaseModel):
     values: dict[str, Any] = Field(description="each field's value as the form writes it, or null")
     withheld: list[str] = Field(description="fields left null because the grant does not allow their source")
     meta: dict[str, Any] = Field(alias="_meta", description="source, retrieved_at, record_updated_at")
+
+
+SHA256_HEX = r"^[0-9A-Fa-f]{64}$"
+
+
+class ConfirmationStart(RequestModel):
+    personal_id: str = Field(max_length=64, description="12 ASCII digits; checked for structure")
+    form: FormCode
+    document_sha256: str = Field(
+        pattern=SHA256_HEX, description="SHA-256 of the declaration as the portal will file it, 64 hex digits"
+    )
+
+
+class ConfirmationComplete(RequestModel):
+    code: str = Field(min_length=1, max_length=16, description="the 6 digits the resident received by SMS")
+
+
+class ConfirmationOut(BaseModel):
+    confirmation_id: str
+    status: Literal["pending"]
+    channel: Literal["sms"]
+    destination_hint: str = Field(description="the registered mobile with its middle digits hidden")
+    expires_at: str = Field(description="RFC 3339 UTC: the code's expiry (5 minutes after it was sent)")
+
+
+class ConfirmationDoneOut(BaseModel):
+    status: Literal["confirmed"]
+    receipt: str = Field(description="compact JWS, typ confirmation+jwt, signed by a key in the JWKS")

@@ -32,7 +32,7 @@ from prometheus_client.registry import Collector
 from starlette.types import Scope
 
 from app.audit.writer import AuditEvent, AuditWriter
-from app.backends.base import Backend, Household, PopulationQuery, RawAggregate, ResidentRecord
+from app.backends.base import Backend, CodeSent, Household, PopulationQuery, RawAggregate, ResidentRecord
 from app.backends.breaker import BreakerState
 from app.citizens.errors import (
     LimitsUnavailable,
@@ -284,6 +284,16 @@ class InstrumentedBackend:
         result: RawAggregate = await self._timed(
             "population_aggregate", lambda: self.inner.population_aggregate(query)
         )
+        return result
+
+    async def send_code(self, personal_id: str, about: str) -> CodeSent | None:
+        result: CodeSent | None = await self._timed(
+            "send_code", lambda: self.inner.send_code(personal_id, about)
+        )
+        return result
+
+    async def check_code(self, challenge_id: str, code: str) -> bool:
+        result: bool = await self._timed("check_code", lambda: self.inner.check_code(challenge_id, code))
         return result
 
     async def check(self) -> None:

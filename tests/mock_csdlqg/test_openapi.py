@@ -61,6 +61,8 @@ def test_every_route_of_the_contract_is_described() -> None:
         ("/api/v1/residents/batch-get", "post"),
         ("/api/v1/households/{maHo}", "get"),
         ("/api/v1/statistics/population", "post"),
+        ("/api/v1/residents/otp/send", "post"),
+        ("/api/v1/residents/otp/verify", "post"),
         ("/api/v1/health", "get"),
         ("/healthz", "get"),
         ("/_mock/personas", "get"),
@@ -68,6 +70,7 @@ def test_every_route_of_the_contract_is_described() -> None:
         ("/_mock/faults", "get"),
         ("/_mock/faults", "put"),
         ("/_mock/faults", "delete"),
+        ("/_mock/outbox", "get"),
     }
 
 

@@ -217,3 +217,12 @@ def test_nginx_holds_slow_clients_to_at_most_the_gateways_limits() -> None:
         in compose()["services"]["proxy"]["volumes"]
     )
     assert os.path.basename(NGINX) == "staging.conf"
+
+
+def test_no_secret_is_on_a_command_line() -> None:
+    """Command lines show in `ps` and `docker inspect`: secrets reach the containers through their environment."""
+    secret_names = {"POSTGRES_PASSWORD", "REDIS_PASSWORD", "STAGING_MOCK_API_KEY", "STAGING_ENCRYPTION_KEY"}
+    secret_names.add("STAGING_SUBJECT_KEYS")
+    for name, service in compose()["services"].items():
+        command = json.dumps(service.get("command", [])) + json.dumps(service.get("entrypoint", []))
+        assert not {match.group(1) for match in VARIABLE.finditer(command)} & secret_names, name

@@ -11,12 +11,19 @@
 // It prints no personal data: counts, outcomes and request ids only. In an ASP.NET Core portal, register one
 // HttpClient (IHttpClientFactory) and one TokenSource per credential as singletons.
 
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
 using System.Net;
+using System.Net.Http;
 using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Threading;
+using System.Threading.Tasks;
 
 var gatewayUrl = Env("DANCU_GATEWAY", "http://127.0.0.1:8000").TrimEnd('/');
 var clientId = Env("DANCU_CLIENT_ID", "");
@@ -165,8 +172,8 @@ sealed class Problem : Exception
         RequestId = (string?)body?["request_id"]
             ?? (response.Headers.TryGetValues("X-Request-Id", out var ids) ? ids.First() : null);
         var retryAfter = response.Headers.RetryAfter;
-        RetryAfter = retryAfter?.Delta?.TotalSeconds
-            ?? (retryAfter?.Date is { } date ? Math.Max(0, (date - DateTimeOffset.UtcNow).TotalSeconds) : null);
+        if (retryAfter?.Delta is { } delta) RetryAfter = delta.TotalSeconds;
+        else if (retryAfter?.Date is { } date) RetryAfter = Math.Max(0, (date - DateTimeOffset.UtcNow).TotalSeconds);
         Errors = body?["errors"]?.AsArray() ?? new JsonArray();
         Fields = body?["fields"]?.AsArray().Select(field => (string)field!).ToList() ?? new List<string>();
     }
@@ -193,7 +200,7 @@ static class Retry
             var problem = new Problem(response, body) { Retried = n - 1 };
             var wait = problem.RetryAfter ?? 0.5 * Math.Pow(2, n - 1);
             if (!problem.IsRetryable || n >= MaxAttempts || wait > MaxWaitS) throw problem;
-            Console.WriteLine($"retry: status={problem.Status} code={problem.Code} wait_s={wait} attempt={n}");
+            Console.WriteLine(FormattableString.Invariant($"retry: status={problem.Status} code={problem.Code} wait_s={wait} attempt={n}"));
             await Task.Delay(TimeSpan.FromSeconds(wait));
         }
     }
@@ -222,21 +229,27 @@ sealed class TokenSource
     public TokenSource(HttpClient http, string method, string tokenEndpoint, string clientId, string? clientSecret,
         string? privateKeyPem, string keyId)
     {
-        (this.http, Method, audience, this.clientId, this.clientSecret, this.keyId) =
-            (http, method, tokenEndpoint, clientId, clientSecret, keyId);
+        this.http = http;
+        Method = method;
+        audience = tokenEndpoint;
+        this.clientId = clientId;
+        this.clientSecret = clientSecret;
+        this.keyId = keyId;
         if (privateKeyPem is not null)
         {
             try
             {
                 var ec = ECDsa.Create();
                 ec.ImportFromPem(privateKeyPem);
-                (key, Alg) = (ec, "ES256");
+                key = ec;
+                Alg = "ES256";
             }
             catch (CryptographicException)
             {
                 var rsa = RSA.Create();
                 rsa.ImportFromPem(privateKeyPem);
-                (key, Alg) = (rsa, "RS256");
+                key = rsa;
+                Alg = "RS256";
             }
         }
     }

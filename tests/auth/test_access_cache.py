@@ -120,7 +120,7 @@ async def test_a_cached_verification_opens_no_database_session_or_connection(
         for ctx in iter_route_contexts(citizen_gateway.app.routes)
         if isinstance(ctx.original_route, APIRoute) and (ctx.path or "").startswith("/v1/citizens/")
     }
-    assert len(citizen_routes) == 4
+    assert len(citizen_routes) == 5  # verify, batch, lookup, household, prefill
     for path, route in citizen_routes.items():
         assert get_session not in dependency_calls(route), path
 

@@ -19,6 +19,7 @@ from app.forms.router import admin_router as forms_admin_router
 from app.forms.router import router as forms_router
 from app.health.router import metrics_router
 from app.health.router import router as health_router
+from app.stats.router import router as stats_router
 
 PUBLIC_ROUTERS: tuple[APIRouter, ...] = (health_router, auth_router)
 """Answered without a token. Everything else is included with a scope alias."""
@@ -31,6 +32,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     integrity_router,
     metrics_router,
     forms_router,
+    stats_router,
 )
 """Every router but the admin one, in routing order: routing tries the routes in order, and the citizen routes
 carry nearly all the traffic. Each route of the ones not public names its scope in its signature (``AuditReader``,

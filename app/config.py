@@ -1,7 +1,7 @@
 """The gateway's settings: one surface, named exactly as in docs/contract.md, Settings.
 
 Every value comes from the environment (prefix ``DANCU_``) or an optional ``.env``; only ``AUDIT``, ``ADMIN``,
-``CONSOLE`` and ``KEYS`` are nested groups (``DANCU_AUDIT__CHECKPOINT_DIR``). Secrets are ``SecretStr`` and no error
+``CONSOLE``, ``KEYS`` and ``STATS`` are nested groups (``DANCU_AUDIT__CHECKPOINT_DIR``). Secrets are ``SecretStr`` and no error
 raised here ever includes a value: settings errors end up on operators' terminals and in CI logs.
 """
 
@@ -92,6 +92,15 @@ class ConsoleSettings(_Group):
     """Every operator must sign in with an authenticator code; unset: ``true`` in ``prod``, ``false`` in ``dev``."""
 
 
+class StatsSettings(_Group):
+    """``DANCU_STATS__*``: the disclosure control of population statistics (docs/statistics.md)."""
+
+    threshold: int = Field(default=10, ge=1, le=1000)
+    """k: a cell of 1 to k-1 residents is suppressed, and no published count is below k."""
+    max_noise: int = Field(default=2, ge=0, le=50)
+    """d: the cell-key noise lies in [-d, d]."""
+
+
 class Settings(BaseSettings):
     """Everything the gateway reads from its environment."""
 
@@ -142,6 +151,7 @@ class Settings(BaseSettings):
     audit: AuditSettings = AuditSettings()
     admin: AdminSettings = AdminSettings()
     console: ConsoleSettings = ConsoleSettings()
+    stats: StatsSettings = StatsSettings()
 
     @property
     def console_requires_totp(self) -> bool:

@@ -32,6 +32,9 @@ from app.db import create_engine, create_sessionmaker
 from app.health.dependencies import METRICS
 from app.health.metrics import GatewayMetrics, InstrumentedBackend, InstrumentedLimiter, TimedAuditWriter
 from app.state import AppState
+from app.stats.dependencies import STATS
+from app.stats.perturbation import PerturbationTable
+from app.stats.service import StatsService
 
 AUDIT_READ_CONCURRENCY = 4
 
@@ -79,6 +82,9 @@ def build_lifespan(
             settings.batch_max_items,
             settings.attestation_ttl_seconds,
             settings.verify_mismatches_per_subject_per_day,
+        )
+        state[STATS] = StatsService(
+            backend, limiter, audit, PerturbationTable(settings.stats.threshold, settings.stats.max_noise)
         )
         state[METRICS] = app_metrics
         app.state.dancu = state

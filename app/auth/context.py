@@ -15,6 +15,7 @@ SCOPES: tuple[str, ...] = (
     "citizen.read",
     "household.read",
     "citizen.confirm",
+    "stats.read",
     "audit.read",
     "audit.subject_report",
     "admin",

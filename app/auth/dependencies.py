@@ -42,6 +42,7 @@ SCOPE_DESCRIPTIONS: Final = {
     "citizen.read": "Retrieve a resident's record (granted fields and provinces).",
     "household.read": "Retrieve a resident's household.",
     "citizen.confirm": "Have a resident confirm a declaration with a code sent to the registered mobile.",
+    "stats.read": "Population statistics of the granted provinces (perturbed counts, never a resident).",
     "audit.read": "Search, export and check the audit log.",
     "audit.subject_report": "Fetch the access report of one resident.",
     "admin": "Manage clients, grants, purposes and signing keys.",
@@ -136,6 +137,7 @@ require_verify = require_scope("citizen.verify")
 require_read = require_scope("citizen.read")
 require_household = require_scope("household.read")
 require_confirm = require_scope("citizen.confirm")
+require_stats = require_scope("stats.read")
 require_audit_read = require_scope("audit.read")
 require_subject_report = require_scope("audit.read", "audit.subject_report")
 require_admin = require_scope("admin")

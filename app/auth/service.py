@@ -85,11 +85,13 @@ DEFAULT_FIELDS: Final = frozenset(
 always returned and never granted)."""
 
 _EXCLUSIVE_SCOPES: Final = {
-    "admin": frozenset({"audit.read", "audit.subject_report", *CITIZEN_SCOPES}),
-    "audit.read": frozenset({"admin", *CITIZEN_SCOPES}),
+    "admin": frozenset({"audit.read", "audit.subject_report", "stats.read", *CITIZEN_SCOPES}),
+    "audit.read": frozenset({"admin", "stats.read", *CITIZEN_SCOPES}),
+    "stats.read": frozenset({"admin", "audit.read"}),
     "audit.subject_report": frozenset({"admin", *CITIZEN_SCOPES}),
 }
 """Separation of duties: ``admin`` and ``audit.read`` never share a grant with each other or citizen scopes;
+``stats.read`` (statistics) may sit with citizen scopes but never with ``admin`` or ``audit.read``;
 ``audit.subject_report`` belongs to the audit side (with ``audit.read`` if need be), never with ``admin`` or a
 citizen scope: an administrator could otherwise grant itself every resident's access report, and a portal that
 reads residents would also read who else looked at them."""

@@ -69,7 +69,9 @@ async def clients_by_scope(gateway: Gateway) -> dict[str, Client]:
     citizen = await gateway.register()
     auditor = await gateway.register(scopes=("audit.read",), fields=(), provinces=(), purposes=())
     admin = await gateway.register(scopes=("admin",), fields=(), provinces=(), purposes=())
+    analyst = await gateway.register(scopes=("stats.read",), fields=())
     return {
+        "stats.read": analyst,
         "citizen.verify": citizen,
         "citizen.read": citizen,
         "household.read": citizen,
@@ -95,6 +97,7 @@ async def test_every_route_with_a_json_body_answers_malformed_json_with_422_afte
         "/v1/citizens/verify/batch",
         "/v1/citizens/lookup",
         "/v1/citizens/household",
+        "/v1/statistics/population",
         "/v1/admin/clients",
         "/v1/admin/clients/{client_id}/grant",
     } <= paths

@@ -6,12 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Security
 
-from app.audit.writer import AuditUnavailable
+from app.audit.errors import AuditUnavailable
 from app.auth.context import AuthContext
 from app.auth.dependencies import ACCESS, _bearer_token, oauth2_scheme, require_stats, verified_token
 from app.backends.errors import UpstreamBadResponse, UpstreamTimeout, UpstreamUnavailable
-from app.citizens.errors import PurposeNotAllowed, PurposeRequired
-from app.citizens.limits import LimitsUnavailable, RateLimited
+from app.citizens.errors import LimitsUnavailable, PurposeNotAllowed, PurposeRequired, RateLimited
 from app.errors import GatewayError, InsufficientScope, InvalidToken, ValidationFailed
 from app.problems import problem_responses, request_id_of
 from app.routing import GatewayRoute

@@ -453,3 +453,31 @@ async def test_no_code_or_phone_number_in_any_log_line_or_audit_event(
         )
     assert caplog.records, "the scan saw the log lines"
     assert len(rows) >= 6
+
+
+# --- PostgreSQL, and the resident's access report -------------------------------------------------------------
+
+
+async def test_the_flow_on_postgresql_and_in_the_access_report(gateway_pg: Gateway) -> None:
+    gw = gateway_pg
+    client = await portal(gw)
+    auditor = await gw.register(scopes=("audit.subject_report",), fields=(), provinces=(), purposes=())
+    locked_id = (await start(gw, client)).json()["confirmation_id"]
+    code = await last_code(gw, HEAD)
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    answers = [await complete(gw, client, locked_id, wrong) for _ in range(5)]
+    cid = (await start(gw, client)).json()["confirmation_id"]
+
+    done = await complete(gw, client, cid, await last_code(gw, HEAD))
+    report = await gw.http.post(
+        "/v1/audit/subject-report",
+        json={"personal_id": HEAD},
+        headers={"Authorization": f"Bearer {auditor.token}"},
+    )
+
+    assert [r.status_code for r in answers] == [400, 400, 400, 400, 423]
+    assert done.status_code == 200, done.text
+    assert report.status_code == 200, report.text
+    actions = [item["action"] for item in report.json()["items"]]
+    assert actions.count("confirmation.start") == 2
+    assert actions.count("confirmation.complete") == 6

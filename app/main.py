@@ -14,14 +14,12 @@ from app.citizens.fast import CitizenFastPath, fast_routes
 from app.citizens.router import router as citizens_router
 from app.config import Settings, get_settings
 from app.console.router import install as install_console
+from app.docs import DOCS_PAGES, install_docs
 from app.health.metrics import GatewayMetrics, request_observer
 from app.lifespan import build_lifespan
 from app.middleware import gateway_middleware
 from app.openapi import gateway_openapi
 from app.problems import PROBLEM_HANDLERS, problem_openapi
-
-DOCS_URL = "/docs"
-DOCS_OAUTH2_REDIRECT_URL = "/docs/oauth2-redirect"
 
 
 class _GatewayAPI(FastAPI):
@@ -45,15 +43,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Access-controlled, audited access to the national population database.",
         version=version("dancu-gateway"),
         lifespan=build_lifespan(settings, metrics),
-        docs_url=DOCS_URL if docs else None,
-        swagger_ui_oauth2_redirect_url=DOCS_OAUTH2_REDIRECT_URL,
+        docs_url=None,  # app.docs serves the pages with their assets from the package (no CDN)
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
         exception_handlers=PROBLEM_HANDLERS,
         middleware=[
             *gateway_middleware(
                 max_body_bytes=settings.max_body_bytes,
-                docs_paths=(DOCS_URL, DOCS_OAUTH2_REDIRECT_URL) if docs else (),
+                docs_paths=DOCS_PAGES if docs else (),
                 observer=request_observer(metrics),  # sees the final status: 413 and 500 answers count too
                 cache_control={JWKS_PATH: f"public, max-age={JWKS_MAX_AGE_SECONDS}"},
             ),
@@ -63,6 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=operation_id,
     )
     app.include_router(build_router())
+    if docs:
+        install_docs(app, "/openapi.json")
     install_console(app)
     return app
 

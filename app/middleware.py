@@ -46,13 +46,12 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Content-Security-Policy": "default-src 'none'",
 }
-# Swagger UI is an HTML page that loads its script and stylesheet from jsDelivr and starts itself with an
-# inline script; under `default-src 'none'` it renders blank. Only its own paths get this policy, and only
-# where the docs exist at all (not in the prod profile); every API answer keeps the strict one.
+# The documentation page (Swagger UI, app.docs) starts itself with an inline script and loads its assets from
+# /docs/static on the gateway itself. Only those pages get this
+# policy, and only where they exist at all (not in the prod profile); every API answer keeps the strict one.
 DOCS_CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; script-src 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'unsafe-inline' https://cdn.jsdelivr.net; img-src https://fastapi.tiangolo.com data:; "
-    "connect-src 'self'"
+    "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; connect-src 'self'"
 )
 CONSOLE_CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "

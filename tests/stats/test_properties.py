@@ -96,12 +96,13 @@ def check_count(published: dict[str, Any], raw: int) -> None:
 def same_residents(body: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
     """Another query whose single cell (or total) holds exactly ``item``'s residents: each dimension that can be
     expressed as a filter becomes one, the others stay grouped."""
-    other = {"province": "52", "group_by": [], "filters": dict(body.get("filters", {}))}
+    f: dict[str, Any] = dict(body.get("filters", {}))
+    group_by: list[str] = []
+    other: dict[str, Any] = {"province": "52", "group_by": group_by, "filters": f}
     if "as_of" in body:
         other["as_of"] = body["as_of"]
     if "wards" in body:
         other["wards"] = list(reversed(body["wards"]))
-    f = other["filters"]
     for dim in body["group_by"]:
         value = item[dim]
         if dim == "ward":
@@ -117,7 +118,7 @@ def same_residents(body: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]
             f["age_min"] = max(low, f.get("age_min", 0))
             f["age_max"] = min(high, f.get("age_max", 150))
         else:
-            other["group_by"].append(dim)
+            group_by.append(dim)
     return other
 
 

@@ -1,7 +1,7 @@
 """The console in a real browser (docs/contract.md, section 15): headless Chromium driven by Playwright.
 
 Debian's ``chromium`` is used (``executable_path``), never Playwright's own download. Without it these tests
-skip, unless ``DANCU_TEST_REQUIRE_SERVICES=1`` (CI), where they fail. One browser serves the whole session;
+skip, unless ``DANCU_TEST_REQUIRE_SERVICES=1`` (CI), where they fail. One browser serves them all;
 each test has its own context (cookies) and its own operators on one gateway per module.
 
 ``DANCU_TEST_SCREENSHOTS=1`` writes a screenshot of each page into ``docs/console/`` (the pictures of
@@ -46,10 +46,12 @@ SHOTS = PROJECT_ROOT / "docs" / "console"
 POLL_FOR = 10.0
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(console_template: Path) -> Iterator[Any]:
-    """Chromium, started after the migrated template exists (migrations run their own event loop, which
-    Playwright's sync API, once started, forbids in this thread)."""
+    """Chromium, one for every browser test (they are all in this module). Module-scoped, not session-scoped:
+    while Playwright's sync API runs it keeps an event loop registered on the main thread, and the async tests
+    of other modules could not run their own. Started after the migrated template exists (migrations run an
+    event loop of their own)."""
     if not CHROMIUM.exists():
         if REQUIRE_SERVICES:
             pytest.fail("/usr/bin/chromium is missing and DANCU_TEST_REQUIRE_SERVICES=1", pytrace=False)

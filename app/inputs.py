@@ -1,5 +1,5 @@
 """Rules every request body shares (docs/contract.md, "Text input"): no control characters in any text member,
-timestamps within the years 1900-9999.
+timestamps within the years 1900-9999, text headers read as UTF-8.
 
 ``RequestModel`` is the base of every request body: unknown members refused (no mass assignment), the input
 never echoed in an error, and every string inside it (nested lists and objects included) free of control
@@ -65,3 +65,29 @@ def in_range_utc(value: datetime) -> datetime:
     if converted is None or not FIRST_YEAR <= converted.year <= LAST_YEAR:
         raise PydanticCustomError("datetime_out_of_range", "Must lie between the years 1900 and 9999.")
     return converted
+
+
+def header_text(value: str) -> str | None:
+    """A header value as the client sent it, in UTF-8: ASGI servers hand header bytes over as they came and
+    Starlette reads them as Latin-1, which turned ``HS-Đ-2025`` into ``HS-Ä\x90-2025``. None when the bytes are
+    not UTF-8 or the text holds a control character."""
+    try:
+        text = value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return None
+    return None if CONTROL_CHARACTERS.search(text) else text
+
+
+def utf8_header(value: Any) -> Any:
+    """A ``BeforeValidator`` for a text header (``X-Dossier-Id``): its UTF-8 text, else 422 ``header_not_utf8``
+    (or ``control_character``); the header's ``max_length`` then counts characters, not bytes."""
+    if not isinstance(value, str):
+        return value
+    text = header_text(value)
+    if text is None:
+        try:
+            decoded = value.encode("latin-1").decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            raise PydanticCustomError("header_not_utf8", "Must be UTF-8 text.") from None
+        no_control_characters(decoded)
+    return text

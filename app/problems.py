@@ -165,6 +165,7 @@ _FIELD_MESSAGES: dict[str, tuple[str, str]] = {
         "Cần ít nhất một trong các trường full_name, date_of_birth, gender.",
     ),
     "control_character": ("Control characters are not allowed.", "Không được chứa ký tự điều khiển."),
+    "header_not_utf8": ("Must be UTF-8 text.", "Phải là văn bản UTF-8."),
     "datetime_out_of_range": (
         "Must lie between the years 1900 and 9999.",
         "Phải nằm trong khoảng từ năm 1900 đến năm 9999.",

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Final
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
+from pydantic import BeforeValidator
 
 from app.auth.context import AuthContext
 from app.auth.dependencies import ACCESS, issuer_for
 from app.backends.base import Backend
 from app.citizens.limits import Limiter
 from app.citizens.service import CallContext, CitizenService
+from app.inputs import utf8_header
 from app.problems import preferred_language, request_id_of
 from app.state import AppState, AppStateDep, StateKey
 
@@ -23,6 +25,16 @@ LIMITER: Final = StateKey[Limiter]("limiter")
 
 MAX_HEADER = 64
 """The longest X-Purpose and X-Dossier-Id accepted (422 beyond)."""
+DossierHeader = Annotated[
+    str | None,
+    BeforeValidator(utf8_header),
+    Header(
+        alias="X-Dossier-Id",
+        max_length=MAX_HEADER,
+        description="administrative dossier or case number: UTF-8, at most 64 characters",
+    ),
+]
+"""``X-Dossier-Id`` as its UTF-8 text (422 for other bytes or a control character), at most 64 characters."""
 
 
 async def get_citizen_service(state: AppStateDep) -> CitizenService:

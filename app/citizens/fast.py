@@ -53,6 +53,7 @@ from app.citizens.dependencies import (
 from app.citizens.schemas import BatchVerifyRequest
 from app.citizens.service import CallContext, CitizenService
 from app.errors import GatewayError
+from app.inputs import header_text
 from app.problems import problem_response
 from app.routing import PreparedJSON
 from app.state import AppState
@@ -92,6 +93,8 @@ def ordinary_call(
                 found[name] = value.decode("latin-1")
         purpose = found.get(b"x-purpose")
         dossier_id = found.get(b"x-dossier-id")
+        if dossier_id is not None and (dossier_id := header_text(dossier_id)) is None:
+            return None  # not UTF-8: 422 from the declared route
         if (
             not purpose
             or len(purpose) > MAX_HEADER

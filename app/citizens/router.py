@@ -20,6 +20,7 @@ from app.citizens.dependencies import (
     CITIZENS,
     MAX_HEADER,
     CitizenServiceDep,
+    DossierHeader,
     batch_oversized,
     call_context,
     purpose_granted,
@@ -53,10 +54,6 @@ router = APIRouter(prefix="/v1/citizens", tags=["citizens"], route_class=Gateway
 
 PurposeHeader = Annotated[
     str | None, Header(alias="X-Purpose", max_length=MAX_HEADER, description="registered purpose of use code")
-]
-DossierHeader = Annotated[
-    str | None,
-    Header(alias="X-Dossier-Id", max_length=MAX_HEADER, description="administrative dossier or case number"),
 ]
 
 COMMON_ERRORS = (

@@ -10,7 +10,7 @@ from app.audit.dependencies import AUDIT
 from app.audit.writer import AdminLog
 from app.auth.context import AuthContext
 from app.auth.dependencies import ACCESS, KEYS, AdminClient, issuer_for, require_confirm, require_read
-from app.citizens.dependencies import BACKEND, LIMITER
+from app.citizens.dependencies import BACKEND, LIMITER, DossierHeader
 from app.db import DbSession
 from app.forms.access import FormAccess, FormCall
 from app.forms.confirmations import Confirmations
@@ -19,7 +19,7 @@ from app.problems import request_id_of
 from app.state import AppStateDep
 
 MAX_HEADER = 64
-"""The longest X-Purpose and X-Dossier-Id accepted (422 beyond), as on the other citizen routes."""
+"""The longest X-Purpose accepted (422 beyond), as on the other citizen routes (X-Dossier-Id: as there too)."""
 PurposeHeader = Annotated[
     str | None, Header(alias="X-Purpose", max_length=MAX_HEADER, description="the form's purpose of use")
 ]
@@ -30,10 +30,6 @@ EndUserHeader = Annotated[
         pattern=r"^[A-Za-z0-9._@:-]{1,128}$",
         description="the officer or account at the calling system on whose behalf it calls (in the receipt)",
     ),
-]
-DossierHeader = Annotated[
-    str | None,
-    Header(alias="X-Dossier-Id", max_length=MAX_HEADER, description="administrative dossier or case number"),
 ]
 
 

@@ -5,15 +5,19 @@ they are validated and each against the request rate, verification attempts per 
 
 from __future__ import annotations
 
+import base64
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from app.audit.dependencies import AUDIT
-from tests.citizens.conftest import HEAD, YEAR_ONLY, Gateway
+from tests.citizens.conftest import HEAD, PURPOSE, YEAR_ONLY, Client, Gateway
 from tests.citizens.test_endpoints import problem
+from tests.citizens.test_fast_path import solved  # noqa: F401 - a fixture
 
 HOUSEHOLD_OF_HEAD = 8
 """The household of ``HEAD``, all living in province 52 (docs/personas.md)."""
@@ -230,3 +234,60 @@ async def test_a_batch_of_guesses_is_counted_guess_by_guess(any_db: Gateway) -> 
     assert {(e.reason, e.subject_ref) for e in denied} == {
         ("verification_attempts_exceeded", gw.state[AUDIT].hasher.ref(HEAD))
     }
+
+
+# ------------------------------------------------------------------------------------------ X-Dossier-Id
+DOSSIER = "HS-Đ-2025/Sở Tư pháp"
+
+
+async def _with_dossier(gw: Gateway, client: Client, path: str, body: Any, dossier: bytes) -> httpx.Response:
+    """A call whose ``X-Dossier-Id`` is these bytes on the wire."""
+    headers = [
+        (b"authorization", f"Bearer {client.token}".encode()),
+        (b"x-purpose", PURPOSE.encode()),
+        (b"x-dossier-id", dossier),
+    ]
+    return await gw.http.post(path, json=body, headers=headers)
+
+
+def _claims(attestation: str) -> dict[str, Any]:
+    payload = attestation.split(".")[1]
+    claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return claims
+
+
+@pytest.mark.parametrize("route", ["fast", "declared"])
+async def test_a_utf8_dossier_id_is_stored_as_sent(
+    any_db: Gateway,
+    solved: list[str],  # noqa: F811 - the fixture imported above
+    monkeypatch: pytest.MonkeyPatch,
+    route: str,
+) -> None:
+    gw = any_db
+    if route == "declared":  # the fast path hands every request on
+        monkeypatch.setattr("app.citizens.fast._json_content", lambda _content_type: False)
+    client = await gw.register()
+    solved.clear()
+    body = {"personal_id": HEAD, "date_of_birth": HEAD_BORN}
+    response = await _with_dossier(gw, client, "/v1/citizens/verify", body, DOSSIER.encode())
+    assert response.status_code == 200, response.text
+    assert ("verify" in solved) is (route == "declared")
+    assert _claims(response.json()["attestation"])["dossier_id"] == DOSSIER
+    response = await _with_dossier(gw, client, BATCH, {"items": [body]}, DOSSIER.encode())
+    assert _claims(response.json()["results"][0]["attestation"])["dossier_id"] == DOSSIER
+    events = [e for e in await gw.events() if e.client_id == client.client_id]
+    assert [e.dossier_id for e in events] == [DOSSIER, DOSSIER]
+
+
+async def test_a_dossier_id_is_64_characters_of_utf8(sqlite_gateway: Gateway) -> None:
+    gw = sqlite_gateway
+    client = await gw.register()
+    body = {"personal_id": HEAD, "gender": "male"}
+    for value, status in (("Đ" * 64, 200), ("Đ" * 65, 422), (b"HS-\xc4-2025", 422), (b"HS-\xc2\x85", 422)):
+        sent = value.encode() if isinstance(value, str) else value
+        response = await _with_dossier(gw, client, "/v1/citizens/verify", body, sent)
+        assert response.status_code == status, response.text
+    bad = await _with_dossier(gw, client, "/v1/citizens/verify", body, b"\xff")
+    assert problem(bad, 422, "validation_failed")["errors"] == [
+        {"loc": ["header", "X-Dossier-Id"], "code": "header_not_utf8", "message": "Must be UTF-8 text."}
+    ]

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,13 +24,15 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from app.cli import upgrade_database
-from tests.admin.conftest import VENV_BIN, gateway_environment, served
-from tests.conftest import REQUIRE_SERVICES, seeded_mock
+from tests.admin.conftest import VENV_BIN, gateway_environment, wait_until_healthy
+from tests.conftest import REQUIRE_SERVICES, free_port, seeded_mock
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 PURPOSE = "DEMO-1.000001"
 RUN_TIMEOUT_SECONDS = 120
+START_TIMEOUT_SECONDS = 120.0
+"""How long `dancu serve` may take to answer /healthz: importing the gateway takes seconds on a loaded machine."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,31 @@ def _keys(work: Path) -> tuple[dict[str, Key], dict[str, object]]:
     return keys, {"keys": public}
 
 
+@contextmanager
+def served(environment: Mapping[str, str], cwd: Path) -> Iterator[str]:
+    """A real `dancu serve` process on a free loopback port (its log in ``cwd``); yields its base URL."""
+    port = free_port()
+    with (cwd / f"serve-{port}.log").open("wb") as log:
+        process = subprocess.Popen(
+            [str(VENV_BIN / "dancu"), "serve", "--port", str(port)],
+            cwd=cwd,
+            env=dict(environment),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_healthy(url, process, timeout=START_TIMEOUT_SECONDS)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+
+
 def _dancu(environment: Mapping[str, str], cwd: Path, *args: str) -> str:
     return subprocess.run(
         [str(VENV_BIN / "dancu"), *args],
@@ -141,12 +169,16 @@ def _dancu(environment: Mapping[str, str], cwd: Path, *args: str) -> str:
     ).stdout
 
 
-@pytest.fixture(scope="package")
-def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
-    work = tmp_path_factory.mktemp("examples")
+@contextmanager
+def served_portal(tmp_path_factory: pytest.TempPathFactory, name: str, **settings: str) -> Iterator[Portal]:
+    """`dancu serve` on a migrated database and the seeded mock, with the demo purpose and a portal client
+    registered through the CLI; ``settings``: more DANCU_* variables for the gateway."""
+    work = tmp_path_factory.mktemp(name)
     database = work / "dancu.db"
     upgrade_database(f"sqlite:///{database}")
-    environment = gateway_environment(f"sqlite:///{database}", seeded_mock(tmp_path_factory, "examples-mock"))
+    environment = gateway_environment(
+        f"sqlite:///{database}", seeded_mock(tmp_path_factory, f"{name}-mock"), **settings
+    )
     # dancu serve derives its issuer from --host/--port, so the metadata's token_endpoint is the served one.
     environment.pop("DANCU_ISSUER")
     keys, jwks = _keys(work)
@@ -168,6 +200,12 @@ def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
     )
     with served(environment, work) as url:
         yield Portal(url, database, created["client_id"], created["client_secret"], keys)
+
+
+@pytest.fixture(scope="package")
+def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
+    with served_portal(tmp_path_factory, "examples") as served_one:
+        yield served_one
 
 
 @dataclass(frozen=True)

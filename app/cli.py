@@ -47,6 +47,7 @@ from app.errors import GatewayError, ValidationFailed
 from app.forms.cli import forms_cli
 from app.logs import LOG_LEVELS, log_config
 from app.operators.service import OperatorService
+from app.stats.cli import stats_cli
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
@@ -66,6 +67,7 @@ cli.add_typer(purposes_cli, name="purposes")
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(grants_cli, name="grants")
 cli.add_typer(forms_cli, name="forms")
+cli.add_typer(stats_cli, name="stats")
 
 EXIT_USAGE = 2
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
@@ -158,6 +159,7 @@ class Confirmations:
             row = await self._own(call, confirmation_id)
             ref = row.subject_ref
             detail["form"] = row.form
+            events.call = replace(call, purpose=row.purpose, dossier_id=row.dossier_id)  # the confirmation's
             await self.limiter.hit_request(call.auth.client_id, call.auth.grant.rate_limit_per_minute)
             await self._still_pending(row)
             attempts = await self._take_attempt(row)
@@ -208,6 +210,7 @@ class Confirmations:
             row = await self._own(call, confirmation_id)
             ref = row.subject_ref
             detail["form"] = row.form
+            events.call = replace(call, purpose=row.purpose, dossier_id=row.dossier_id)  # the confirmation's
             await self.limiter.hit_request(call.auth.client_id, call.auth.grant.rate_limit_per_minute)
             await self._still_pending(row)
             now = utcnow()

@@ -189,7 +189,7 @@ async def test_the_whole_flow_gives_a_receipt_verifiable_offline(gateway: Gatewa
     ]
     assert len({e.subject_ref for e in recorded}) == 1
     assert recorded[0].subject_ref
-    assert recorded[0].purpose == CT01_PURPOSE
+    assert {(e.purpose, e.dossier_id) for e in recorded} == {(CT01_PURPOSE, "HS-2026-0001")}
     async with gateway.state.sessionmaker() as session:
         row = await session.get(FormConfirmation, body["confirmation_id"])
     assert row is not None

@@ -226,3 +226,21 @@ def test_no_secret_is_on_a_command_line() -> None:
     for name, service in compose()["services"].items():
         command = json.dumps(service.get("command", [])) + json.dumps(service.get("entrypoint", []))
         assert not {match.group(1) for match in VARIABLE.finditer(command)} & secret_names, name
+
+
+def test_nginx_applies_every_directive_of_the_deploy_guide() -> None:
+    """docker/nginx/staging.conf is docs/deploy.md section 10's configuration (but for TLS and HTTP/2)."""
+    guide = (PROJECT_ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    section = guide[guide.index("## 10. Slow clients") :]
+    block = section[section.index("```nginx") : section.index("```", section.index("```nginx") + 3)]
+    directives = {
+        line.split()[0]
+        for line in block.splitlines()[1:]
+        if line.strip() and not line.strip().startswith(("#", "}"))
+    }
+    conf = NGINX.read_text(encoding="utf-8")
+    used = {
+        line.split()[0] for line in conf.splitlines() if line.strip() and not line.strip().startswith("#")
+    }
+
+    assert directives - {"listen", "http2"} <= used

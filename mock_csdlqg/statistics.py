@@ -31,6 +31,7 @@ residence in the province (and in ``wards`` when given). Ages are completed year
 
 from __future__ import annotations
 
+import itertools
 import random
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
@@ -296,15 +297,18 @@ def aggregate(cols: ProvinceColumns, query: StatsQuery) -> list[Cell]:
         size *= len(labels)
     counts = np.bincount(combined, minlength=size)
     sums = np.bincount(combined, weights=cols.key[selected], minlength=size)
-    cells = []
-    for flat in np.flatnonzero(counts).tolist():
-        values: list[str] = []
-        rest = flat
-        for _, labels in reversed(radix):
-            rest, code = divmod(rest, len(labels))
-            values.append(labels[code])
-        cells.append(Cell(tuple(reversed(values)), int(counts[flat]), int(sums[flat])))
-    return cells
+    flat = np.flatnonzero(counts)
+    columns: list[list[str]] = []
+    rest = flat
+    for _, labels in reversed(radix):  # the mixed-radix digits, last dimension first, for every cell at once
+        rest, code = np.divmod(rest, len(labels))
+        columns.append(np.array(labels, dtype=object)[code].tolist())
+    columns.reverse()
+    values = zip(*columns, strict=True) if columns else itertools.repeat((), len(flat))
+    return [
+        Cell(tuple(v), n, k)
+        for v, n, k in zip(values, counts[flat].tolist(), sums[flat].astype(np.int64).tolist(), strict=True)
+    ]
 
 
 def _codes(

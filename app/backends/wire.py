@@ -456,48 +456,44 @@ def _aggregate(value: Any, query: PopulationQuery) -> RawAggregate:
             _fail("nhan", wire_name)
         labels[dim] = {k: _NFC("NFC", v) for k, v in names.items()}
     allowed_wards = None if query.wards is None else set(query.wards)
+    maps = [_value_map(dim, labels, allowed_wards) for dim in query.group_by]
+    width = len(maps)
     cells: list[RawCell] = []
-    seen: set[tuple[str, ...]] = set()
     for item in _list(d, "o", w):
-        cell = _obj(item, "o[]")
-        raw_values = _list(cell, "giaTri", "o[]")
-        if len(raw_values) != len(query.group_by):
+        if type(item) is not dict:
+            _fail("o[]")
+        raw_values = item.get("giaTri")
+        if type(raw_values) is not list or len(raw_values) != width:
             _fail("o[]", "giaTri")
-        values = tuple(
-            _stats_value(dim, raw, labels, allowed_wards)
-            for dim, raw in zip(query.group_by, raw_values, strict=True)
-        )
-        count, key_sum = cell.get("soNguoi"), cell.get("tongKhoa")
+        try:
+            values = tuple([m[raw] for m, raw in zip(maps, raw_values, strict=True)])
+        except (KeyError, TypeError):
+            _fail("o[]", "giaTri")
+        count, key_sum = item.get("soNguoi"), item.get("tongKhoa")
         if type(count) is not int or count < 1:
             _fail("o[]", "soNguoi")
         if type(key_sum) is not int or not 0 <= key_sum <= _MAX_KEY * count:
             _fail("o[]", "tongKhoa")
-        if values in seen:
-            _fail("o[]", "giaTri")
-        seen.add(values)
         cells.append(RawCell(values, count, key_sum))
+    if len({cell.values for cell in cells}) != len(cells):
+        _fail("o[]", "giaTri")
     return RawAggregate(query.province, as_of, query.group_by, tuple(cells), labels)
 
 
-def _stats_value(
-    dim: str, raw: Any, labels: dict[str, dict[str, str]], allowed_wards: set[str] | None
-) -> str:
-    if type(raw) is not str:
-        _fail("o[]", "giaTri")
+def _value_map(dim: str, labels: dict[str, dict[str, str]], allowed_wards: set[str] | None) -> dict[str, str]:
+    """Upstream value -> API value for one dimension: what a cell may hold there (anything else is off-contract)."""
     if dim == "ward":
-        if not _WARD.fullmatch(raw) or raw not in labels["ward"]:
-            _fail("o[]", "giaTri")
-        if allowed_wards is not None and raw not in allowed_wards:
-            _fail("o[]", "giaTri")
-        return raw
+        return {
+            code: code
+            for code in labels["ward"]
+            if _WARD.fullmatch(code) and (allowed_wards is None or code in allowed_wards)
+        }
     if dim == "ethnicity":
-        if not _GSO_CODE.fullmatch(raw) or raw not in labels["ethnicity"]:
-            _fail("o[]", "giaTri")
-        return raw
-    value = _STATS_VALUE[dim].get(raw) if dim in _STATS_VALUE else raw
-    if value is None or value not in STATS_VALUES[dim]:
-        _fail("o[]", "giaTri")
-    return value
+        return {code: code for code in labels["ethnicity"] if _GSO_CODE.fullmatch(code)}
+    table = _STATS_VALUE.get(dim)
+    if table is None:
+        return {value: value for value in STATS_VALUES[dim]}
+    return {raw: api for raw, api in table.items() if api in STATS_VALUES[dim]}
 
 
 # ------------------------------------------------------------------------------------- one-time codes

@@ -96,18 +96,11 @@ def _query_detail(body: PopulationRequest, province: str | None) -> dict[str, An
     }
 
 
-def _sort_key(group_by: Sequence[str]) -> Any:
-    orders = [
-        {value: index for index, value in enumerate(STATS_VALUES[dim])} if dim in STATS_VALUES else None
-        for dim in group_by
-    ]
-
-    def key(cell: RawCell) -> tuple[Any, ...]:
-        return tuple(
-            value if order is None else order[value] for value, order in zip(cell.values, orders, strict=True)
-        )
-
-    return key
+def _order(dim: str, cells: Sequence[RawCell], index: int) -> dict[str, Any]:
+    """A dimension's value -> its rank: codes (wards, ethnic groups) as themselves, vocabularies in their order."""
+    if dim in STATS_VALUES:
+        return {value: rank for rank, value in enumerate(STATS_VALUES[dim])}
+    return {cell.values[index]: cell.values[index] for cell in cells}
 
 
 class StatsService:
@@ -200,31 +193,40 @@ class StatsService:
             residence_status=None if f.residence_status is None else tuple(f.residence_status),
         )
 
-    def _count(self, count: int, key_sum: int) -> dict[str, Any]:
-        published = self.table.publish(count, key_sum)
-        return {"count": published, "suppressed": published is None}
-
     def _publish(self, raw: RawAggregate) -> dict[str, Any]:
         """The answer: perturbed counts, suppressed small cells, items in dimension order."""
-        labels: Mapping[str, Mapping[str, str]] = raw.labels
+        group_by = raw.group_by
+        orders = [_order(dim, raw.cells, i) for i, dim in enumerate(group_by)]
+        cells = sorted(raw.cells, key=lambda c: [order[v] for order, v in zip(orders, c.values, strict=True)])
+        shown: list[dict[str, Any]] = []  # per dimension: value -> what the item shows (one object per code)
+        for dim in group_by:
+            if dim in ("ward", "ethnicity"):
+                names = raw.labels.get(dim, {})
+                shown.append({code: {"code": code, "name": names.get(code)} for code in names})
+            else:
+                shown.append({value: value for value in STATS_VALUES[dim]})
+        publish = self.table.publish
         items = []
-        for cell in sorted(raw.cells, key=_sort_key(raw.group_by)):
-            item: dict[str, Any] = {}
-            for dim, value in zip(raw.group_by, cell.values, strict=True):
-                if dim in ("ward", "ethnicity"):
-                    item[dim] = {"code": value, "name": labels.get(dim, {}).get(value)}
-                else:
-                    item[dim] = value
-            item.update(self._count(cell.count, cell.key_sum))
+        for cell in cells:
+            item: dict[str, Any] = {
+                dim: view.get(value) or {"code": value, "name": None}
+                if dim in ("ward", "ethnicity")
+                else value
+                for dim, view, value in zip(group_by, shown, cell.values, strict=True)
+            }
+            count = publish(cell.count, cell.key_sum)
+            item["count"] = count
+            item["suppressed"] = count is None
             items.append(item)
         total_count = sum(cell.count for cell in raw.cells)
         total_keys = sum(cell.key_sum for cell in raw.cells)
+        total = publish(total_count, total_keys)
         return {
             "province": raw.province,
             "as_of": raw.as_of.isoformat(),
-            "group_by": list(raw.group_by),
+            "group_by": list(group_by),
             "items": items,
-            "total": self._count(total_count, total_keys),
+            "total": {"count": total, "suppressed": total is None},
             "method": {
                 "name": "cell_key",
                 "threshold": self.table.threshold,

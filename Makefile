@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## run: install, migrate, seed the mock national database, create a demo client, print how to call it, serve
+## run: install, migrate, seed the mock national database, create a demo client and two demo operators, print
+## how to call it and how to sign in to the console, serve
 ## (on another port: make run PORT=8001; a busy port stops it before anything else happens)
 PORT ?= 8000
 DEMO_PURPOSE := DEMO-1.000001
@@ -35,6 +36,12 @@ run: port-free install
 	    --scopes citizen.verify,citizen.read,household.read --fields '*' --provinces 52 \
 	    --purposes $(DEMO_PURPOSE) --verify-details --json > var/demo_client.json.tmp \
 	  && mv var/demo_client.json.tmp var/demo_client.json; }
+	@test -s var/demo_operators.json || { umask 077; { \
+	  $(BIN)/dancu operators create --username quantri --display-name "Quản trị viên minh họa (demo)" \
+	    --roles admin,approver --json && \
+	  $(BIN)/dancu operators create --username kiemtoan --display-name "Kiểm toán viên minh họa (demo)" \
+	    --roles auditor,analyst --json; } > var/demo_operators.json.tmp \
+	  && mv var/demo_operators.json.tmp var/demo_operators.json; }
 	@$(BIN)/python scripts/demo_hint.py --port $(PORT) --purpose $(DEMO_PURPOSE) --persona $(PERSONA) --count $(COUNT)
 	$(BIN)/dancu serve --port $(PORT)
 

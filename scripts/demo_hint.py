@@ -1,4 +1,5 @@
-"""Print how to call the gateway with the demo client `make run` created (var/demo_client.json)."""
+"""Print how to call the gateway with the demo client `make run` created (var/demo_client.json), and how to
+sign in to the console as its two demo operators (var/demo_operators.json)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,24 @@ docs/personas.md). Demo client in var/demo_client.json: purpose {args.purpose}, 
   curl -s -X POST {base}/v1/citizens/household {auth} \\
       -d '{{"personal_id": "{args.persona}"}}'
 """
+    )
+    print(operators_hint(base))
+
+
+def operators_hint(base: str) -> str:
+    """The console's URL and the demo operators' logins (their initial passwords, valid until the first login
+    changes them)."""
+    path = Path("var/demo_operators.json")
+    if not path.is_file():
+        return ""
+    logins = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    roles = {"quantri": "admin + approver", "kiemtoan": "auditor + analyst"}
+    lines = [
+        f"  {o['username']:<9} {o['initial_password']}   ({roles.get(o['username'], '')})" for o in logins
+    ]
+    return (
+        f"Console (bảng điều khiển): {base}/console/ . Demo operators, initial passwords (changed at the first\n"
+        "login; `dancu operators reset-password quantri` prints a new one):\n" + "\n".join(lines) + "\n"
     )
 
 

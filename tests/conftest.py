@@ -1,9 +1,13 @@
-"""Session-wide fixtures: real PostgreSQL and Redis, isolated per test session.
+"""Session-wide fixtures: real PostgreSQL and Redis, isolated per test session (the helpers behind them, and
+the harness for a running gateway every folder uses, are in ``tests.harness``).
 
 CI runs on the same machine as developers' work, so every session creates its own PostgreSQL
 database (``dancu_t_<random>``) and drops it afterwards, uses its own Redis key prefix and never
 flushes Redis. ``DANCU_TEST_REQUIRE_SERVICES=1`` (set by ``.ci/run``) turns a missing service into
 a failure instead of a skip.
+
+Here too: the gateway as a portal calls it (``gateway``, ``sqlite_gateway``, ``gateway_pg`` and the mock
+databases behind them), which any folder uses by name and a folder with other needs overrides.
 """
 
 from __future__ import annotations
@@ -11,49 +15,27 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+import shutil
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-POSTGRES_URL = os.environ.get("DANCU_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("DANCU_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-REQUIRE_SERVICES = os.environ.get("DANCU_TEST_REQUIRE_SERVICES", "") == "1"
-
-
-def _unavailable(what: str, err: BaseException) -> None:
-    message = f"{what} is not reachable ({type(err).__name__})"
-    if REQUIRE_SERVICES:
-        pytest.fail(message + " and DANCU_TEST_REQUIRE_SERVICES=1", pytrace=False)
-    pytest.skip(message)
-
-
-def _with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
-
-
-def _plain_postgres(url: str) -> str:
-    """asyncpg wants ``postgresql://``; accept a SQLAlchemy-style driver suffix in the setting."""
-    scheme, sep, rest = url.partition("://")
-    return "postgresql" + sep + rest if scheme.startswith("postgresql") else url
-
-
-async def _admin(url: str, *statements: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(_plain_postgres(url), timeout=5)
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
+from tests.harness import (
+    MOCK_KEY,
+    POSTGRES_URL,
+    REDIS_URL,
+    Gateway,
+    fresh_postgres,
+    gateway_settings,
+    plain_postgres,
+    postgres_admin,
+    running,
+    seeded_mock,
+    serve_in_thread,
+    unavailable,
+    with_database,
+)
 
 
 @pytest.fixture(scope="session")
@@ -61,13 +43,13 @@ def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test session, as a plain ``postgresql://`` URL."""
     name = "dancu_t_" + secrets.token_hex(6)
     try:
-        asyncio.run(_admin(POSTGRES_URL, f'CREATE DATABASE "{name}"'))
+        asyncio.run(postgres_admin(POSTGRES_URL, f'CREATE DATABASE "{name}"'))
     except (TimeoutError, OSError, Exception) as err:
-        _unavailable("PostgreSQL", err)
+        unavailable("PostgreSQL", err)
     try:
-        yield _with_database(_plain_postgres(POSTGRES_URL), name)
+        yield with_database(plain_postgres(POSTGRES_URL), name)
     finally:
-        asyncio.run(_admin(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(postgres_admin(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")
@@ -79,7 +61,7 @@ def redis_url() -> str:
     try:
         client.ping()
     except redis.RedisError as err:
-        _unavailable("Redis", err)
+        unavailable("Redis", err)
     finally:
         client.close()
     return REDIS_URL
@@ -89,14 +71,6 @@ def redis_url() -> str:
 def redis_prefix() -> str:
     """A key prefix owned by this test session alone (Redis is shared with other work: never flush it)."""
     return f"dancu_t_{secrets.token_hex(6)}:"
-
-
-def free_port() -> int:
-    """A TCP port on loopback that nothing is bound to right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(autouse=True)
@@ -116,60 +90,71 @@ def isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterat
     get_settings.cache_clear()
 
 
-@contextmanager
-def serve_in_thread(app: Any, name: str) -> Iterator[str]:
-    """``app`` under a real uvicorn server on a free loopback port, in a thread; yields its base URL."""
-    import uvicorn
+# --- the gateway as a portal calls it (a folder with other needs overrides these: tests/admin, tests/auth) -----
+# On SQLite, once on the embedded mock and once on the real mock service over HTTP; on PostgreSQL for
+# ``gateway_pg``. Clients are registered through the service layer, as an operator's CLI does.
 
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            lifespan="on",
-            ws="none",
-            log_config=None,  # leave the test process's logging alone
-            log_level="warning",
-            access_log=False,
-        )
+
+@pytest.fixture(scope="session")
+def mock_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return seeded_mock(tmp_path_factory, "citizens-mock", 400)
+
+
+@pytest.fixture(scope="session")
+def live_mock(mock_db: str) -> Iterator[str]:
+    """The real mock service (faults on) on a free loopback port, for the ``http`` backend."""
+    from pydantic import SecretStr
+
+    from mock_csdlqg.app import create_app as create_mock_app
+    from mock_csdlqg.config import MockSettings
+
+    settings = MockSettings.model_construct(
+        database_url=mock_db, api_key=SecretStr(MOCK_KEY), faults=True, max_batch=1000
     )
-    thread = threading.Thread(target=server.run, name=name, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail(f"{name} did not start", pytrace=False)
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serve_in_thread(create_mock_app(settings), "citizens-live-mock") as url:
+        yield url
 
 
-@contextmanager
-def fresh_postgres(postgres_url: str) -> Iterator[str]:
-    """A PostgreSQL database of its own, migrated to head, dropped afterwards (the audit tables refuse TRUNCATE)."""
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from app.cli import upgrade_database
 
-    name = "dancu_t_" + secrets.token_hex(6)
-    asyncio.run(_admin(postgres_url, f'CREATE DATABASE "{name}"'))
-    url = _with_database(postgres_url, name)
-    try:
-        upgrade_database(url)
+    path = tmp_path_factory.mktemp("citizens-gw") / "dancu.db"
+    upgrade_database(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def migrated_postgres(postgres_url: str) -> Iterator[str]:
+    with fresh_postgres(postgres_url) as url:
         yield url
-    finally:
-        asyncio.run(_admin(postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-def seeded_mock(tmp_path_factory: pytest.TempPathFactory, name: str, count: int = 0) -> str:
-    """A mock national database in a new temporary folder: the personas plus ``count`` generated residents
-    (seed 5, as of 2026-01-01: the same residents in every suite that asks for the same count)."""
-    from datetime import date
+@pytest.fixture(params=["embedded", "http"])
+async def gateway(
+    request: pytest.FixtureRequest, migrated_sqlite: Path, tmp_path: Path, mock_db: str
+) -> AsyncIterator[Gateway]:
+    """The gateway on SQLite, once on the embedded mock and once on the mock service over HTTP."""
+    path = tmp_path / "dancu.db"
+    shutil.copyfile(migrated_sqlite, path)
+    live = request.getfixturevalue("live_mock") if request.param == "http" else None
+    async with running(
+        gateway_settings(f"sqlite:///{path}", mock_db, request.param, live), request.param
+    ) as gw:
+        yield gw
 
-    from mock_csdlqg.generator.pipeline import seed_database
 
-    url = f"sqlite:///{tmp_path_factory.mktemp(name) / 'mock.db'}"
-    asyncio.run(seed_database(url, count=count, seed=5, as_of=date(2026, 1, 1), workers=1))
-    return url
+@pytest.fixture
+async def sqlite_gateway(migrated_sqlite: Path, tmp_path: Path, mock_db: str) -> AsyncIterator[Gateway]:
+    """The embedded backend on SQLite only, for tests where the backend does not matter."""
+    path = tmp_path / "dancu.db"
+    shutil.copyfile(migrated_sqlite, path)
+    async with running(gateway_settings(f"sqlite:///{path}", mock_db, "embedded", None), "embedded") as gw:
+        yield gw
+
+
+@pytest.fixture
+async def gateway_pg(migrated_postgres: str, mock_db: str) -> AsyncIterator[Gateway]:
+    """The gateway's own tables on PostgreSQL (a fresh database), embedded backend."""
+    async with running(gateway_settings(migrated_postgres, mock_db, "embedded", None), "embedded") as gw:
+        yield gw

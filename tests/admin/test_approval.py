@@ -17,16 +17,8 @@ from app.admin.service import grant_widening
 from app.audit.writer import AdminLog
 from app.auth.dependencies import KEYS
 from app.auth.schemas import GrantIn, GrantOut
-from tests.admin.conftest import (
-    PURPOSE,
-    Admin,
-    Gateway,
-    Registered,
-    admin_for,
-    gateway_settings,
-    running,
-    two_admins,
-)
+from tests.admin.conftest import Admin, admin_for, two_admins
+from tests.harness import ISSUER, PURPOSE, Gateway, Registered, gateway_settings, running
 
 NARROW_BASE: dict[str, Any] = {
     "scopes": ["citizen.verify", "citizen.read"],
@@ -143,7 +135,9 @@ async def test_widening_waits_for_a_different_admin(admins: tuple[Admin, Admin],
     assert change["decided_by"] == second.client_id
     assert change["decided_at"] is not None
 
-    events = [e for e in await four_eyes.events() if e.actor != "cli" and e.action != "admin.purpose.create"]
+    events = [
+        e for e in await four_eyes.events("admin.") if e.actor != "cli" and e.action != "admin.purpose.create"
+    ]
     assert [(e.action, e.actor, e.status_code) for e in events if e.action != "admin.client.create"] == [
         ("admin.change.request", first.client_id, 202),
         ("admin.change.approve", second.client_id, 200),
@@ -335,7 +329,9 @@ async def test_without_require_approval_everything_applies_at_once(admin: Admin,
 
 @pytest.fixture
 async def four_eyes_pg(postgres_database_url: str) -> AsyncIterator[Gateway]:
-    async with running(gateway_settings(postgres_database_url, admin={"require_approval": True})) as gw:
+    async with running(
+        gateway_settings(postgres_database_url, issuer=ISSUER, admin={"require_approval": True})
+    ) as gw:
         yield gw
 
 

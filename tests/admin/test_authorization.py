@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from tests.admin.conftest import Admin, Gateway, Registered
+from tests.admin.conftest import Admin
+from tests.harness import Gateway, Registered
 
 ADMIN_PREFIX = "/v1/admin"
 
@@ -71,7 +72,7 @@ async def test_non_admin_tokens_get_403_on_every_admin_route(
     caller = await gateway.operator_client("Không phải quản trị", **grant)
     token = await gateway.token(caller)
     before = (await admin.get(f"/clients/{victim.client_id}")).json()
-    events = len(await gateway.events())
+    events = len(await gateway.events("admin."))
 
     for method, path in admin_routes(gateway):
         response = await gateway.http.request(
@@ -84,7 +85,7 @@ async def test_non_admin_tokens_get_403_on_every_admin_route(
         assert response.json()["code"] == "insufficient_scope"
 
     assert (await admin.get(f"/clients/{victim.client_id}")).json() == before
-    assert len(await gateway.events()) == events
+    assert len(await gateway.events("admin.")) == events
 
 
 async def test_no_token_or_a_bad_one_gets_401_on_every_admin_route(admin: Admin, gateway: Gateway) -> None:
@@ -152,7 +153,7 @@ async def test_unknown_members_are_422(
     portal = await admin.new_client()
     clients = (await admin.get("/clients")).json()
     grant = (await admin.get(f"/clients/{portal.client_id}/grant")).json()
-    events = len(await gateway.events())
+    events = len(await gateway.events("admin."))
 
     response = await admin.request(method, path.replace("{client_id}", portal.client_id), body)
 
@@ -162,7 +163,7 @@ async def test_unknown_members_are_422(
     assert "c_other" not in response.text
     assert (await admin.get("/clients")).json() == clients
     assert (await admin.get(f"/clients/{portal.client_id}/grant")).json() == grant
-    assert len(await gateway.events()) == events
+    assert len(await gateway.events("admin.")) == events
 
 
 async def test_malformed_json_is_422(admin: Admin, gateway: Gateway) -> None:

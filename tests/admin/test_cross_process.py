@@ -18,12 +18,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.admin.conftest import (
+from tests.admin.conftest import admin_for
+from tests.harness import (
     HEAD,
+    ISSUER,
     PURPOSE,
     Gateway,
     Registered,
-    admin_for,
     eventually,
     gateway_environment,
     gateway_settings,
@@ -45,7 +46,7 @@ def shared_database(request: pytest.FixtureRequest, sqlite_url: str) -> str:
 
 @pytest.fixture
 async def local(shared_database: str, mock_db: str) -> AsyncIterator[Gateway]:
-    async with running(gateway_settings(shared_database, mock_db)) as gateway:
+    async with running(gateway_settings(shared_database, mock_db, issuer=ISSUER)) as gateway:
         yield gateway
 
 

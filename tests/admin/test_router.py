@@ -15,7 +15,8 @@ from app.auth.context import SCOPES
 from app.auth.models import ClientGrant
 from app.auth.service import expand_grant
 from app.backends.base import RESIDENT_FIELDS, SENSITIVE_FIELDS
-from tests.admin.conftest import ISSUER, PURPOSE, Admin, Gateway, Registered
+from tests.admin.conftest import Admin
+from tests.harness import ISSUER, PURPOSE, Gateway, Registered
 
 
 def ec_key() -> ec.EllipticCurvePrivateKey:
@@ -140,12 +141,12 @@ async def test_edit_suspend_and_reinstate(admin: Admin, gateway: Gateway) -> Non
 
 async def test_an_empty_patch_changes_nothing_and_writes_no_event(admin: Admin, gateway: Gateway) -> None:
     portal = await admin.new_client()
-    before = len(await gateway.events())
+    before = len(await gateway.events("admin."))
 
     response = await admin.patch(f"/clients/{portal.client_id}", {})
 
     assert response.status_code == 200
-    assert len(await gateway.events()) == before
+    assert len(await gateway.events("admin.")) == before
 
 
 async def test_rotate_secret_stops_the_old_one(admin: Admin, gateway: Gateway) -> None:
@@ -286,7 +287,7 @@ async def test_an_invalid_grant_is_422_and_changes_nothing(
 ) -> None:
     portal = await admin.new_client()
     before = (await admin.get(f"/clients/{portal.client_id}/grant")).json()
-    events = len(await gateway.events())
+    events = len(await gateway.events("admin."))
 
     response = await admin.put_grant(portal.client_id, **grant)
 
@@ -298,7 +299,7 @@ async def test_an_invalid_grant_is_422_and_changes_nothing(
         if isinstance(value, str) and value not in {"*", *SCOPES, *RESIDENT_FIELDS}:
             assert value not in json.dumps(response.json()["errors"])  # never echoes the input
     assert (await admin.get(f"/clients/{portal.client_id}/grant")).json() == before
-    assert len(await gateway.events()) == events
+    assert len(await gateway.events("admin.")) == events
 
 
 async def test_audit_scopes_may_share_a_grant(admin: Admin) -> None:
@@ -386,7 +387,7 @@ async def test_every_change_is_audited_with_before_and_after_and_no_secret(
     await admin.patch(f"/clients/{client_id}", {"status": "suspended"})
     await admin.post("/keys/rotate")
 
-    events = [e for e in await gateway.events() if e.actor == admin.client_id]
+    events = [e for e in await gateway.events("admin.") if e.actor == admin.client_id]
 
     assert [e.action for e in events] == [
         "admin.client.create",

@@ -25,16 +25,8 @@ from app.auth.dependencies import KEYS
 from app.auth.errors import Conflict
 from app.auth.models import Client
 from app.auth.service import CLI_ACTOR, AuthService
-from tests.admin.conftest import (
-    PURPOSE,
-    Admin,
-    Gateway,
-    Registered,
-    admin_for,
-    gateway_settings,
-    running,
-    two_admins,
-)
+from tests.admin.conftest import Admin, admin_for, two_admins
+from tests.harness import ISSUER, PURPOSE, Gateway, Registered, gateway_settings, running
 
 WIDE_GRANT: dict[str, Any] = {
     "scopes": ["citizen.read"],
@@ -54,13 +46,13 @@ def database_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def plain(database_url: str) -> AsyncIterator[Gateway]:
-    async with running(gateway_settings(database_url)) as gw:
+    async with running(gateway_settings(database_url, issuer=ISSUER)) as gw:
         yield gw
 
 
 @pytest.fixture
 async def four_eyes(database_url: str) -> AsyncIterator[Gateway]:
-    async with running(gateway_settings(database_url, admin={"require_approval": True})) as gw:
+    async with running(gateway_settings(database_url, issuer=ISSUER, admin={"require_approval": True})) as gw:
         yield gw
 
 
@@ -108,7 +100,7 @@ async def test_rotating_another_clients_secret_waits_for_a_second_admin(four_eye
         ("admin.change.approve", second.client_id),
         ("admin.client.secret_rotate", second.client_id),
     ]
-    assert all(new_secret not in json.dumps(e.detail) for e in await four_eyes.events())
+    assert all(new_secret not in json.dumps(e.detail) for e in await four_eyes.events("admin."))
 
 
 async def test_replacing_another_clients_keys_waits_for_a_second_admin(four_eyes: Gateway) -> None:

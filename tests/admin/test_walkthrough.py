@@ -17,8 +17,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.admin.conftest import gateway_environment
-from tests.conftest import free_port
+from tests.harness import free_port, gateway_environment
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "admin.md"
 RESTART_MARKER = (

@@ -17,7 +17,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from tests.citizens.conftest import PURPOSE, Client, Gateway
+from tests.harness import PURPOSE, Client, Gateway
 
 MALFORMED = (b'{"a":', b'{"personal_id": "0520', b"[1, 2", b"\xff\xfe\x00")
 BODY_METHODS = {"post", "put", "patch"}

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 import app.models  # noqa: F401 - registers every table on Base.metadata
 from app.cli import migration_config, upgrade_database
 from app.db import Base, async_database_url
-from tests.conftest import _admin, _with_database
+from tests.harness import postgres_admin, with_database
 
 GATEWAY_TABLES = set(Base.metadata.tables)
 
@@ -152,11 +152,11 @@ def empty_postgres(postgres_url: str) -> Iterator[str]:
     seed their tables into it, and the snapshot of the gateway's tables then held three more (the test passed
     or failed by the order the suites ran in)."""
     name = "dancu_t_" + secrets.token_hex(6)
-    asyncio.run(_admin(postgres_url, f'CREATE DATABASE "{name}"'))
+    asyncio.run(postgres_admin(postgres_url, f'CREATE DATABASE "{name}"'))
     try:
-        yield _with_database(postgres_url, name)
+        yield with_database(postgres_url, name)
     finally:
-        asyncio.run(_admin(postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(postgres_admin(postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def test_one_head_and_dated_file_names() -> None:

@@ -36,7 +36,7 @@ from app.auth.service import AuthService
 from app.cli import upgrade_database
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
-from tests.conftest import _admin, free_port, fresh_postgres, seeded_mock
+from tests.harness import free_port, fresh_postgres, postgres_admin, seeded_mock
 
 SUBJECT_KEYS = "k1:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVpBQkNERUY="
 ENCRYPTION_KEY = Fernet.generate_key().decode()
@@ -81,7 +81,7 @@ def migrated_url(request: pytest.FixtureRequest, audit_template: Path, tmp_path:
 async def database_url(migrated_url: str) -> str:
     """A migrated, empty gateway database on SQLite or PostgreSQL."""
     if migrated_url.startswith("postgresql"):
-        await _admin(
+        await postgres_admin(
             migrated_url,
             "SET session_replication_role = replica",  # the audit tables refuse TRUNCATE through a trigger
             f"TRUNCATE {', '.join(GATEWAY_TABLES)} CASCADE",

@@ -30,7 +30,7 @@ from tests.audit.conftest import (
     serving,
     token_for,
 )
-from tests.conftest import fresh_postgres
+from tests.harness import fresh_postgres
 
 pytestmark = pytest.mark.slow
 

@@ -27,7 +27,7 @@ from app.audit.models import AuditChainHead, AuditEventRow
 from app.audit.writer import MAX_BATCH_EVENTS, AuditEvent, AuditWriter, Outcome, load_subject_hasher
 from app.db import Base, create_engine, create_sessionmaker
 from tests.audit.conftest import HEAD, PURPOSE, Log, audit_settings, open_log
-from tests.conftest import free_port
+from tests.harness import free_port
 
 
 def events(write: int | str, count: int = 1, **changes: Any) -> list[AuditEvent]:

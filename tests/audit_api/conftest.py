@@ -20,15 +20,7 @@ import pytest
 from sqlalchemy import select
 
 from app.audit.models import AuditEventRow
-from tests.citizens.conftest import (  # noqa: F401 - fixtures, registered here by import
-    Client,
-    Gateway,
-    gateway_settings,
-    migrated_postgres,
-    migrated_sqlite,
-    mock_db,
-    running,
-)
+from tests.harness import Client, Gateway, gateway_settings, running
 
 K1 = "k1:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVpBQkNERUY="
 K2 = "k2:" + "WllYV1ZVVFNSUVBPTk1MS0pJSEdGRURDQkFaWVhXVlU="
@@ -50,7 +42,7 @@ class Site:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def site(request: pytest.FixtureRequest, tmp_path: Path, mock_db: str) -> Site:  # noqa: F811
+def site(request: pytest.FixtureRequest, tmp_path: Path, mock_db: str) -> Site:
     """A fresh gateway database: a copy of the migrated SQLite file, or a new migrated PostgreSQL one.
 
     Synchronous: the session fixtures it asks for run migrations with ``asyncio.run``.
@@ -71,7 +63,7 @@ async def gw(site: Site) -> AsyncIterator[Gateway]:
 
 
 @pytest.fixture
-async def sqlite_gw(tmp_path: Path, migrated_sqlite: Path, mock_db: str) -> AsyncIterator[Gateway]:  # noqa: F811
+async def sqlite_gw(tmp_path: Path, migrated_sqlite: Path, mock_db: str) -> AsyncIterator[Gateway]:
     """The gateway on SQLite only, for what does not depend on the database."""
     path = tmp_path / "dancu.db"
     shutil.copyfile(migrated_sqlite, path)

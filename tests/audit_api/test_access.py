@@ -8,7 +8,7 @@ from typing import Any
 from app.audit.dependencies import AUDIT
 from app.audit.models import AuditEventRow
 from tests.audit_api.conftest import Auditor, all_rows, auditor
-from tests.citizens.conftest import HEAD, Gateway
+from tests.harness import HEAD, Gateway
 
 ROUTES: list[tuple[str, str, Any]] = [
     ("POST", "/v1/audit/events/search", {}),

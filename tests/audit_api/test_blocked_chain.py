@@ -23,7 +23,7 @@ from app.audit.models import AuditEventRow
 from app.cli import cli
 from app.config import get_settings
 from tests.audit_api.conftest import K1, Site, auditor
-from tests.citizens.conftest import ENCRYPTION_KEY, HEAD, Gateway
+from tests.harness import ENCRYPTION_KEY, HEAD, Gateway
 
 VERIFY = {"personal_id": HEAD, "full_name": "Nguyễn Văn Thành", "date_of_birth": "1968-04-15"}
 

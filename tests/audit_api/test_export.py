@@ -17,7 +17,7 @@ from app.audit.schemas import EVENT_COLUMNS, ExportRequest
 from app.audit.service import AuditService, Reader
 from app.auth.dependencies import KEYS
 from tests.audit_api.conftest import all_rows, auditor
-from tests.citizens.conftest import HEAD, Gateway
+from tests.harness import HEAD, Gateway
 
 EXPORT = "/v1/audit/export"
 PORTAL_NAME = "Cổng DVC tỉnh Gia Lai"

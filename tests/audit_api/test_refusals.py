@@ -21,7 +21,7 @@ import pytest
 
 from app.citizens.fast import CitizenFastPath
 from tests.audit_api.conftest import OTHER_PURPOSE, Auditor, Site, auditor
-from tests.citizens.conftest import HCM, HEAD, JRAI, NAME_D, REISSUED_OLD, UNKNOWN, Client, Gateway
+from tests.harness import HCM, HEAD, JRAI, NAME_D, REISSUED_OLD, UNKNOWN, Client, Gateway
 
 VERIFY = "/v1/citizens/verify"
 BATCH = "/v1/citizens/verify/batch"

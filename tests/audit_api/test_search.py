@@ -18,7 +18,7 @@ from app.audit.repository import AuditRepository
 from app.audit.schemas import rfc3339
 from app.lifespan import AUDIT_READ_CONCURRENCY
 from tests.audit_api.conftest import K1, K2, OTHER_PURPOSE, Site, all_rows, auditor
-from tests.citizens.conftest import HEAD, JRAI, NAME_D, PURPOSE, UNKNOWN, Gateway
+from tests.harness import HEAD, JRAI, NAME_D, PURPOSE, UNKNOWN, Gateway
 
 EVENT_MEMBERS = {
     "event_id", "seq", "at", "request_id", "client_id", "actor", "action", "purpose", "dossier_id",

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from tests.audit_api.conftest import auditor
-from tests.citizens.conftest import Gateway
+from tests.harness import Gateway
 
 EXTREMES = (
     "0001-01-01T00:00:00+14:00",

@@ -10,7 +10,7 @@ from app.audit import writer as audit_writer
 from app.audit.dependencies import AUDIT
 from app.audit.writer import AuditEvent, Outcome
 from tests.audit_api.conftest import Auditor, auditor
-from tests.citizens.conftest import Gateway
+from tests.harness import Gateway
 
 STATS = "/v1/audit/stats"
 WINDOW = {"since": "2001-03-01T00:00:00Z", "until": "2001-03-04T00:00:00Z"}

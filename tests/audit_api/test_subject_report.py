@@ -7,7 +7,7 @@ import json
 from app.audit.dependencies import AUDIT
 from app.audit.writer import AuditEvent
 from tests.audit_api.conftest import all_rows, auditor
-from tests.citizens.conftest import HEAD, JRAI, PURPOSE, Gateway
+from tests.harness import HEAD, JRAI, PURPOSE, Gateway
 
 REPORT = "/v1/audit/subject-report"
 ITEM = {

@@ -1,32 +1,24 @@
-"""Fixtures for the auth tests: a migrated database (SQLite, and PostgreSQL where the database matters), the
-gateway in process, and helpers that register clients through the service layer, as an operator would."""
+"""Fixtures for the auth tests: a migrated database (SQLite, and PostgreSQL where the database matters), and
+the gateway in process (``tests.harness``) with routes that echo what each scope alias gives."""
 
 from __future__ import annotations
 
 import shutil
 import warnings
-from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.audit.writer import AdminLog
 from app.auth.context import AuthContext
-from app.auth.dependencies import KEYS, AdminClient, ReadClient, SubjectReportReader, VerifyClient
-from app.auth.keys import KeyStore
-from app.auth.schemas import ClientCreate, GrantIn, PurposeIn
-from app.auth.service import AuthService
+from app.auth.dependencies import AdminClient, ReadClient, SubjectReportReader, VerifyClient
 from app.cli import upgrade_database
 from app.config import Settings
 from app.main import create_app
-from app.state import AppState
-from tests.conftest import fresh_postgres
+from tests.harness import Gateway, fresh_postgres, running
 
 with warnings.catch_warnings():
     # Authlib warns once, on import, that it found httpx rather than its httpx2 fork (and installs an
@@ -36,9 +28,6 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", AuthlibDeprecationWarning)
     import authlib.integrations.httpx_client  # type: ignore[import-untyped]  # noqa: F401
 
-AUDIENCE = "dancu-gateway"
-BASE_URL = "http://testserver"
-TOKEN_URL = BASE_URL + "/oauth2/token"
 GATEWAY_TABLES = (
     "audit_events",
     "audit_chain_head",
@@ -138,107 +127,24 @@ def protected_app(settings: Settings) -> FastAPI:
     return app
 
 
-@dataclass(frozen=True)
-class Registered:
-    client_id: str
-    client_secret: str
-
-
-@dataclass
-class Gateway:
-    """The running gateway and an operator's hands on its service layer."""
-
-    app: FastAPI
-    http: httpx.AsyncClient
-    purposes: set[str] = field(default_factory=set)
-
-    @property
-    def state(self) -> AppState:
-        state: AppState = self.app.state.dancu
-        return state
-
-    @property
-    def keys(self) -> KeyStore:
-        return self.state[KEYS]
-
-    def service(self, session: Any) -> AuthService:
-        return AuthService(session, self.keys.secrets, AdminLog(session, actor="test"))
-
-    async def register(
-        self,
-        *,
-        scopes: Sequence[str] = ("citizen.read",),
-        fields: Sequence[str] = ("*",),
-        provinces: Sequence[str] = ("*",),
-        purposes: Sequence[str] = (),
-        jwks: dict[str, Any] | None = None,
-        valid_from: datetime | None = None,
-        valid_until: datetime | None = None,
-        name: str = "Cổng dịch vụ công tỉnh Gia Lai",
-    ) -> Registered:
-        async with self.state.sessionmaker() as session:
-            service = self.service(session)
-            for code in purposes:
-                if code not in self.purposes:
-                    await service.add_purpose(
-                        PurposeIn(code=code, title="Thủ tục", legal_basis="Luật 26/2023/QH15")
-                    )
-                    self.purposes.add(code)
-            created = await service.create_client(ClientCreate(name=name))
-            client_id = created.client.client_id
-            grant = GrantIn(
-                scopes=list(scopes),
-                fields=list(fields),
-                provinces=list(provinces),
-                purposes=list(purposes),
-                valid_from=valid_from,
-                valid_until=valid_until,
-            )
-            await service.replace_grant(client_id, grant)
-            if jwks is not None:
-                await service.set_jwks(client_id, jwks)
-            await session.commit()
-        return Registered(client_id, created.client_secret)
-
-    async def set_status(self, client_id: str, status: str) -> None:
-        async with self.state.sessionmaker() as session:
-            await self.service(session).set_status(client_id, status)
-            await session.commit()
-
-    async def replace_grant(self, client_id: str, **grant: Any) -> None:
-        async with self.state.sessionmaker() as session:
-            await self.service(session).replace_grant(client_id, GrantIn(**grant))
-            await session.commit()
-
-    async def token_response(self, client: Registered, scope: str | None = None) -> httpx.Response:
-        data = {"grant_type": "client_credentials"}
-        if scope is not None:
-            data["scope"] = scope
-        return await self.http.post("/oauth2/token", data=data, auth=(client.client_id, client.client_secret))
-
-    async def token(self, client: Registered, scope: str | None = None) -> str:
-        response = await self.token_response(client, scope)
-        assert response.status_code == 200, response.text
-        token: str = response.json()["access_token"]
-        return token
+READER_GRANT: Mapping[str, Any] = {
+    "scopes": ["citizen.read"],
+    "fields": ["*"],
+    "provinces": ["*"],
+    "purposes": [],
+}
+"""What ``Gateway.register`` grants in the auth tests unless told otherwise; they ask for tokens themselves."""
 
 
 @pytest.fixture
 async def gateway(settings: Settings) -> AsyncIterator[Gateway]:
-    app = protected_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url=BASE_URL) as http,
-    ):
-        yield Gateway(app, http)
+    async with running(protected_app(settings), grant=READER_GRANT, token_on_register=False) as gw:
+        yield gw
 
 
 @pytest.fixture
 async def sqlite_gateway(sqlite_url: str) -> AsyncIterator[Gateway]:
     """The gateway on SQLite only, for tests where the database does not matter."""
     app = protected_app(Settings(_env_file=None, database_url=sqlite_url))
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url=BASE_URL) as http,
-    ):
-        yield Gateway(app, http)
+    async with running(app, grant=READER_GRANT, token_on_register=False) as gw:
+        yield gw

@@ -39,12 +39,19 @@ from app.auth.service import AuthService
 from app.config import Settings
 from app.db import async_database_url, create_engine, create_sessionmaker, get_session, utcnow
 from app.main import create_app
-from tests.admin.conftest import VENV_BIN, eventually, status_is
-from tests.auth.conftest import Gateway, Registered
-from tests.citizens import conftest as citizens
-from tests.conftest import free_port, seeded_mock
-
-PURPOSE = citizens.PURPOSE
+from tests.harness import (
+    HEAD,
+    PURPOSE,
+    VENV_BIN,
+    Gateway,
+    Registered,
+    eventually,
+    free_port,
+    gateway_settings,
+    running,
+    seeded_mock,
+    status_is,
+)
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -92,9 +99,9 @@ def mock_db(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture
-async def citizen_gateway(sqlite_url: str, mock_db: str) -> AsyncIterator[citizens.Gateway]:
-    settings = citizens.gateway_settings(sqlite_url, mock_db, "embedded", None)
-    async with citizens.running(settings, "embedded") as gateway:
+async def citizen_gateway(sqlite_url: str, mock_db: str) -> AsyncIterator[Gateway]:
+    settings = gateway_settings(sqlite_url, mock_db, "embedded", None)
+    async with running(settings, "embedded") as gateway:
         yield gateway
 
 
@@ -113,7 +120,7 @@ def dependency_calls(route: APIRoute) -> set[Any]:
 
 
 async def test_a_cached_verification_opens_no_database_session_or_connection(
-    citizen_gateway: citizens.Gateway, monkeypatch: pytest.MonkeyPatch
+    citizen_gateway: Gateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     citizen_routes = {
         ctx.path: ctx.original_route
@@ -126,7 +133,7 @@ async def test_a_cached_verification_opens_no_database_session_or_connection(
 
     state = citizen_gateway.state
     client = await citizen_gateway.register()
-    body = {"personal_id": citizens.HEAD, "full_name": "Nguyễn Văn Thành"}
+    body = {"personal_id": HEAD, "full_name": "Nguyễn Văn Thành"}
     monkeypatch.setattr(state[AUDIT], "write", no_audit)
     await state[ACCESS].check_version()  # the version the registration moved: seen now, not by the next tick
     assert (await citizen_gateway.call(client, "/v1/citizens/verify", body)).status_code == 200

@@ -9,7 +9,7 @@ import pytest
 
 from app.backends.base import RESIDENT_FIELDS, SENSITIVE_FIELDS
 from app.db import utcnow
-from tests.auth.conftest import Gateway
+from tests.harness import Gateway
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -53,7 +53,7 @@ async def test_context_expands_the_grant(gateway: Gateway) -> None:
     assert context["purposes"] == ["1.001234.000.00.00.H12"]
     assert context["token_scopes"] == ["citizen.read"]
     assert context["scopes"] == ["citizen.read", "citizen.verify"]
-    assert context["client_name"] == "Cổng dịch vụ công tỉnh Gia Lai"
+    assert context["client_name"] == "Cổng DVC tỉnh Gia Lai"
 
 
 async def test_every_province_is_none(gateway: Gateway) -> None:

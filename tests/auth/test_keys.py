@@ -20,7 +20,7 @@ from app.auth.models import SigningKey as SigningKeyRow
 from app.auth.service import AuthService
 from app.config import KeysSettings, Settings
 from app.jws import verify_jws
-from tests.auth.conftest import Gateway
+from tests.harness import Gateway
 
 NET = 10.0
 """The most a step that must not wait may take before the test calls it stuck (a safety net, not a limit)."""

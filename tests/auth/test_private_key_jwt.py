@@ -22,7 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from app.auth.errors import ReplayStoreUnavailable
 from app.auth.replay import MemoryReplayStore, RedisReplayStore
 from app.config import Settings
-from tests.auth.conftest import BASE_URL, TOKEN_URL, Gateway, protected_app
+from tests.auth.conftest import protected_app
+from tests.harness import BASE_URL, TOKEN_URL, Gateway
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 

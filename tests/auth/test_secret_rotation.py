@@ -16,8 +16,8 @@ from sqlalchemy import select
 
 import app.auth.service as auth_service
 from app.audit.models import AuditEventRow
-from tests.auth.conftest import Gateway, Registered
 from tests.auth.test_private_key_jwt import Holder, form, jwk_of, post
+from tests.harness import Gateway, Registered
 
 
 class MovedClock:

@@ -19,7 +19,7 @@ from app.auth.models import Client
 from app.auth.schemas import ClientCreate, ClientUpdate, GrantIn, PurposeIn
 from app.auth.service import AuthService, parse
 from app.errors import ValidationFailed
-from tests.auth.conftest import Gateway
+from tests.harness import Gateway
 
 
 @pytest.fixture

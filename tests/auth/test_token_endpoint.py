@@ -22,7 +22,8 @@ from app.audit.dependencies import CHECKPOINTS
 from app.auth.context import SCOPES
 from app.config import Settings
 from app.db import utcnow
-from tests.auth.conftest import AUDIENCE, BASE_URL, TOKEN_URL, Gateway, Registered, protected_app
+from tests.auth.conftest import protected_app
+from tests.harness import AUDIENCE, BASE_URL, TOKEN_URL, Gateway, Registered
 
 
 class ShortPrivateKeyJWT(PrivateKeyJWT):  # type: ignore[misc]

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jose.exceptions import JWKError
 
 from app.jws import SigningKey, TokenRejected, sign_jws, verify_jws
-from tests.auth.conftest import AUDIENCE, BASE_URL, Gateway
+from tests.harness import AUDIENCE, BASE_URL, Gateway
 
 
 class FromNow(int):

@@ -18,8 +18,10 @@ import pytest
 from mock_csdlqg.app import create_app
 from mock_csdlqg.generator.pipeline import seed_database
 from mock_csdlqg.personas import persona_rows
-from tests.conftest import serve_in_thread
-from tests.mock_csdlqg.conftest import AS_OF, SEED, SEED_COUNT, mock_settings
+from tests.harness import MOCK_AS_OF as AS_OF
+from tests.harness import MOCK_SEED as SEED
+from tests.harness import MOCK_SEED_COUNT as SEED_COUNT
+from tests.harness import mock_settings, serve_in_thread
 
 SQLITE_COUNT = 400
 SQLITE_SEED = 5

@@ -16,8 +16,8 @@ from app.backends.errors import UpstreamUnavailable
 from app.backends.wire import record_from_wire
 from mock_csdlqg.personas import personas
 from tests.backends.conftest import seed, wire
-from tests.conftest import POSTGRES_URL, _admin, _plain_postgres, _with_database
-from tests.mock_csdlqg.conftest import UNKNOWN_ID
+from tests.harness import POSTGRES_URL, plain_postgres, postgres_admin, with_database
+from tests.harness import UNKNOWN as UNKNOWN_ID
 
 HEAD = "052068000108"
 CANCELLED = "052081000125"  # persona 052080000124's previous ID
@@ -108,13 +108,13 @@ async def test_reopening_is_throttled(tmp_path: Path) -> None:
 
 async def test_a_missing_postgres_database_is_not_ready_then_picked_up(postgres_url: str) -> None:
     name = "dancu_t_mock_" + secrets.token_hex(4)
-    url = _with_database(postgres_url, name)
+    url = with_database(postgres_url, name)
     backend = EmbeddedBackend(url, reopen_interval=0)
     try:
         await backend.open()
         with pytest.raises(UpstreamUnavailable):
             await backend.check()  # no such database
-        await _admin(POSTGRES_URL, f'CREATE DATABASE "{name}"')
+        await postgres_admin(POSTGRES_URL, f'CREATE DATABASE "{name}"')
         with pytest.raises(UpstreamUnavailable):
             await backend.get(HEAD)  # a database without the mock's tables
         await asyncio.to_thread(seed, url, count=0, seed=1)
@@ -122,7 +122,7 @@ async def test_a_missing_postgres_database_is_not_ready_then_picked_up(postgres_
         assert (await backend.get(HEAD)) is not None
     finally:
         await backend.close()
-        await _admin(_plain_postgres(POSTGRES_URL), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await postgres_admin(plain_postgres(POSTGRES_URL), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "mysql://x/y", "nonsense"])

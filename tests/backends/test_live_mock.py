@@ -26,8 +26,9 @@ from app.backends.errors import (
 )
 from app.backends.http import HttpBackend
 from mock_csdlqg.personas import personas
-from tests.conftest import free_port
-from tests.mock_csdlqg.conftest import API_KEY, UNKNOWN_ID
+from tests.harness import MOCK_API_KEY as API_KEY
+from tests.harness import UNKNOWN as UNKNOWN_ID
+from tests.harness import free_port
 
 HEAD = "052068000108"
 FAULT = "X-Mock-Fault"

@@ -16,7 +16,8 @@ from app.backends.embedded import EmbeddedBackend
 from app.backends.errors import UpstreamBadResponse, UpstreamUnavailable
 from app.backends.fake import FakeBackend, resident
 from app.backends.http import HttpBackend
-from tests.mock_csdlqg.conftest import API_KEY, AS_OF
+from tests.harness import MOCK_API_KEY as API_KEY
+from tests.harness import MOCK_AS_OF as AS_OF
 from tests.stats_reference import raw_counts, read_people
 
 QUERIES = [

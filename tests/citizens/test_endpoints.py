@@ -12,7 +12,7 @@ import jwt
 import pytest
 
 from app.auth.dependencies import KEYS
-from tests.citizens.conftest import (
+from tests.harness import (
     DECEASED,
     HCM,
     HEAD,

@@ -29,17 +29,7 @@ from app.backends.errors import (
 from app.citizens.dependencies import BACKEND, LIMITER
 from app.citizens.errors import LimitsUnavailable
 from app.citizens.fast import CitizenFastPath
-from tests.citizens.conftest import (
-    HCM,
-    HEAD,
-    NAME_D,
-    PURPOSE,
-    UNKNOWN,
-    Client,
-    Gateway,
-    gateway_settings,
-    running,
-)
+from tests.harness import HCM, HEAD, NAME_D, PURPOSE, UNKNOWN, Client, Gateway, gateway_settings, running
 
 VERIFY = "/v1/citizens/verify"
 BATCH = "/v1/citizens/verify/batch"

@@ -16,7 +16,7 @@ from app.auth.dependencies import ACCESS, KEYS
 from app.citizens.dependencies import BACKEND, CITIZENS
 from app.citizens.fast import CitizenFastPath, fast_routes
 from app.citizens.router import router as citizens_router
-from tests.citizens.conftest import HEAD, PURPOSE, Gateway
+from tests.harness import HEAD, PURPOSE, Gateway
 
 VERIFY = {"personal_id": HEAD, "full_name": "Nguyễn Văn Thành", "date_of_birth": "1968-04-15"}
 

@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.backends.base import RESIDENT_FIELDS, SENSITIVE_FIELDS
-from tests.citizens.conftest import HEAD, JRAI, Gateway
+from tests.harness import HEAD, JRAI, Gateway
 
 GRANTABLE = sorted(set(RESIDENT_FIELDS) - {"personal_id"})
 ORDINARY = sorted(set(GRANTABLE) - SENSITIVE_FIELDS)

@@ -9,7 +9,7 @@ import pytest
 
 from app.citizens.errors import LimitsUnavailable, RateLimited
 from app.citizens.limits import MemoryLimiter, RedisLimiter, SlidingMinute
-from tests.conftest import free_port
+from tests.harness import free_port
 
 
 def test_allows_the_limit_then_refuses_until_the_oldest_second_leaves() -> None:

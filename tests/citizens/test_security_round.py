@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from app.audit.dependencies import AUDIT
-from tests.citizens.conftest import HEAD, PURPOSE, YEAR_ONLY, Client, Gateway
 from tests.citizens.test_endpoints import problem
 from tests.citizens.test_fast_path import solved  # noqa: F401 - a fixture
+from tests.harness import HEAD, PURPOSE, YEAR_ONLY, Client, Gateway
 
 HOUSEHOLD_OF_HEAD = 8
 """The household of ``HEAD``, all living in province 52 (docs/personas.md)."""

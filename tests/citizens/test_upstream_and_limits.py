@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.citizens.conftest import HEAD, MOCK_KEY, UNKNOWN, YEAR_ONLY, Gateway, gateway_settings, running
 from tests.citizens.test_endpoints import problem
+from tests.harness import HEAD, MOCK_KEY, UNKNOWN, YEAR_ONLY, Gateway, gateway_settings, running
 
 
 @pytest.fixture

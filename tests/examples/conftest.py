@@ -24,8 +24,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from app.cli import upgrade_database
-from tests.admin.conftest import VENV_BIN, gateway_environment, wait_until_healthy
-from tests.conftest import REQUIRE_SERVICES, free_port, seeded_mock
+from tests.harness import (
+    REQUIRE_SERVICES,
+    VENV_BIN,
+    free_port,
+    gateway_environment,
+    seeded_mock,
+    wait_until_healthy,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"

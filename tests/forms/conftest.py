@@ -8,17 +8,7 @@ from typing import Any
 from app.audit.writer import AdminLog
 from app.auth.dependencies import KEYS
 from app.forms.cli import install
-from tests.citizens.conftest import (  # noqa: F401 - fixtures, used by name
-    Client,
-    Gateway,
-    gateway,
-    gateway_pg,
-    live_mock,
-    migrated_postgres,
-    migrated_sqlite,
-    mock_db,
-    sqlite_gateway,
-)
+from tests.harness import Client, Gateway
 
 ADMIN_SCOPES = ("admin",)
 

@@ -26,8 +26,8 @@ from app.citizens.dependencies import BACKEND
 from app.db import utcnow
 from app.forms.defaults import CT01_PURPOSE
 from app.forms.models import FormConfirmation
-from tests.citizens.conftest import HEAD, MOCK_KEY, NAME_D, PURPOSE, YEAR_ONLY, Client, Gateway
 from tests.forms.conftest import install_defaults
+from tests.harness import HEAD, MOCK_KEY, NAME_D, PURPOSE, YEAR_ONLY, Client, Gateway
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAD_PHONE = "0914068108"

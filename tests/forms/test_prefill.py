@@ -10,8 +10,8 @@ import pytest
 
 from app.forms.defaults import CT01_PURPOSE
 from app.forms.sources import GENDERS_VI, RELATIONS_VI, date_dmy
-from tests.citizens.conftest import HEAD, JRAI, PURPOSE, UNKNOWN, YEAR_ONLY, Client, Gateway
 from tests.forms.conftest import admin_of, bearer, install_defaults
+from tests.harness import HEAD, JRAI, PURPOSE, UNKNOWN, YEAR_ONLY, Client, Gateway
 
 MONTH_ONLY = "052145000114"  # Phạm Thị Gấm, born 1945-05
 EDE = "066193000126"  # Ê Đê woman, H' given name first, clan Niê last; lives in Đắk Lắk (66)

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 from app.cli import cli
 from app.forms.defaults import CT01, CT01_PURPOSE
 from app.forms.sources import date_dmy, write
-from tests.citizens.conftest import PURPOSE, Gateway
 from tests.forms.conftest import admin_of, bearer, install_defaults
+from tests.harness import PURPOSE, Gateway
 
 FORMS = "/v1/admin/forms"
 

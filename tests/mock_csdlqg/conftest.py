@@ -10,26 +10,32 @@ import asyncio
 import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
-from pydantic import SecretStr
 
 from mock_csdlqg.app import create_app
 from mock_csdlqg.config import MockSettings
 from mock_csdlqg.generator.pipeline import seed_database
 from mock_csdlqg.wire import SampleList
-from tests.conftest import serve_in_thread
+from tests.harness import (
+    MOCK_API_KEY,
+    MOCK_AS_OF,
+    MOCK_SEED,
+    MOCK_SEED_COUNT,
+    UNKNOWN,
+    mock_settings,
+    serve_in_thread,
+)
 
-API_KEY = "mock-test-key-0123456789"
-SEED_COUNT = 1500
-SEED = 7
-AS_OF = date(2026, 1, 1)
-UNKNOWN_ID = "052099000999"
+API_KEY = MOCK_API_KEY
+SEED_COUNT = MOCK_SEED_COUNT
+SEED = MOCK_SEED
+AS_OF = MOCK_AS_OF
+UNKNOWN_ID = UNKNOWN
 """Well-formed but never on record: serials below 001000 belong to personas, which use 000101-000133."""
 
 PROBLEM_MEMBERS = {"type", "title", "status", "detail", "code", "request_id"}
@@ -63,11 +69,6 @@ async def some_ids(client: httpx.AsyncClient, n: int, **params: Any) -> list[str
     response = await client.get("/_mock/sample", params=query)
     assert response.status_code == 200
     return SampleList.model_validate_json(response.content).items
-
-
-def mock_settings(database_url: str, **overrides: Any) -> MockSettings:
-    values: dict[str, Any] = {"database_url": database_url, "api_key": SecretStr(API_KEY), "faults": True}
-    return MockSettings(**{**values, **overrides})
 
 
 def _seed(url: str) -> str:

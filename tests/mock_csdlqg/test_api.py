@@ -19,7 +19,7 @@ from mock_csdlqg.config import MockSettings
 from mock_csdlqg.personas import personas
 from mock_csdlqg.store import StoreMissing
 from mock_csdlqg.wire import BatchGetResponse, CongDan, HoGiaDinh, PersonaList, SampleList
-from tests.conftest import free_port
+from tests.harness import free_port, mock_settings
 from tests.mock_csdlqg.conftest import (
     API_KEY,
     HEAD_OF_LARGE_HOUSEHOLD,
@@ -27,7 +27,6 @@ from tests.mock_csdlqg.conftest import (
     UNKNOWN_ID,
     assert_problem,
     lookup,
-    mock_settings,
     open_client,
     some_ids,
     without_key,

@@ -21,13 +21,13 @@ from mock_csdlqg.app import create_app
 from mock_csdlqg.faults import cut_in_half, parse_fault_header
 from mock_csdlqg.problems import InvalidFault
 from mock_csdlqg.wire import BatchGetResponse, CongDan, FaultMode, HoGiaDinh
+from tests.harness import mock_settings
 from tests.mock_csdlqg.conftest import (
     API_KEY,
     HEAD_OF_LARGE_HOUSEHOLD,
     UNKNOWN_ID,
     assert_problem,
     lookup,
-    mock_settings,
     open_client,
     some_ids,
 )

@@ -13,7 +13,8 @@ from mock_csdlqg.app import openapi_document
 from mock_csdlqg.cli import cli
 from mock_csdlqg.faults import FAULT_HEADER, is_faultable
 from mock_csdlqg.middleware import requires_key
-from tests.mock_csdlqg.conftest import mock_settings, open_client
+from tests.harness import mock_settings
+from tests.mock_csdlqg.conftest import open_client
 
 PUBLISHED = Path(__file__).resolve().parents[2] / "openapi" / "csdlqg.json"
 METHODS = {"get", "put", "post", "delete", "patch"}

@@ -18,8 +18,8 @@ import pytest_asyncio
 from mock_csdlqg.generator.pipeline import DEFAULT_PROVINCES
 from mock_csdlqg.generator.population import PopulationSpec, generate_chunk, generate_chunk_with_stats
 from mock_csdlqg.wire import ThongKeResponse
-from tests.conftest import _admin, _with_database
-from tests.mock_csdlqg.conftest import AS_OF, SEED, _seed, assert_problem, mock_settings, open_client
+from tests.harness import mock_settings, postgres_admin, with_database
+from tests.mock_csdlqg.conftest import AS_OF, SEED, _seed, assert_problem, open_client
 from tests.stats_reference import raw_counts, read_people
 from vnid import wards_of
 
@@ -51,11 +51,11 @@ WIRE_VALUE = {
 def own_postgres_url(postgres_url: str) -> Iterator[str]:
     """The session's shared mock database is reseeded by the seed CLI's tests: these need their own."""
     name = "dancu_t_" + secrets.token_hex(6)
-    asyncio.run(_admin(postgres_url, f'CREATE DATABASE "{name}"'))
+    asyncio.run(postgres_admin(postgres_url, f'CREATE DATABASE "{name}"'))
     try:
-        yield _seed(_with_database(postgres_url, name))
+        yield _seed(with_database(postgres_url, name))
     finally:
-        asyncio.run(_admin(postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(postgres_admin(postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -27,7 +27,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.citizens.conftest import PURPOSE, Gateway
+from tests.harness import PURPOSE, Gateway
 
 pytestmark = pytest.mark.slow
 

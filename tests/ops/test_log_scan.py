@@ -23,7 +23,7 @@ from app.citizens.dependencies import BACKEND
 from app.logs import log_config
 from mock_csdlqg.personas import personas
 from mock_csdlqg.store import RESIDENTS, parse_url
-from tests.citizens.conftest import (
+from tests.harness import (
     DECEASED,
     HCM,
     HEAD,

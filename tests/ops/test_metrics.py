@@ -13,15 +13,7 @@ from app.citizens.errors import LimitsUnavailable
 from app.citizens.limits import MemoryLimiter
 from app.health.metrics import GatewayMetrics, InstrumentedLimiter
 from mock_csdlqg.personas import personas
-from tests.citizens.conftest import (
-    HCM,
-    HEAD,
-    UNKNOWN,
-    Client,
-    Gateway,
-    gateway_settings,
-    running,
-)
+from tests.harness import HCM, HEAD, UNKNOWN, Client, Gateway, gateway_settings, running
 
 
 def samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:

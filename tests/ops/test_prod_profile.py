@@ -15,7 +15,7 @@ import pytest
 
 from app.config import ProductionSettingsError, Settings
 from app.main import create_app
-from tests.conftest import free_port
+from tests.harness import free_port
 
 DANCU = Path(sys.executable).with_name("dancu")
 

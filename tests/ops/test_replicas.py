@@ -25,9 +25,17 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.admin.conftest import ENCRYPTION_KEY, ISSUER, SUBJECT_KEYS, VENV_BIN, served
-from tests.citizens.conftest import HEAD, PURPOSE
-from tests.conftest import fresh_postgres, seeded_mock
+from tests.harness import (
+    ENCRYPTION_KEY,
+    HEAD,
+    ISSUER,
+    PURPOSE,
+    SUBJECT_KEYS,
+    VENV_BIN,
+    fresh_postgres,
+    seeded_mock,
+    served,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

@@ -25,8 +25,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from app.cli import upgrade_database
-from tests.admin.conftest import VENV_BIN, gateway_environment, served
-from tests.conftest import seeded_mock
+from tests.harness import VENV_BIN, gateway_environment, seeded_mock, served
 
 TIMEOUT_SECONDS = 1
 POLL_FOR = 10.0

@@ -36,8 +36,8 @@ from app.main import create_app
 from app.operators import credentials
 from app.operators.models import Operator, OperatorSession
 from app.operators.service import OperatorService
-from tests.conftest import REQUIRE_SERVICES, serve_in_thread
 from tests.console.conftest import ENCRYPTION_KEY, NEW_PASSWORD, console_settings
+from tests.harness import REQUIRE_SERVICES, serve_in_thread
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 

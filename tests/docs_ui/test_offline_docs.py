@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from app.docs import ASSETS_DIR
-from tests.admin.conftest import gateway_environment, served
+from tests.harness import gateway_environment, served
 
 CHROMIUM = os.environ.get("DANCU_TEST_CHROMIUM", "/usr/bin/chromium")
 

@@ -18,8 +18,7 @@ from pydantic import SecretStr
 from app.cli import upgrade_database
 from mock_csdlqg.app import create_app as create_mock_app
 from mock_csdlqg.config import MockSettings
-from tests.citizens.conftest import MOCK_KEY, Client, Gateway, gateway_settings, running
-from tests.conftest import seeded_mock, serve_in_thread
+from tests.harness import MOCK_KEY, Client, Gateway, gateway_settings, running, seeded_mock, serve_in_thread
 from tests.stats_reference import Person, read_people
 
 STATS_PURPOSE = "TK-DS.000001"

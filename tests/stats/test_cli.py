@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import cli, upgrade_database
-from tests.mock_csdlqg.conftest import AS_OF
+from tests.harness import MOCK_AS_OF as AS_OF
 from tests.stats.conftest import MAX_NOISE, THRESHOLD
 from tests.stats_reference import Person, raw_counts
 

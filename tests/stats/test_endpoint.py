@@ -12,8 +12,8 @@ from app.audit.models import AuditEventRow
 from app.backends.errors import UpstreamBadResponse, UpstreamTimeout, UpstreamUnavailable
 from app.citizens.dependencies import BACKEND
 from app.stats.schemas import PopulationResponse
-from tests.citizens.conftest import PURPOSE, Gateway
-from tests.mock_csdlqg.conftest import AS_OF
+from tests.harness import MOCK_AS_OF as AS_OF
+from tests.harness import PURPOSE, Gateway
 from tests.stats.conftest import MAX_NOISE, STATS_PURPOSE, THRESHOLD, analyst, ask
 from tests.stats_reference import Person, raw_counts
 

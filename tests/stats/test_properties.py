@@ -17,8 +17,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.citizens.conftest import Client, Gateway
-from tests.mock_csdlqg.conftest import AS_OF
+from tests.harness import MOCK_AS_OF as AS_OF
+from tests.harness import Client, Gateway
 from tests.stats.conftest import MAX_NOISE, THRESHOLD, analyst, ask
 from tests.stats_reference import Person, raw_counts
 

@@ -3,14 +3,17 @@ headers, sessions read from the database on every request."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import update
 
 from app.db import utcnow
 from app.operators import credentials
 from app.operators.models import Operator
-from tests.console.conftest import NEW_PASSWORD, Site, csrf_of, login
+from tests.conftest import fresh_postgres
+from tests.console.conftest import NEW_PASSWORD, Site, console_settings, csrf_of, login, running
 
 
 async def test_without_a_session_the_console_sends_to_the_login_page(site: Site) -> None:
@@ -165,3 +168,28 @@ async def test_lockout_then_its_end(site: Site) -> None:
         await session.execute(update(Operator).values(locked_until=utcnow() - timedelta(seconds=1)))
         await session.commit()
     assert (await login(other, "lan", NEW_PASSWORD)).status_code == 303
+
+
+@pytest.fixture
+def postgres_console_db(postgres_url: str) -> Iterator[str]:
+    with fresh_postgres(postgres_url) as database_url:
+        yield database_url
+
+
+@pytest.mark.postgres
+async def test_two_gateways_on_one_postgresql_share_sessions_and_a_disable(postgres_console_db: str) -> None:
+    """Replicas share the sessions table: a session made on one is valid on the other, and a disable made
+    anywhere ends it on both at their next request (each request reads the session and operator rows)."""
+    settings = console_settings(postgres_console_db)
+    async for first in running(settings):
+        async for second in running(settings):
+            client, _ = await first.signed_in("lan", "analyst")
+            other = await second.browser()
+            other.cookies.set("dancu_session", client.cookies["dancu_session"], path="/console")
+            assert (await other.get("/console/account")).status_code == 200
+            async with first.state.sessionmaker() as session:
+                await session.execute(update(Operator).values(status="disabled"))
+                await session.commit()
+            for replica in (client, other):
+                answer = await replica.get("/console/account")
+                assert answer.headers.get("location") == "/console/login"

@@ -24,6 +24,7 @@ install: $(STAMP)
 ## (on another port: make run PORT=8001; a busy port stops it before anything else happens)
 PORT ?= 8000
 DEMO_PURPOSE := DEMO-1.000001
+DEMO_STATS_PURPOSE := DEMO-TK.000001
 PERSONA := 052068000108
 run: port-free install
 	@mkdir -p -m 700 var
@@ -32,9 +33,11 @@ run: port-free install
 	@test -s var/demo_client.json || { umask 077; \
 	  $(BIN)/dancu purposes add --code $(DEMO_PURPOSE) --title "Thủ tục minh họa (demo)" \
 	    --legal-basis "Luật Căn cước 2023, Điều 10" 2>/dev/null || true; \
+	  $(BIN)/dancu purposes add --code $(DEMO_STATS_PURPOSE) --title "Thống kê dân số phục vụ quản lý (demo)" \
+	    --legal-basis "Luật Thống kê 2015, Điều 3" 2>/dev/null || true; \
 	  $(BIN)/dancu clients create --name "Cổng dịch vụ công minh họa (demo)" \
-	    --scopes citizen.verify,citizen.read,household.read --fields '*' --provinces 52 \
-	    --purposes $(DEMO_PURPOSE) --verify-details --json > var/demo_client.json.tmp \
+	    --scopes citizen.verify,citizen.read,household.read,stats.read --fields '*' --provinces 52 \
+	    --purposes $(DEMO_PURPOSE),$(DEMO_STATS_PURPOSE) --verify-details --json > var/demo_client.json.tmp \
 	  && mv var/demo_client.json.tmp var/demo_client.json; }
 	@test -s var/demo_operators.json || { umask 077; { \
 	  $(BIN)/dancu operators create --username quantri --display-name "Quản trị viên minh họa (demo)" \
@@ -42,7 +45,8 @@ run: port-free install
 	  $(BIN)/dancu operators create --username kiemtoan --display-name "Kiểm toán viên minh họa (demo)" \
 	    --roles auditor,analyst --json; } > var/demo_operators.json.tmp \
 	  && mv var/demo_operators.json.tmp var/demo_operators.json; }
-	@$(BIN)/python scripts/demo_hint.py --port $(PORT) --purpose $(DEMO_PURPOSE) --persona $(PERSONA) --count $(COUNT)
+	@$(BIN)/python scripts/demo_hint.py --port $(PORT) --purpose $(DEMO_PURPOSE) --persona $(PERSONA) --count $(COUNT) \
+	  --stats-purpose $(DEMO_STATS_PURPOSE)
 	$(BIN)/dancu serve --port $(PORT)
 
 port-free:

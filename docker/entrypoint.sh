@@ -16,6 +16,7 @@ PORT="${PORT:-8000}"
 WORKERS="${WORKERS:-1}"
 COUNT="${COUNT:-20000}"
 DEMO_PURPOSE="DEMO-1.000001"
+DEMO_STATS_PURPOSE="DEMO-TK.000001"
 PERSONA="052068000108"
 APP_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -29,13 +30,15 @@ if [[ "${DANCU_PROFILE:-dev}" == "dev" && "${DEMO:-1}" != "0" ]]; then
   if [[ ! -s var/demo_client.json ]]; then
     dancu purposes add --code "$DEMO_PURPOSE" --title "Thủ tục minh họa (demo)" \
       --legal-basis "Luật Căn cước 2023, Điều 10" 2>/dev/null || true
+    dancu purposes add --code "$DEMO_STATS_PURPOSE" --title "Thống kê dân số phục vụ quản lý (demo)" \
+      --legal-basis "Luật Thống kê 2015, Điều 3" 2>/dev/null || true
     dancu clients create --name "Cổng dịch vụ công minh họa (demo)" \
-      --scopes citizen.verify,citizen.read,household.read --fields '*' --provinces 52 \
-      --purposes "$DEMO_PURPOSE" --verify-details --json > var/demo_client.json.tmp
+      --scopes citizen.verify,citizen.read,household.read,stats.read --fields '*' --provinces 52 \
+      --purposes "$DEMO_PURPOSE,$DEMO_STATS_PURPOSE" --verify-details --json > var/demo_client.json.tmp
     mv var/demo_client.json.tmp var/demo_client.json
   fi
   python "$APP_DIR/scripts/demo_hint.py" --port "$PORT" --purpose "$DEMO_PURPOSE" --persona "$PERSONA" \
-    --count "$COUNT"
+    --count "$COUNT" --stats-purpose "$DEMO_STATS_PURPOSE"
 fi
 
 exec dancu serve --host "$HOST" --port "$PORT" --workers "$WORKERS" "$@"

@@ -14,6 +14,7 @@ def main() -> None:
     parser.add_argument("--purpose", required=True)
     parser.add_argument("--persona", required=True)
     parser.add_argument("--count", default="20000")
+    parser.add_argument("--stats-purpose", default="DEMO-TK.000001")
     args = parser.parse_args()
     client = json.loads(Path("var/demo_client.json").read_text())
     base = f"http://127.0.0.1:{args.port}"
@@ -38,6 +39,12 @@ docs/personas.md). Demo client in var/demo_client.json: purpose {args.purpose}, 
       -d '{lookup}'
   curl -s -X POST {base}/v1/citizens/household {auth} \\
       -d '{{"personal_id": "{args.persona}"}}'
+
+Population statistics (scope stats.read, statistical purpose {args.stats_purpose}; docs/statistics.md):
+  curl -s -X POST {base}/v1/statistics/population -H "Authorization: Bearer $TOKEN" \\
+      -H "X-Purpose: {args.stats_purpose}" -H "Content-Type: application/json" \\
+      -d '{{"province": "52", "group_by": ["age_group", "sex"]}}'
+  (a client made by an earlier `make run` lacks stats.read: delete var/demo_client.json to make a new one)
 """
     )
     print(operators_hint(base))

@@ -175,6 +175,7 @@ def test_the_entrypoint_runs_the_commands_of_make_run(fakes: Path, tmp_path: Pat
         ["dancu", "db"],
         ["mock-csdlqg", "seed"],
         ["dancu", "purposes"],
+        ["dancu", "purposes"],
         ["dancu", "clients"],
         ["python", "scripts/demo_hint.py"],
         ["dancu", "serve"],

@@ -93,3 +93,22 @@ def test_the_desk_keeps_hashes_uses_challenges_up_and_expires_them() -> None:
     now[0] += 301
     assert desk.check(late.challenge_id, late_code) is False, "expired after 5 minutes"
     assert desk.outbox_for("052085000103") == []
+
+
+async def test_the_fake_sends_and_checks_codes() -> None:
+    from app.backends.base import ResidentRecord
+    from app.backends.fake import FakeBackend
+
+    with_phone = ResidentRecord(PID, {"phone": "0914068108"}, "2026-01-01T00:00:00Z", "fake")
+    without = ResidentRecord("064138000102", {"phone": None}, "2026-01-01T00:00:00Z", "fake")
+    fake = FakeBackend([with_phone, without])
+
+    sent = await fake.send_code(PID, "CT01")
+    assert sent is not None
+    assert sent.destination_hint == "09******08"
+    code = fake.outbox[-1][2].split()[0]
+    assert await fake.check_code(sent.challenge_id, "000000" if code != "000000" else "111111") is False
+    assert await fake.check_code(sent.challenge_id, code) is True
+    assert await fake.send_code("052099000999", "CT01") is None
+    with pytest.raises(NoRegisteredContact):
+        await fake.send_code("064138000102", "CT01")

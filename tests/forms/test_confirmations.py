@@ -376,9 +376,8 @@ async def test_another_clients_confirmation_is_404(gateway: Gateway) -> None:
     assert still.status_code == 200, "another client's attempts do not count against it"
 
 
+@pytest.mark.parametrize("gateway", ["http"], indirect=True)  # fault injection is the mock service's
 async def test_the_mock_faults_reach_the_flow(gateway: Gateway) -> None:
-    if gateway.backend != "http":
-        pytest.skip("fault injection is the mock service's (http backend)")
     client = await portal(gateway)
     mock = httpx.AsyncClient(
         base_url=str(gateway.state.settings.backend_url), headers={"X-Api-Key": MOCK_KEY}

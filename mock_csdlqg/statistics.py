@@ -75,7 +75,7 @@ MAX_DIMENSIONS: Final = 3
 MAX_WARDS: Final = 200
 
 _AGE_GROUP_LUT = np.array(
-    [0] * 6 + [1] * 5 + [2] * 4 + [3] * 3 + [4] * 42 + [5] * 200, dtype=np.int64
+    [0] * 6 + [1] * 5 + [2] * 4 + [3] * 3 + [4] * 42 + [5] * 200, dtype=np.int32
 )  # index: age in years (0..259)
 
 StatsRow = tuple[str, int, int, int, int, int, int, int, int, int]
@@ -214,14 +214,26 @@ class ProvinceColumns:
         ward_index = np.searchsorted(ward_ints, arrays["xa"])
         if len(ward_ints) and (ward_index >= len(ward_ints)).any():
             raise ValueError("a resident lives in a ward unknown to vnid")
-        self.ward = ward_index.astype(np.int64)
-        eth = arrays["dan_toc"].astype(np.int64)
+        # Codes as int32 over every resident: a query works on whole arrays (no gather of the selected rows).
+        self.ward = ward_index.astype(np.int32)
         self.eth_codes = tuple(sorted(ETHNICITIES))  # "01".."54": index = code - 1
-        self.eth = eth - 1
-        self.sex = arrays["gioi"].astype(np.int64)
-        self.residence = arrays["cu_tru"].astype(np.int64)
-        self.household = np.minimum(arrays["ho"].astype(np.int64), 6) - 1
-        self.marital = arrays["hon_nhan"].astype(np.int64)
+        self.eth = arrays["dan_toc"].astype(np.int32) - 1
+        self.sex = arrays["gioi"].astype(np.int32)
+        self.residence = arrays["cu_tru"].astype(np.int32)
+        self.household = np.minimum(arrays["ho"].astype(np.int32), 6) - 1
+        self.marital = arrays["hon_nhan"].astype(np.int32)
+        self._dated: dict[int, tuple[npt.NDArray[np.bool_], npt.NDArray[np.int32]]] = {}
+
+    def dated(self, as_of: int) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int32]]:
+        """Who is alive at ``as_of`` (YYYYMMDD) and everyone's age then; the last few dates asked are kept."""
+        found = self._dated.get(as_of)
+        if found is None:
+            alive = (self.birth <= as_of) & (self.death > as_of)
+            age = np.maximum((as_of - self.birth) // 10_000, 0).astype(np.int32)
+            if len(self._dated) >= 4:
+                self._dated.pop(next(iter(self._dated)))
+            found = self._dated[as_of] = (alive, age)
+        return found
 
 
 def check_query(query: StatsQuery, ward_codes: Sequence[str]) -> None:
@@ -254,10 +266,15 @@ def check_query(query: StatsQuery, ward_codes: Sequence[str]) -> None:
 
 
 def aggregate(cols: ProvinceColumns, query: StatsQuery) -> list[Cell]:
-    """Every non-empty cell of the query, in the order of its dimensions' codes."""
+    """Every non-empty cell of the query, in the order of its dimensions' codes.
+
+    Whole-array work only: each resident gets the flat index of its cell (mixed radix over the dimensions'
+    codes), those not counted get one index past the last, and two ``bincount`` calls give the counts and the
+    key sums of every cell at once."""
     check_query(query, cols.ward_codes)
     as_of = query.as_of.year * 10_000 + query.as_of.month * 100 + query.as_of.day
-    mask = (cols.birth <= as_of) & (cols.death > as_of)
+    alive, age = cols.dated(as_of)
+    mask = alive.copy()
     if query.wards is not None:
         wanted = np.zeros(len(cols.ward_codes), dtype=bool)
         position = {code: i for i, code in enumerate(cols.ward_codes)}
@@ -273,30 +290,24 @@ def aggregate(cols: ProvinceColumns, query: StatsQuery) -> list[Cell]:
         wanted = np.zeros(len(RESIDENCE), dtype=bool)
         wanted[[RESIDENCE.index(value) for value in query.residence]] = True
         mask &= wanted[cols.residence]
-    needs_age = query.age_min is not None or query.age_max is not None
-    needs_age = needs_age or "doTuoi" in query.dimensions or "nhomTuoi" in query.dimensions
-    selected = np.flatnonzero(mask)
-    age: npt.NDArray[np.int64] | None = None
-    if needs_age:
-        age = (as_of - cols.birth[selected].astype(np.int64)) // 10_000
-        keep = np.ones(len(selected), dtype=bool)
-        if query.age_min is not None:
-            keep &= age >= query.age_min
-        if query.age_max is not None:
-            keep &= age <= query.age_max
-        if not keep.all():
-            selected, age = selected[keep], age[keep]
-    combined = np.zeros(len(selected), dtype=np.int64)
+    if query.age_min is not None:
+        mask &= age >= query.age_min
+    if query.age_max is not None:
+        mask &= age <= query.age_max
     radix: list[tuple[str, tuple[str, ...]]] = []
+    combined: npt.NDArray[np.int32] | None = None
     for dim in query.dimensions:
-        codes, labels = _codes(cols, dim, selected, age)
-        combined = combined * len(labels) + codes
+        codes, labels = _codes(cols, dim, age)
+        combined = codes if combined is None else combined * len(labels) + codes
         radix.append((dim, labels))
     size = 1
     for _, labels in radix:
         size *= len(labels)
-    counts = np.bincount(combined, minlength=size)
-    sums = np.bincount(combined, weights=cols.key[selected], minlength=size)
+    if combined is None:
+        combined = np.zeros(cols.size, dtype=np.int32)
+    combined = np.where(mask, combined, size)  # the uncounted share one bin past the cells
+    counts = np.bincount(combined, minlength=size + 1)[:size]
+    sums = np.bincount(combined, weights=cols.key, minlength=size + 1)[:size]
     flat = np.flatnonzero(counts)
     columns: list[list[str]] = []
     rest = flat
@@ -311,27 +322,28 @@ def aggregate(cols: ProvinceColumns, query: StatsQuery) -> list[Cell]:
     ]
 
 
+_AGE_BAND_LUT = np.minimum(np.arange(260) // 5, len(AGE_BANDS) - 1).astype(np.int32)
+
+
 def _codes(
-    cols: ProvinceColumns, dim: str, selected: npt.NDArray[np.intp], age: npt.NDArray[np.int64] | None
-) -> tuple[npt.NDArray[np.int64], tuple[str, ...]]:
+    cols: ProvinceColumns, dim: str, age: npt.NDArray[np.int32]
+) -> tuple[npt.NDArray[np.int32], tuple[str, ...]]:
     if dim == "xa":
-        return cols.ward[selected], cols.ward_codes
-    if dim in ("doTuoi", "nhomTuoi"):
-        if age is None:  # pragma: no cover - computed whenever an age dimension is asked for
-            raise StatsQueryError(("nhomTheo",), "unknown_dimension")
-        if dim == "doTuoi":
-            return np.minimum(age // 5, len(AGE_BANDS) - 1), AGE_BANDS
+        return cols.ward, cols.ward_codes
+    if dim == "doTuoi":
+        return _AGE_BAND_LUT[np.minimum(age, len(_AGE_BAND_LUT) - 1)], AGE_BANDS
+    if dim == "nhomTuoi":
         return _AGE_GROUP_LUT[np.minimum(age, len(_AGE_GROUP_LUT) - 1)], AGE_GROUPS
     if dim == "gioiTinh":
-        return cols.sex[selected], SEX
+        return cols.sex, SEX
     if dim == "danToc":
-        return cols.eth[selected], cols.eth_codes
+        return cols.eth, cols.eth_codes
     if dim == "cuTru":
-        return cols.residence[selected], RESIDENCE
+        return cols.residence, RESIDENCE
     if dim == "quyMoHo":
-        return cols.household[selected], HOUSEHOLD_SIZES
+        return cols.household, HOUSEHOLD_SIZES
     if dim == "honNhan":
-        return cols.marital[selected], MARITAL
+        return cols.marital, MARITAL
     raise StatsQueryError(("nhomTheo",), "unknown_dimension")  # pragma: no cover - checked before
 
 

@@ -41,6 +41,7 @@ from app.citizens.schemas import (
     HouseholdRequest,
     HouseholdResponse,
     LookupRequest,
+    LookupResponse,
     VerifyRequest,
     VerifyResponse,
 )
@@ -184,7 +185,8 @@ async def verify_batch(body: BatchVerifyRequest, ctx: BatchCall, service: Citize
 
 @router.post(
     "/lookup",
-    response_model=dict[str, Any],  # the OpenAPI schema; the route returns the body already serialised
+    response_model=LookupResponse,  # the OpenAPI schema; the route returns the body already serialised
+    response_model_by_alias=True,
     responses=problem_responses(FieldNotAllowed, NotFound, *COMMON_ERRORS),
 )
 @fast_path(ordinary_call("citizen.read", require_read, LookupRequest, _lookup))

@@ -125,3 +125,108 @@ class HouseholdResponse(BaseModel):
     household_id: str
     head: HouseholdPerson | None = Field(description="null when the head lives outside the grant's provinces")
     members: list[HouseholdMemberOut]
+
+
+# --- the resident record as a lookup answers it (docs/contract.md, Resident fields) ---------------------------
+# Every member but `personal_id` and `_meta` is present only when asked for (or granted, when none are named);
+# a value the register does not hold is null.
+
+
+class _Shape(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Address(_Shape):
+    """An address in the 2025 administrative units (province and ward; no district level)."""
+
+    province_code: str | None = Field(description="two-digit 2025 province code", examples=["52"])
+    province_name: str | None = Field(examples=["Gia Lai"])
+    ward_code: str | None = Field(description="five-digit ward code", examples=["21583"])
+    ward_name: str | None = Field(examples=["Phường Quy Nhơn"])
+    detail: str | None = Field(description="house number and street", examples=["Số 12 Lê Lợi"])
+    text: str | None = Field(description="the whole address as one line")
+
+
+class LegacyPlace(_Shape):
+    """A place recorded in the pre-2025 units: birth registration place, hometown, place of birth."""
+
+    legacy_province_code: str | None = Field(description="three-digit legacy code", examples=["052"])
+    legacy_province_name: str | None = Field(examples=["Bình Định"])
+    text: str | None = None
+
+
+class CodeName(_Shape):
+    """A GSO code and its name: ethnicity (dân tộc), religion (tôn giáo; none is code 00)."""
+
+    code: str = Field(description="two-digit GSO code", examples=["01"])
+    name: str = Field(examples=["Kinh"])
+
+
+class IdCard(_Shape):
+    type: Literal["cccd", "can_cuoc", "cmnd12"]
+    number: str
+    issued_on: str | None = Field(description="YYYY-MM-DD")
+    issuer: str | None
+    expires_on: str | None = Field(description="YYYY-MM-DD, or null (no expiry)")
+
+
+class Relative(_Shape):
+    relation: Literal["father", "mother", "spouse", "child", "legal_representative", "represented_person"]
+    personal_id: str | None = None
+    old_id_number: str | None = None
+    full_name: str
+    nationality: str | None = Field(default=None, description="ISO 3166-1 alpha-2", examples=["VN"])
+
+
+class TemporaryAbsence(_Shape):
+    from_: str | None = Field(alias="from", description="YYYY-MM-DD")
+    to: str | None = Field(description="YYYY-MM-DD")
+    reason: str | None
+    destination: str | None
+
+
+class LookupMeta(_Shape):
+    source: str = Field(description="which register answered (`csdlqg`, or `mock_csdlqg` in development)")
+    retrieved_at: str = Field(description="RFC 3339 UTC: when the gateway read the record")
+    record_updated_at: str = Field(description="RFC 3339 UTC: when the register last changed the record")
+
+
+class LookupResponse(_Shape):
+    """A resident's record, limited to the requested (or granted) fields (docs/contract.md, Lookup)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    personal_id: str = Field(description="số định danh cá nhân: always returned")
+    full_name: str | None = Field(default=None, description="họ, chữ đệm và tên khai sinh")
+    other_names: list[str] | None = Field(default=None, description="tên gọi khác")
+    date_of_birth: str | None = Field(default=None, description="ngày sinh: YYYY-MM-DD, YYYY-MM or YYYY")
+    gender: Literal["male", "female"] | None = Field(default=None, description="giới tính")
+    place_of_birth: LegacyPlace | None = Field(default=None, description="nơi sinh")
+    birth_registration_place: LegacyPlace | None = Field(default=None, description="nơi đăng ký khai sinh")
+    hometown: LegacyPlace | None = Field(default=None, description="quê quán")
+    ethnicity: CodeName | None = Field(default=None, description="dân tộc (sensitive: granted by name)")
+    religion: CodeName | None = Field(default=None, description="tôn giáo (sensitive: granted by name)")
+    nationality: list[str] | None = Field(default=None, description="quốc tịch: ISO 3166-1 alpha-2 codes")
+    blood_type: Literal["A", "B", "AB", "O"] | None = Field(
+        default=None, description="nhóm máu (sensitive: granted by name)"
+    )
+    old_id_number: str | None = Field(default=None, description="số CMND cũ (9 or 12 digits)")
+    previous_ids: list[str] | None = Field(default=None, description="cancelled personal IDs of the person")
+    id_cards: list[IdCard] | None = Field(default=None, description="thẻ căn cước / CCCD / CMND")
+    relatives: list[Relative] | None = Field(
+        default=None, description="cha, mẹ, vợ/chồng, con, người đại diện"
+    )
+    permanent_address: Address | None = Field(default=None, description="nơi thường trú")
+    temporary_address: Address | None = Field(default=None, description="nơi tạm trú")
+    current_address: Address | None = Field(default=None, description="nơi ở hiện tại")
+    temporary_absence: TemporaryAbsence | None = Field(default=None, description="tạm vắng")
+    residence_file_number: str | None = Field(default=None, description="số hồ sơ cư trú")
+    marital_status: Literal["single", "married", "divorced", "widowed"] | None = Field(
+        default=None, description="tình trạng hôn nhân"
+    )
+    household_id: str | None = Field(default=None, description="mã hộ (số hộ khẩu)")
+    relation_to_head: str | None = Field(default=None, description="quan hệ với chủ hộ")
+    date_of_death: str | None = Field(default=None, description="ngày mất")
+    phone: str | None = Field(default=None, description="số điện thoại")
+    email: str | None = None
+    meta: LookupMeta = Field(alias="_meta")

@@ -473,7 +473,7 @@ async def test_many_concurrent_token_requests_do_not_exhaust_the_connection_pool
 async def test_answers_conform_to_their_published_models(gateway: Gateway) -> None:
     """The hot routes serialise their answers themselves (``PreparedJSON``): each must still be exactly what
     the OpenAPI document's model describes, with no member the model lacks."""
-    from app.citizens.schemas import BatchVerifyResponse, HouseholdResponse, VerifyResponse
+    from app.citizens.schemas import BatchVerifyResponse, HouseholdResponse, LookupResponse, VerifyResponse
 
     for verify_details in (True, False):
         client = await gateway.register(verify_details=verify_details)
@@ -487,3 +487,12 @@ async def test_answers_conform_to_their_published_models(gateway: Gateway) -> No
     assert HouseholdResponse.model_validate(answer).model_dump(mode="json") == answer
     response = await gateway.call(client, "/v1/citizens/lookup", {"personal_id": HEAD})
     assert response.headers["content-type"] == "application/json"
+    # Every field, sensitive ones included: the typed resident record describes each exactly.
+    full = await gateway.register(fields=("*", "ethnicity", "religion", "blood_type"), provinces=("*",))
+    for pid in (HEAD, DECEASED, YEAR_ONLY, HCM, JRAI, TONE_OLD, "052080000124"):
+        answer = (await gateway.call(full, "/v1/citizens/lookup", {"personal_id": pid})).json()
+        if "personal_id" in answer:
+            typed = LookupResponse.model_validate(answer).model_dump(
+                mode="json", by_alias=True, exclude_unset=True
+            )
+            assert typed == answer

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.addresses import trusted_networks
 
 Profile = Literal["dev", "prod"]
 BackendKind = Literal["embedded", "http"]
@@ -143,6 +145,16 @@ class Settings(BaseSettings):
     lets another process see a suspension or grant change at most 1 s late, so this stays well below that (a
     process that cannot read the version for 1 s reads clients and grants from the database on every request
     until it can again)."""
+    trusted_proxies: str = ""
+    """Comma-separated CIDRs of the reverse proxies in front of the gateway: behind one of them, an event's
+    ``client_ip`` is the rightmost ``X-Forwarded-For`` address that is not a proxy (``app.addresses``)."""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: str) -> str:
+        trusted_networks(value)  # a malformed entry stops the gateway at start-up, in every profile
+        return value
+
     mock_csdlqg_database_url: str = Field(
         default="sqlite:///./var/mock_csdlqg.db", validation_alias="MOCK_CSDLQG_DATABASE_URL"
     )

@@ -157,7 +157,10 @@ class OperatorService:
         actor: str = "cli",
         request_id: str | None = None,
         require_totp: bool = False,
+        client_ip: str | None = None,
     ) -> None:
+        self.client_ip = client_ip
+        """The operator's address (``app.addresses``), recorded on every event this service writes."""
         self.session = session
         self.fernet = fernet
         self.actor = actor
@@ -184,6 +187,7 @@ class OperatorService:
             status_code=status_code,
             outcome=outcome,
             reason=reason,
+            client_ip=self.client_ip,
         )
 
     # --- accounts (the CLI) -------------------------------------------------------------------------------

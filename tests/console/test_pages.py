@@ -193,3 +193,13 @@ async def test_two_gateways_on_one_postgresql_share_sessions_and_a_disable(postg
             for replica in (client, other):
                 answer = await replica.get("/console/account")
                 assert answer.headers.get("location") == "/console/login"
+
+
+async def test_operator_events_record_the_address_behind_a_trusted_proxy(console_db: str) -> None:
+    async for site in running(console_settings(console_db, trusted_proxies="127.0.0.0/8")):
+        password = await site.operator("lan", "analyst")
+        client = await site.browser()
+        client.headers["X-Forwarded-For"] = "6.6.6.6, 198.51.100.23"
+        await login(client, "lan", password)
+        event = (await site.events("operator.login"))[-1]
+        assert event.client_ip == "198.51.100.23"

@@ -12,8 +12,8 @@ from sqlalchemy import update
 from app.db import utcnow
 from app.operators import credentials
 from app.operators.models import Operator
-from tests.conftest import fresh_postgres
 from tests.console.conftest import NEW_PASSWORD, Site, console_settings, csrf_of, login, running
+from tests.harness import fresh_postgres
 
 
 async def test_without_a_session_the_console_sends_to_the_login_page(site: Site) -> None:

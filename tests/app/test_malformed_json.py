@@ -21,6 +21,7 @@ from tests.harness import PURPOSE, Client, Gateway
 
 MALFORMED = (b'{"a":', b'{"personal_id": "0520', b"[1, 2", b"\xff\xfe\x00")
 BODY_METHODS = {"post", "put", "patch"}
+UNKNOWN_CONFIRMATION = "00000000-0000-4000-8000-000000000000"
 WANTED = (
     401,
     422,
@@ -70,8 +71,10 @@ async def clients_by_scope(gateway: Gateway) -> dict[str, Client]:
     auditor = await gateway.register(scopes=("audit.read",), fields=(), provinces=(), purposes=())
     admin = await gateway.register(scopes=("admin",), fields=(), provinces=(), purposes=())
     analyst = await gateway.register(scopes=("stats.read",), fields=())
+    confirmer = await gateway.register(scopes=("citizen.confirm",))
     return {
         "stats.read": analyst,
+        "citizen.confirm": confirmer,
         "citizen.verify": citizen,
         "citizen.read": citizen,
         "household.read": citizen,
@@ -98,15 +101,20 @@ async def test_every_route_with_a_json_body_answers_malformed_json_with_422_afte
         "/v1/citizens/lookup",
         "/v1/citizens/household",
         "/v1/statistics/population",
+        "/v1/confirmations",
+        "/v1/confirmations/{confirmation_id}/complete",
         "/v1/admin/clients",
         "/v1/admin/clients/{client_id}/grant",
     } <= paths
     failures: list[str] = []
     for method, path, scopes in routes:
         assert scopes, f"{method} {path} takes a body but names no scope"
-        client = next(by_scope[scope] for scope in sorted(scopes) if scope in by_scope)
+        known = [by_scope[scope] for scope in sorted(scopes) if scope in by_scope]
+        assert known, f"{method} {path}: none of its scopes {sorted(scopes)} has a client in this test"
+        client = known[0]
         url = re.sub(r"\{client_id\}", by_scope["citizen.read"].client_id, path)  # an existing client
         url = url.replace("{code}", "CT01")  # a form code (malformed JSON is refused before it is looked up)
+        url = url.replace("{confirmation_id}", UNKNOWN_CONFIRMATION)  # likewise refused before the look-up
         assert "{" not in url, f"{path}: a path parameter this test does not fill in"
         json_type = {"Content-Type": "application/json", "X-Purpose": PURPOSE}
         for content in MALFORMED:

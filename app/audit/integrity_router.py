@@ -18,7 +18,7 @@ from app.audit.dependencies import AUDIT, CHECKPOINTS
 from app.audit.errors import AuditUnavailable
 from app.audit.integrity import check_integrity
 from app.audit.schemas import CheckpointOut, IntegrityOut
-from app.audit.writer import AuditEvent, Outcome
+from app.audit.writer import AuditContext, AuditEvent
 from app.auth.context import AuthContext
 from app.auth.dependencies import AuditReader
 from app.errors import GatewayError, InsufficientScope, InvalidToken, NotFound
@@ -47,40 +47,22 @@ async def _audited(
 
     ``answer_unrecorded``: when the event cannot be written, log that and answer all the same (the
     integrity check: it must tell the auditor what is wrong exactly when the log takes no new event)."""
-    outcome: Outcome = "allowed"
-    code, reason = success, None
+    call = AuditContext.of_client(auth.client_id, request_id_of(request))
     try:
         yield
     except GatewayError as error:
-        outcome = "error" if error.status >= 500 else "denied"
-        code, reason = error.status, error.code
-        await _record(state, request, auth, action, outcome, code, reason, answer_unrecorded)
+        await _record(state, auth, action, call.refusal(action, error), answer_unrecorded)
         raise
     except Exception:
-        await _record(state, request, auth, action, "error", 500, "internal_error", answer_unrecorded)
+        event = call.event(action, "error", 500, reason="internal_error")
+        await _record(state, auth, action, event, answer_unrecorded)
         raise
-    await _record(state, request, auth, action, outcome, code, reason, answer_unrecorded)
+    await _record(state, auth, action, call.event(action, "allowed", success), answer_unrecorded)
 
 
 async def _record(
-    state: AppState,
-    request: Request,
-    auth: AuthContext,
-    action: str,
-    outcome: Outcome,
-    code: int,
-    reason: str | None,
-    answer_unrecorded: bool = False,
+    state: AppState, auth: AuthContext, action: str, event: AuditEvent, answer_unrecorded: bool
 ) -> None:
-    event = AuditEvent(
-        action=action,
-        outcome=outcome,
-        status_code=code,
-        actor=auth.client_id,
-        client_id=auth.client_id,
-        request_id=request_id_of(request),
-        reason=reason,
-    )
     try:
         await state[AUDIT].write([event])
     except AuditUnavailable:

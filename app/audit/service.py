@@ -34,7 +34,7 @@ from app.audit.export import ExportEncoder, export_stream
 from app.audit.repository import AuditRepository, EventQuery
 from app.audit.schemas import EventFilter, GroupBy, Order, SearchRequest, SubjectReportRequest, event_view
 from app.audit.schemas import rfc3339 as _rfc3339
-from app.audit.writer import AuditEvent, AuditWriter, Outcome
+from app.audit.writer import AuditContext, AuditWriter, Outcome
 from app.errors import GatewayError, InvalidPersonalId, NotFound
 from vnid import InvalidPersonalId as _BadId
 from vnid import parse_personal_id
@@ -153,33 +153,19 @@ class AuditService:
     async def _audited(self, reader: Reader, action: str) -> AsyncIterator[_Note]:
         """Runs a read and writes its event afterwards: allowed, or the refusal or failure it raised."""
         note = _Note()
+        call = AuditContext.of_client(reader.client_id, reader.request_id)
         try:
             yield note
         except GatewayError as error:
-            await self._record(reader, action, note, _outcome(error), error.status, error.code)
+            event = call.event(action, _outcome(error), error.status, subject=note.subject, reason=error.code)
+            await self._writer.write([event])
             raise
         except Exception:
-            await self._record(reader, action, note, "error", 500, "internal_error")
+            await self._writer.write(
+                [call.event(action, "error", 500, subject=note.subject, reason="internal_error")]
+            )
             raise
-        await self._record(reader, action, note, "allowed", 200, None)
-
-    async def _record(
-        self, reader: Reader, action: str, note: _Note, outcome: Outcome, status: int, reason: str | None
-    ) -> None:
-        await self._writer.write(
-            [
-                AuditEvent(
-                    action=action,
-                    outcome=outcome,
-                    status_code=status,
-                    actor=reader.client_id,
-                    client_id=reader.client_id,
-                    request_id=reader.request_id,
-                    subject=note.subject,
-                    reason=reason,
-                )
-            ]
-        )
+        await self._writer.write([call.event(action, "allowed", 200, subject=note.subject)])
 
     def _resolve(self, body: EventFilter, note: _Note) -> tuple[EventQuery, dict[str, Any]]:
         """The repository query for ``body`` and the binding its cursors carry."""

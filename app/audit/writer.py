@@ -36,8 +36,10 @@ from app.audit.chain import append, lock_chain
 from app.audit.errors import AuditUnavailable, StoreUnavailable
 from app.audit.postgres_appender import PostgresChainAppender
 from app.audit.sqlite_appender import SqliteChainAppender
+from app.backends.base import SENSITIVE_FIELDS
 from app.config import Settings
 from app.db import new_time_uuid, sqlite_file, utcnow
+from app.errors import GatewayError
 from app.files import write_private_file
 
 logger = logging.getLogger(__name__)
@@ -68,6 +70,101 @@ class AuditEvent:
     """The caller's ``X-End-User``: the person at the calling system."""
     client_ip: str | None = None
     job_id: str | None = None
+
+
+def outcome_of(error: GatewayError) -> Outcome:
+    """How a refused or failed call is recorded: ``error`` when the gateway or what it depends on failed (a
+    5xx), ``denied`` when the call was refused."""
+    return "error" if error.status >= 500 else "denied"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditContext:
+    """The call an event records: who acted (and for which client), in which request, for what purpose and
+    dossier. Every ``AuditEvent`` is built here (``event``, ``refusal``), so a member all events carry is
+    added in one place."""
+
+    actor: str
+    client_id: str | None = None
+    request_id: str | None = None
+    purpose: str | None = None
+    dossier_id: str | None = None
+    end_user: str | None = None
+    """The caller's ``X-End-User``: the person at the calling system."""
+    client_ip: str | None = None
+    job_id: str | None = None
+
+    @classmethod
+    def of_client(
+        cls,
+        client_id: str,
+        request_id: str | None,
+        *,
+        purpose: str | None = None,
+        dossier_id: str | None = None,
+        end_user: str | None = None,
+        client_ip: str | None = None,
+        job_id: str | None = None,
+    ) -> AuditContext:
+        """A call a client made with its own token: the client is the actor."""
+        return cls(client_id, client_id, request_id, purpose, dossier_id, end_user, client_ip, job_id)
+
+    def event(
+        self,
+        action: str,
+        outcome: Outcome,
+        status_code: int,
+        *,
+        subject: str | None = None,
+        subject_ref: str | None = None,
+        fields: Sequence[str] = (),
+        reason: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> AuditEvent:
+        """An event of this call. ``fields``: the resident fields released (asked about, for a refusal);
+        ``personal_id`` never counts as released, and the sensitive ones are listed apart as well."""
+        released = tuple(f for f in fields if f != "personal_id")
+        return AuditEvent(
+            action=action,
+            outcome=outcome,
+            status_code=status_code,
+            actor=self.actor,
+            client_id=self.client_id,
+            request_id=self.request_id,
+            purpose=self.purpose,
+            dossier_id=self.dossier_id,
+            subject=subject,
+            subject_ref=subject_ref,
+            fields=released,
+            sensitive_fields=tuple(f for f in released if f in SENSITIVE_FIELDS),
+            reason=reason,
+            detail=detail,
+            end_user=self.end_user,
+            client_ip=self.client_ip,
+            job_id=self.job_id,
+        )
+
+    def refusal(
+        self,
+        action: str,
+        error: GatewayError,
+        *,
+        subject: str | None = None,
+        subject_ref: str | None = None,
+        fields: Sequence[str] = (),
+        detail: Mapping[str, Any] | None = None,
+    ) -> AuditEvent:
+        """The event of a call refused or failed with ``error`` (its code is the reason)."""
+        return self.event(
+            action,
+            outcome_of(error),
+            error.status,
+            subject=subject,
+            subject_ref=subject_ref,
+            fields=fields,
+            reason=error.code,
+            detail=detail,
+        )
 
 
 class SubjectHasher:
@@ -387,16 +484,8 @@ async def add_admin_event(
     ``denied`` with a ``reason``): the event commits with what the attempt changed (a failure count, a lock).
     The chain head stays locked until ``session`` commits or rolls back: commit promptly.
     """
-    event = AuditEvent(
-        action=action,
-        outcome=outcome,
-        status_code=status_code,
-        actor=actor,
-        client_id=client_id,
-        request_id=request_id,
-        reason=reason,
-        detail=detail,
-        client_ip=client_ip,
+    event = AuditContext(actor, client_id, request_id, client_ip=client_ip).event(
+        action, outcome, status_code, reason=reason, detail=detail
     )
     await append(session, [_record(event, None, utcnow())])
 

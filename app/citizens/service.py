@@ -19,12 +19,11 @@ from typing import Any, Literal, Protocol
 
 from pydantic import ValidationError
 
-from app.audit.writer import AuditEvent, AuditWriter, Outcome, SubjectHasher
+from app.audit.writer import AuditContext, AuditEvent, AuditWriter, Outcome, SubjectHasher
 from app.auth.context import AuthContext, Grant
 from app.backends.base import (
     RESIDENCE_FIELDS,
     RESIDENT_FIELDS,
-    SENSITIVE_FIELDS,
     VERIFY_FIELDS,
     Backend,
     Household,
@@ -107,10 +106,7 @@ class _Audit:
 
     action: str
     hasher: SubjectHasher
-    client_id: str
-    request_id: str | None
-    purpose: str | None
-    dossier_id: str | None
+    call: AuditContext
     events: list[AuditEvent] = field(default_factory=list)
     refs: dict[str, str] = field(default_factory=dict)
     """Each subject's keyed hash, made once: the quota counts it, the event stores it."""
@@ -131,28 +127,24 @@ class _Audit:
         reason: str | None = None,
         action: str | None = None,
     ) -> None:
-        released = tuple(f for f in fields if f != "personal_id")
+        ref = self.ref(subject) if subject else None
         self.events.append(
-            AuditEvent(
-                action=action or self.action,
-                outcome=outcome,
-                status_code=status,
-                actor=self.client_id,
-                client_id=self.client_id,
-                request_id=self.request_id,
-                purpose=self.purpose,
-                dossier_id=self.dossier_id,
+            self.call.event(
+                action or self.action,
+                outcome,
+                status,
                 subject=subject,
-                subject_ref=self.ref(subject) if subject else None,
-                fields=released,
-                sensitive_fields=tuple(f for f in released if f in SENSITIVE_FIELDS),
+                subject_ref=ref,
+                fields=fields,
                 reason=reason,
             )
         )
 
     def refused(self, error: GatewayError, *, subject: str | None = None, fields: Sequence[str] = ()) -> None:
-        outcome: Outcome = "error" if error.status >= 500 else "denied"
-        self.add(outcome, error.status, subject=subject, fields=fields, reason=error.code)
+        ref = self.ref(subject) if subject else None
+        self.events.append(
+            self.call.refusal(self.action, error, subject=subject, subject_ref=ref, fields=fields)
+        )
 
     def refused_all(self, error: GatewayError, named: Sequence[Named]) -> None:
         """A refusal of the whole request: one event per resident it names (a search by personal ID finds
@@ -200,9 +192,10 @@ class CitizenService:
     # ------------------------------------------------------------------------------------------ helpers
     def _collect(self, ctx: CallContext, action: str) -> _Audit:
         """The collector of one request's events (subjects hashed with the writer's keys)."""
-        return _Audit(
-            action, self._audit.hasher, ctx.auth.client_id, ctx.request_id, ctx.purpose, ctx.dossier_id
+        call = AuditContext.of_client(
+            ctx.auth.client_id, ctx.request_id, purpose=ctx.purpose, dossier_id=ctx.dossier_id
         )
+        return _Audit(action, self._audit.hasher, call)
 
     async def _finish(self, audit: _Audit) -> None:
         await self._audit.write(audit.events)
@@ -284,7 +277,8 @@ class CitizenService:
         """Record a request refused before its use case ran (its purpose missing or not granted): one event
         per resident its ``body`` (decoded JSON, not validated yet) names, with the fields it asked about,
         so a search by personal ID finds the attempt. A body that names none gets one event without one."""
-        audit = _Audit(action, self._audit.hasher, auth.client_id, request_id, purpose, dossier_id)
+        call = AuditContext.of_client(auth.client_id, request_id, purpose=purpose, dossier_id=dossier_id)
+        audit = _Audit(action, self._audit.hasher, call)
         audit.refused_all(error, self._named(kind, body, auth.grant))
         await self._finish(audit)
 

@@ -19,9 +19,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.audit.writer import AuditEvent, AuditWriter, Outcome
+from app.audit.writer import AuditContext, AuditEvent, AuditWriter, Outcome
 from app.auth.context import AuthContext
-from app.backends.base import RESIDENCE_FIELDS, SENSITIVE_FIELDS, Backend
+from app.backends.base import RESIDENCE_FIELDS, Backend
 from app.citizens.errors import PurposeNotAllowed, PurposeRequired, SubjectQuotaExceeded
 from app.citizens.limits import Limiter, seconds_to_utc_midnight
 from app.errors import GatewayError, InvalidPersonalId, NotFound
@@ -68,7 +68,12 @@ class Events:
 
     def __init__(self, writer: AuditWriter, call: FormCall, action: str) -> None:
         self.writer = writer
-        self.call = call
+        self.call = AuditContext.of_client(
+            call.auth.client_id,
+            call.request_id,
+            purpose=call.purpose if call.purpose and len(call.purpose) <= 64 else None,
+            dossier_id=call.dossier_id,
+        )
         self.action = action
         self.events: list[AuditEvent] = []
 
@@ -84,21 +89,14 @@ class Events:
         action: str | None = None,
         subject_ref: str | None = None,
     ) -> None:
-        released = tuple(f for f in fields if f != "personal_id")
         self.events.append(
-            AuditEvent(
-                action=action or self.action,
-                outcome=outcome,
-                status_code=status,
-                actor=self.call.auth.client_id,
-                client_id=self.call.auth.client_id,
-                request_id=self.call.request_id,
-                purpose=self.call.purpose if self.call.purpose and len(self.call.purpose) <= 64 else None,
-                dossier_id=self.call.dossier_id,
+            self.call.event(
+                action or self.action,
+                outcome,
+                status,
                 subject=subject,
                 subject_ref=subject_ref,
-                fields=released,
-                sensitive_fields=tuple(f for f in released if f in SENSITIVE_FIELDS),
+                fields=fields,
                 reason=reason,
                 detail=detail,
             )
@@ -113,15 +111,10 @@ class Events:
         detail: dict[str, Any] | None = None,
         subject_ref: str | None = None,
     ) -> None:
-        outcome: Outcome = "error" if error.status >= 500 else "denied"
-        self.add(
-            outcome,
-            error.status,
-            subject=subject,
-            fields=fields,
-            reason=error.code,
-            detail=detail,
-            subject_ref=subject_ref,
+        self.events.append(
+            self.call.refusal(
+                self.action, error, subject=subject, subject_ref=subject_ref, fields=fields, detail=detail
+            )
         )
 
     async def finish(self) -> None:

@@ -98,6 +98,62 @@ class _BodyTooLarge(Exception):
     """Raised into the application when it reads past the cap."""
 
 
+def _request_id_and_length(scope: Scope) -> tuple[str, bytes | None]:
+    """The request's id (the caller's when it is 1-64 chars of ``[A-Za-z0-9._-]``, else a new one) and its
+    declared ``Content-Length``, in one pass over the headers (the first occurrence of each counts)."""
+    offered: str | None = None
+    declared: bytes | None = None
+    for name, value in scope["headers"]:
+        if name == b"x-request-id" and offered is None:
+            offered = value.decode("latin-1")
+        elif name == b"content-length" and declared is None:
+            declared = value
+    return (offered if offered and _REQUEST_ID.fullmatch(offered) else new_request_id()), declared
+
+
+class _Exchange:
+    """One request's messages as they pass: the body read against the cap, the answer given its headers."""
+
+    __slots__ = ("added", "exceeded", "max_bytes", "raw_receive", "raw_send", "received", "started", "status")
+
+    def __init__(
+        self, receive: Receive, send: Send, added: list[tuple[bytes, bytes]], max_bytes: int
+    ) -> None:
+        self.raw_receive = receive
+        self.raw_send = send
+        self.added = added
+        self.max_bytes = max_bytes
+        self.status = 500  # what the server answers if nothing is sent at all
+        self.started = False
+        self.exceeded = False
+        self.received = 0
+
+    async def send(self, message: Message) -> None:
+        """Hand on the answer with the gateway's headers (replacing any the application set), or drop it
+        when it answers a body over the cap (the 413 goes out instead)."""
+        if message["type"] == "http.response.start":
+            if self.exceeded:
+                return
+            self.started = True
+            self.status = message["status"]
+            headers = [h for h in message.get("headers", ()) if h[0].lower() not in _OWN_HEADERS]
+            headers.extend(self.added)
+            message["headers"] = headers
+        elif self.exceeded and not self.started:
+            return
+        await self.raw_send(message)
+
+    async def receive(self) -> Message:
+        """The next message; raises into the application once the body read passes the cap."""
+        message = await self.raw_receive()
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.received > self.max_bytes:
+                self.exceeded = True
+                raise _BodyTooLarge
+        return message
+
+
 class GatewayMiddleware:
     """Request id, security headers, the last-resort 500, the body-size cap and the request observer.
 
@@ -142,17 +198,27 @@ class GatewayMiddleware:
         await self.serve(scope, receive, send)
 
     async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """An HTTP request."""
+        """An HTTP request: named, given its headers, held to the body cap, answered, observed."""
         started_at = time.perf_counter()
-        offered: str | None = None
-        declared: bytes | None = None
-        for name, value in scope["headers"]:
-            if name == b"x-request-id" and offered is None:
-                offered = value.decode("latin-1")
-            elif name == b"content-length" and declared is None:
-                declared = value
-        request_id = offered if offered and _REQUEST_ID.fullmatch(offered) else new_request_id()
+        request_id, declared = _request_id_and_length(scope)
         scope.setdefault("state", {})[REQUEST_ID_KEY] = request_id
+        exchange = _Exchange(receive, send, self._headers_for(scope, request_id), self.max_bytes)
+        token = request_id_var.set(request_id)
+        client_token = client_id_var.set(None)  # reset afterwards: an in-process caller shares our context
+        try:
+            if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+                await self._too_large(scope, exchange)  # before anything is read
+            else:
+                await self._run(scope, exchange)
+        finally:
+            client_id_var.reset(client_token)
+            request_id_var.reset(token)
+            if self.observer is not None:
+                self.observer(scope, exchange.status, time.perf_counter() - started_at)
+
+    def _headers_for(self, scope: Scope, request_id: str) -> list[tuple[bytes, bytes]]:
+        """The headers every answer to ``scope`` gets: the security headers of its path, HSTS over HTTPS, and
+        the request id."""
         path = scope["path"]
         if path in self.docs_paths:
             added = list(_DOCS_SECURITY)
@@ -163,73 +229,39 @@ class GatewayMiddleware:
         if scope.get("scheme") == "https":
             added.append(_HSTS)
         added.append((b"x-request-id", request_id.encode("latin-1")))
+        return added
 
-        status = 500  # what the server answers if nothing is sent at all
-        started = exceeded = False
-        received = 0
-        max_bytes = self.max_bytes
-
-        async def send_wrapped(message: Message) -> None:
-            nonlocal status, started
-            if message["type"] == "http.response.start":
-                if exceeded:  # the application's answer to a body over the cap: the 413 goes out instead
-                    return
-                started = True
-                status = message["status"]
-                headers = [h for h in message.get("headers", ()) if h[0].lower() not in _OWN_HEADERS]
-                headers.extend(added)
-                message["headers"] = headers
-            elif exceeded and not started:
-                return
-            await send(message)
-
-        async def receive_counted() -> Message:
-            nonlocal received, exceeded
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > max_bytes:
-                    exceeded = True
-                    raise _BodyTooLarge
-            return message
-
-        token = request_id_var.set(request_id)
-        client_token = client_id_var.set(None)  # reset afterwards: an in-process caller shares our context
+    async def _run(self, scope: Scope, exchange: _Exchange) -> None:
+        """The application's answer; a body read past the cap, a client gone and an exception no handler
+        took are answered here."""
         try:
-            if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-                await self._answer(
-                    problem_response(PayloadTooLarge(max_bytes), Request(scope)), scope, send_wrapped
-                )
-                return
-            try:
-                await self.app(scope, receive_counted, send_wrapped)
-            except ClientDisconnect:
-                # The client left (or app.server answered 408 for its stalled body): nobody to answer, and
-                # nothing wrong with the gateway, so no 500 and no error log line.
-                if not started:
-                    status = 408 if scope["state"].get(BODY_TIMED_OUT_KEY) else CLIENT_CLOSED_STATUS
-                return
-            except Exception as exc:
-                if exceeded and not started:
-                    exceeded = False
-                    await self._answer(
-                        problem_response(PayloadTooLarge(max_bytes), Request(scope)), scope, send_wrapped
-                    )
-                else:
-                    response = await unhandled_error_handler(Request(scope), exc)
-                    if not started:  # else the answer is half sent: the server closes the connection
-                        await self._answer(response, scope, send_wrapped)
-                return
-            if exceeded and not started:
-                exceeded = False
-                await self._answer(
-                    problem_response(PayloadTooLarge(max_bytes), Request(scope)), scope, send_wrapped
-                )
-        finally:
-            client_id_var.reset(client_token)
-            request_id_var.reset(token)
-            if self.observer is not None:
-                self.observer(scope, status, time.perf_counter() - started_at)
+            await self.app(scope, exchange.receive, exchange.send)
+        except ClientDisconnect:
+            # The client left (or app.server answered 408 for its stalled body): nobody to answer, and
+            # nothing wrong with the gateway, so no 500 and no error log line.
+            if not exchange.started:
+                exchange.status = 408 if scope["state"].get(BODY_TIMED_OUT_KEY) else CLIENT_CLOSED_STATUS
+            return
+        except Exception as exc:
+            if exchange.exceeded and not exchange.started:
+                await self._too_large(scope, exchange)
+            else:
+                await self._unhandled(scope, exchange, exc)
+            return
+        if exchange.exceeded and not exchange.started:
+            await self._too_large(scope, exchange)
+
+    async def _too_large(self, scope: Scope, exchange: _Exchange) -> None:
+        """The 413 problem, instead of whatever the application answered to a body over the cap."""
+        exchange.exceeded = False
+        response = problem_response(PayloadTooLarge(self.max_bytes), Request(scope))
+        await self._answer(response, scope, exchange.send)
+
+    async def _unhandled(self, scope: Scope, exchange: _Exchange, exc: Exception) -> None:
+        """The 500 problem (and its log line) for an exception no handler took."""
+        response = await unhandled_error_handler(Request(scope), exc)
+        if not exchange.started:  # else the answer is half sent: the server closes the connection
+            await self._answer(response, scope, exchange.send)
 
     @staticmethod
     async def _answer(response: Response, scope: Scope, send: Send) -> None:

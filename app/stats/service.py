@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 import vnid
-from app.audit.writer import AuditEvent, AuditWriter, Outcome
+from app.audit.writer import AuditContext, AuditWriter
 from app.backends.base import STATS_VALUES, Backend, PopulationQuery, RawAggregate, RawCell
 from app.citizens.limits import Limiter
 from app.errors import FieldError, GatewayError, ValidationFailed
@@ -159,24 +159,12 @@ class StatsService:
     async def _record(
         self, caller: StatsCaller, error: GatewayError | None, detail: dict[str, Any] | None
     ) -> None:
-        outcome: Outcome = "allowed" if error is None else "error" if error.status >= 500 else "denied"
-        status = 200 if error is None else error.status
-        reason = None if error is None else error.code
-        await self._audit.write(
-            [
-                AuditEvent(
-                    action=ACTION,
-                    outcome=outcome,
-                    status_code=status,
-                    actor=caller.actor,
-                    client_id=caller.client_id,
-                    request_id=caller.request_id,
-                    purpose=caller.purpose,
-                    reason=reason,
-                    detail=detail,
-                )
-            ]
-        )
+        call = AuditContext(caller.actor, caller.client_id, caller.request_id, caller.purpose)
+        if error is None:
+            event = call.event(ACTION, "allowed", 200, detail=detail)
+        else:
+            event = call.refusal(ACTION, error, detail=detail)
+        await self._audit.write([event])
 
     @staticmethod
     def _query(body: PopulationRequest, province: str) -> PopulationQuery:

@@ -159,7 +159,9 @@ class Confirmations:
             row = await self._own(call, confirmation_id)
             ref = row.subject_ref
             detail["form"] = row.form
-            events.call = replace(call, purpose=row.purpose, dossier_id=row.dossier_id)  # the confirmation's
+            events.call = replace(
+                events.call, purpose=row.purpose, dossier_id=row.dossier_id
+            )  # the confirmation's
             await self.limiter.hit_request(call.auth.client_id, call.auth.grant.rate_limit_per_minute)
             await self._still_pending(row)
             attempts = await self._take_attempt(row)
@@ -210,7 +212,9 @@ class Confirmations:
             row = await self._own(call, confirmation_id)
             ref = row.subject_ref
             detail["form"] = row.form
-            events.call = replace(call, purpose=row.purpose, dossier_id=row.dossier_id)  # the confirmation's
+            events.call = replace(
+                events.call, purpose=row.purpose, dossier_id=row.dossier_id
+            )  # the confirmation's
             await self.limiter.hit_request(call.auth.client_id, call.auth.grant.rate_limit_per_minute)
             await self._still_pending(row)
             now = utcnow()

@@ -24,7 +24,10 @@ RESTART_MARKER = (
     "<!-- walkthrough: the test restarts the gateway here with DANCU_ADMIN__REQUIRE_APPROVAL=true -->"
 )
 BASH_BLOCK = re.compile(r"^```bash\n(.*?)^```$", re.DOTALL | re.MULTILINE)
-TIMEOUT_SECONDS = 120
+# Generous: the page runs about a dozen `dancu` commands (each a fresh interpreter importing the gateway) and
+# starts the gateway twice; on a loaded CI machine each of those can take many seconds.
+TIMEOUT_SECONDS = 600
+START_SECONDS = 120
 
 
 def bash_blocks(markdown: str) -> list[str]:
@@ -35,7 +38,11 @@ def start_gateway(extra: str = "") -> str:
     return f"""
 {extra} dancu serve --port "$PORT" >>gateway.log 2>&1 &
 GATEWAY_PID=$!
-for _ in $(seq 200); do curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+deadline=$((SECONDS + {START_SECONDS}))
+until curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 || [ "$SECONDS" -ge "$deadline" ]; do
+  kill -0 "$GATEWAY_PID" 2>/dev/null || break  # it exited: the check below fails with its log
+  sleep 0.2
+done
 curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null
 """
 

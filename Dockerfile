@@ -12,11 +12,11 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /opt/dancu
-# The dependencies in a layer of their own, rebuilt only when pyproject.toml changes.
+# The dependencies in a layer of their own, rebuilt only when the lock changes: exactly the pinned versions,
+# each checked against its hash (requirements/main.lock, written by `make lock`).
 COPY pyproject.toml README.md ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/requirements.txt \
-    && pip install --requirement /tmp/requirements.txt
+COPY requirements/main.lock ./requirements/main.lock
+RUN pip install --require-hashes --requirement requirements/main.lock
 COPY app ./app
 COPY vnid ./vnid
 COPY mock_csdlqg ./mock_csdlqg

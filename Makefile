@@ -4,20 +4,34 @@ ROOT := $(dir $(abspath $(lastword $(MAKEFILE_LIST))))
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+LOCKS := requirements/main.lock requirements/dev.lock
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCKS) 2>/dev/null | sha1sum | cut -c1-12)
+PIP_COMPILE := $(BIN)/python -m piptools compile --quiet --generate-hashes --strip-extras --allow-unsafe \
+	--no-emit-index-url --no-emit-find-links
 MOCK_PORT ?= 8100
 COUNT ?= 20000
 
-.PHONY: install run port-free serve-mock test lint typecheck imports unit openapi bench bench-mock clean
+.PHONY: install lock run port-free serve-mock test lint typecheck imports unit openapi bench bench-mock clean
 
-$(STAMP): pyproject.toml
+# Installs exactly the hashed versions of requirements/dev.lock (every dependency, dev tools included), then the
+# project itself without dependencies. `make lock` rewrites the locks after a dependency changes in pyproject.toml.
+$(STAMP): pyproject.toml $(LOCKS)
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is required"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes --requirement requirements/dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)
+
+## lock: pin every dependency with its hashes (requirements/main.lock for the image, dev.lock for development
+## and CI); run it after changing the dependencies in pyproject.toml, and commit both files
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "pip-tools>=7.4,<8"
+	$(PIP_COMPILE) --output-file requirements/main.lock pyproject.toml
+	$(PIP_COMPILE) --extra dev --output-file requirements/dev.lock pyproject.toml
 
 ## run: install, migrate, seed the mock national database, create a demo client and two demo operators, print
 ## how to call it and how to sign in to the console, serve

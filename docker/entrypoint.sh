@@ -2,7 +2,8 @@
 # The container's entrypoint: migrate the gateway's database, then serve.
 #
 # With DANCU_PROFILE=dev (the default) it first does what `make run` does: seed the mock national database,
-# register the demo purpose and client once (var/demo_client.json), print how to call it. A test runs this
+# register the demo purposes and client once (var/demo_client.json), create the two demo console operators once
+# (var/demo_operators.json), print how to call it and how to sign in. A test runs this
 # script beside `make run` and compares the commands, so keep the two in step.
 #
 # Variables of this script (not gateway settings): HOST (0.0.0.0), PORT (8000), WORKERS (1) for
@@ -36,6 +37,18 @@ if [[ "${DANCU_PROFILE:-dev}" == "dev" && "${DEMO:-1}" != "0" ]]; then
       --scopes citizen.verify,citizen.read,household.read,stats.read --fields '*' --provinces 52 \
       --purposes "$DEMO_PURPOSE,$DEMO_STATS_PURPOSE" --verify-details --json > var/demo_client.json.tmp
     mv var/demo_client.json.tmp var/demo_client.json
+  fi
+  if [[ ! -s var/demo_operators.json ]]; then
+    (
+      umask 077
+      {
+        dancu operators create --username quantri --display-name "Quản trị viên minh họa (demo)" \
+          --roles admin,approver --json
+        dancu operators create --username kiemtoan --display-name "Kiểm toán viên minh họa (demo)" \
+          --roles auditor,analyst --json
+      } > var/demo_operators.json.tmp
+    )
+    mv var/demo_operators.json.tmp var/demo_operators.json
   fi
   python "$APP_DIR/scripts/demo_hint.py" --port "$PORT" --purpose "$DEMO_PURPOSE" --persona "$PERSONA" \
     --count "$COUNT" --stats-purpose "$DEMO_STATS_PURPOSE"

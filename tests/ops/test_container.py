@@ -23,11 +23,12 @@ DOCKERIGNORE = PROJECT_ROOT / ".dockerignore"
 VENV_BIN = Path(sys.executable).parent
 
 # A stand-in for each command: records its name and arguments (shell-quoted, one call a line); `clients
-# create --json` answers like the real one; a `db upgrade` fails when FAIL_MIGRATIONS is set.
+# create --json` and `operators create --json` answer like the real ones; a `db upgrade` fails when FAIL_MIGRATIONS is set.
 FAKE = """#!/usr/bin/env bash
 printf '%q ' "$(basename "$0")" "$@" >> "$CALLS"; echo >> "$CALLS"
 if [[ "$1 $2" == "db upgrade" && -n "${FAIL_MIGRATIONS:-}" ]]; then exit 1; fi
 if [[ "$1 $2" == "clients create" ]]; then echo '{"client_id": "demo", "client_secret": "s"}'; fi
+if [[ "$1 $2" == "operators create" ]]; then echo "{\"username\": \"$4\", \"initial_password\": \"p\"}"; fi
 """
 
 Call = list[str]
@@ -177,6 +178,8 @@ def test_the_entrypoint_runs_the_commands_of_make_run(fakes: Path, tmp_path: Pat
         ["dancu", "purposes"],
         ["dancu", "purposes"],
         ["dancu", "clients"],
+        ["dancu", "operators"],
+        ["dancu", "operators"],
         ["python", "scripts/demo_hint.py"],
         ["dancu", "serve"],
     ]
@@ -185,7 +188,7 @@ def test_the_entrypoint_runs_the_commands_of_make_run(fakes: Path, tmp_path: Pat
         json.loads((tmp_path / "container" / "var" / "demo_client.json").read_text())["client_id"] == "demo"
     )
 
-    # The second start finds the demo client and makes no other, like `make run` again.
+    # The second start finds the demo client and operators and makes no others, like `make run` again.
     by_make = run_make(fakes, tmp_path / "make")
     _, by_entrypoint = run_entrypoint(fakes, tmp_path / "container")
     assert [call[0:2] for call in by_make] == [
@@ -243,11 +246,21 @@ def test_the_entrypoint_works_with_the_real_commands(tmp_path: Path) -> None:
     env["PATH"] = os.pathsep.join([str(stubs), str(VENV_BIN), env["PATH"]])
 
     first = subprocess.run(
-        ["bash", str(ENTRYPOINT)], cwd=work, env=env, capture_output=True, text=True, timeout=120, check=False
+        # Generous: about ten fresh interpreters importing the gateway, on a CI machine that may be loaded.
+        ["bash", str(ENTRYPOINT)],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert first.returncode == 0, first.stderr
     client = json.loads((work / "var" / "demo_client.json").read_text())
     assert set(client) == {"client_id", "client_secret"}
+    operators = [json.loads(line) for line in (work / "var" / "demo_operators.json").read_text().splitlines()]
+    assert [operator["username"] for operator in operators] == ["quantri", "kiemtoan"]
+    assert "/console/" in first.stdout
     assert (work / "var" / "dancu.db").stat().st_size > 0
     assert (work / "var" / "mock_csdlqg.db").stat().st_size > 0
     assert "http://127.0.0.1:8765/v1/citizens/verify" in first.stdout

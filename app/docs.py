@@ -9,6 +9,7 @@ pages exist outside the ``prod`` profile only, like ``/openapi.json``.
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import fastapi_offline
@@ -17,6 +18,8 @@ from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redi
 from fastapi.responses import HTMLResponse
 from starlette.requests import Request
 from starlette.staticfiles import StaticFiles
+
+from app.errors import GatewayError
 
 DOCS_URL = "/docs"
 DOCS_OAUTH2_REDIRECT_URL = "/docs/oauth2-redirect"
@@ -49,3 +52,39 @@ def install_docs(app: FastAPI, openapi_url: str) -> None:
     app.mount(ASSETS_URL, StaticFiles(directory=ASSETS_DIR), name="docs-assets")
     app.add_route(DOCS_URL, swagger_ui, include_in_schema=False)
     app.add_route(DOCS_OAUTH2_REDIRECT_URL, oauth2_redirect, include_in_schema=False)
+
+
+ERRORS_URL = "/errors"
+
+
+def error_page(classes: dict[str, type[GatewayError]]) -> str:
+    """``/errors``: every problem ``code`` with its status and what it means, in Vietnamese and English. Each
+    row's anchor is the code, so ``urn:dancu:problem:<code>`` is documented at ``/errors#<code>``."""
+    rows = "\n".join(
+        f'<tr id="{html.escape(code)}"><td><code>{html.escape(code)}</code></td><td>{error.status}</td>'
+        f"<td>{html.escape(error.title_vi)}<br>{html.escape(error.title_en)}</td>"
+        f"<td>{html.escape(error.default_detail_vi)}<br>{html.escape(error.default_detail_en)}</td></tr>"
+        for code, error in sorted(classes.items())
+    )
+    return (
+        '<!doctype html><html lang="vi"><head><meta charset="utf-8">'
+        "<title>dancu-gateway: mã lỗi / error codes</title></head><body>"
+        "<h1>Mã lỗi / Error codes</h1>"
+        "<p>Mỗi lỗi trả về <code>application/problem+json</code> có <code>type</code> dạng "
+        "<code>urn:dancu:problem:&lt;code&gt;</code>; mục của nó ở <code>/errors#&lt;code&gt;</code>. "
+        "Khi cần hỗ trợ, hãy gửi kèm <code>request_id</code>.<br>Every problem's <code>type</code> is "
+        "<code>urn:dancu:problem:&lt;code&gt;</code>, documented at <code>/errors#&lt;code&gt;</code>; quote "
+        "its <code>request_id</code> to support. The full rules: docs/contract.md, section 2.</p>"
+        "<table><thead><tr><th>code</th><th>status</th><th>tên / title</th><th>ý nghĩa / meaning</th></tr>"
+        f"</thead><tbody>{rows}</tbody></table></body></html>"
+    )
+
+
+def install_error_page(app: FastAPI, classes: dict[str, type[GatewayError]]) -> None:
+    """``GET /errors`` (every profile, no token): the page each problem ``type`` is documented on."""
+    page = error_page(classes)
+
+    async def errors(request: Request) -> HTMLResponse:
+        return HTMLResponse(page)
+
+    app.add_route(ERRORS_URL, errors, include_in_schema=False)

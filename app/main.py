@@ -14,11 +14,11 @@ from app.citizens.fast import CitizenFastPath, fast_routes
 from app.citizens.router import router as citizens_router
 from app.config import Settings, get_settings
 from app.console.router import install as install_console
-from app.docs import DOCS_PAGES, install_docs
+from app.docs import DOCS_PAGES, install_docs, install_error_page
 from app.health.metrics import GatewayMetrics, request_observer
 from app.lifespan import build_lifespan
 from app.middleware import gateway_middleware
-from app.openapi import gateway_openapi
+from app.openapi import error_classes, gateway_openapi
 from app.problems import PROBLEM_HANDLERS, problem_openapi
 
 
@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(build_router())
     if docs:
         install_docs(app, "/openapi.json")
+    install_error_page(app, error_classes())
     install_console(app)
     return app
 

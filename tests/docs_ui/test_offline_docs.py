@@ -76,3 +76,20 @@ def test_the_page_renders_the_operations_offline(gateway_url: str, tmp_path: Pat
     assert "/v1/citizens/verify" in text
     hosts = {urlsplit(url).hostname for url in requested if not url.startswith(("data:", "blob:"))}
     assert hosts == {"127.0.0.1"}, sorted(url for url in requested if "127.0.0.1" not in url)
+
+
+async def test_every_problem_code_is_documented_on_the_error_page() -> None:
+    # docs/contract.md, Conventions: a problem's `type` urn:dancu:problem:<code> is explained at /errors#<code>.
+    from app.config import Settings
+    from app.main import create_app
+    from app.openapi import error_classes
+
+    app = create_app(Settings(_env_file=None, database_url="sqlite:///:memory:"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as client:
+        page = await client.get("/errors")
+
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    for code in error_classes():
+        assert f'id="{code}"' in page.text
+    assert "Không tìm thấy" in page.text  # Vietnamese beside English

@@ -296,7 +296,7 @@ async def serving(env: dict[str, str], cwd: Path) -> AsyncIterator[Server]:
         )
     server = Server(f"http://127.0.0.1:{port}", process)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a loaded CI machine starts a fresh interpreter slowly
         async with httpx.AsyncClient(timeout=1) as http:
             while True:
                 try:

@@ -61,7 +61,7 @@ def test_serve_in_prod_with_unsafe_settings_exits_naming_each_problem(tmp_path: 
         env=clean_environment(**UNSAFE),
         capture_output=True,
         text=True,
-        timeout=60,  # a server that bound would never exit: the timeout fails the test
+        timeout=300,  # a server that bound would never exit: the timeout fails the test (generous: CI may be loaded)
         check=False,
     )
 

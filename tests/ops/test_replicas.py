@@ -96,7 +96,7 @@ def dancu(environment: Mapping[str, str], cwd: Path, *args: str) -> subprocess.C
         cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=300,  # generous: a fresh interpreter importing the gateway, on a CI machine that may be loaded
         check=False,
     )
 

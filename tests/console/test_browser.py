@@ -44,6 +44,9 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = PROJECT_ROOT / "docs" / "console"
 POLL_FOR = 10.0
+BROWSER_WAIT_MS = 120_000
+"""How long a page action or navigation may take (Playwright's default is 30 s): CI may run on a loaded
+machine, and the gateway answers from a thread of this process."""
 
 
 @pytest.fixture(scope="module")
@@ -149,6 +152,7 @@ def console(tmp_path_factory: pytest.TempPathFactory, console_template: Path) ->
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
     context = browser.new_context(locale="vi-VN", viewport={"width": 1200, "height": 800})
+    context.set_default_timeout(BROWSER_WAIT_MS)
     try:
         yield context.new_page()
     finally:
@@ -321,6 +325,7 @@ def test_self_approval_refused_and_another_approver_s_approval_applies(
     assert console.rate_limit(client_id) == 60
 
     other = browser.new_context(locale="vi-VN", viewport={"width": 1200, "height": 800})
+    other.set_default_timeout(BROWSER_WAIT_MS)
     try:
         second = other.new_page()
         first_login(second, console, "approver", "duyet")

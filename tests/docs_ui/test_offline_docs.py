@@ -62,10 +62,11 @@ def test_the_page_renders_the_operations_offline(gateway_url: str, tmp_path: Pat
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
         try:
             context = browser.new_context()
+            context.set_default_timeout(120_000)  # Playwright's 30 s is short on a loaded CI machine
             page_ = context.new_page()
             page_.on("request", lambda request: requested.append(request.url))
             page_.goto(gateway_url + page)
-            page_.wait_for_selector(operation, timeout=30_000)
+            page_.wait_for_selector(operation)
             count = page_.locator(operation).count()
             text = page_.content()
             page_.screenshot(path=str(tmp_path / f"{page.strip('/')}.png"), full_page=False)

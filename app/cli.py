@@ -14,7 +14,7 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 import uvicorn
@@ -29,7 +29,6 @@ from app.audit.checkpoints import Checkpoint, Checkpointer, load_checkpoint_key
 from app.audit.errors import CheckpointFileError, CheckpointKeyError
 from app.audit.integrity import verify_database
 from app.audit.writer import AdminLog
-from app.auth.errors import KeyConfigurationError
 from app.auth.keys import KeyStore, load_encryption_key
 from app.auth.schemas import (
     MAX_SECRET_GRACE_SECONDS,
@@ -41,9 +40,10 @@ from app.auth.schemas import (
     PurposeIn,
 )
 from app.auth.service import CLI_ACTOR, AuthService, CreatedClient, parse
+from app.clikit import refuse as _refuse
+from app.clikit import run_refusing
 from app.config import ProductionSettingsError, get_settings
 from app.db import create_engine, create_sessionmaker
-from app.errors import GatewayError, ValidationFailed
 from app.forms.cli import forms_cli
 from app.logs import LOG_LEVELS, log_config
 from app.operators.service import OperatorService
@@ -68,13 +68,6 @@ cli.add_typer(keys_cli, name="keys")
 cli.add_typer(grants_cli, name="grants")
 cli.add_typer(forms_cli, name="forms")
 cli.add_typer(stats_cli, name="stats")
-
-EXIT_USAGE = 2
-
-
-def _refuse(message: str) -> NoReturn:
-    typer.echo(f"dancu: {message}", err=True)
-    raise typer.Exit(EXIT_USAGE)
 
 
 @cli.command()
@@ -170,16 +163,6 @@ def openapi_export(
 Result = TypeVar("Result")
 
 
-def _one_line(error: GatewayError) -> str:
-    if isinstance(error, ValidationFailed) and error.errors:
-        where = "; ".join(
-            f"{'.'.join(str(part) for part in item['loc']) or 'input'}: {item['message']}"
-            for item in error.errors
-        )
-        return f"{error.title_en.lower()}: {where}"
-    return error.detail
-
-
 def _administer(work: Callable[[AuthService, KeyStore], Awaitable[Result]]) -> Result:
     """Run ``work`` in one transaction on DANCU_DATABASE_URL and commit it; one line on stderr and exit 2
     when it is refused. Nothing here prints a secret."""
@@ -199,16 +182,7 @@ def _administer(work: Callable[[AuthService, KeyStore], Awaitable[Result]]) -> R
         finally:
             await engine.dispose()
 
-    try:
-        return asyncio.run(run())
-    except GatewayError as err:
-        _refuse(_one_line(err))
-    except KeyConfigurationError as err:
-        _refuse(str(err))
-    except (SQLAlchemyError, OSError) as err:  # driver messages may carry passwords: the type only
-        _refuse(
-            f"the database refused the change ({type(err).__name__}); is it migrated (`dancu db upgrade`)?"
-        )
+    return run_refusing(run())
 
 
 def _names(value: str | None) -> list[str] | None:
@@ -600,16 +574,7 @@ def _operators(work: Callable[[OperatorService], Awaitable[Result]]) -> Result:
         finally:
             await engine.dispose()
 
-    try:
-        return asyncio.run(run())
-    except GatewayError as err:
-        _refuse(_one_line(err))
-    except KeyConfigurationError as err:
-        _refuse(str(err))
-    except (SQLAlchemyError, OSError) as err:
-        _refuse(
-            f"the database refused the change ({type(err).__name__}); is it migrated (`dancu db upgrade`)?"
-        )
+    return run_refusing(run())
 
 
 def _operators_create(username: str, display_name: str, roles: str, email: str | None, as_json: bool) -> None:

@@ -6,25 +6,23 @@ A refusal is one line on stderr and exit status 2.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.writer import AdminLog
-from app.auth.errors import KeyConfigurationError
 from app.auth.keys import KeyStore
 from app.auth.repository import PurposeRepository
 from app.auth.schemas import PurposeIn
 from app.auth.service import CLI_ACTOR, AuthService, parse
+from app.clikit import refuse as _refuse
+from app.clikit import run_refusing
 from app.config import get_settings
 from app.db import create_engine, create_sessionmaker
-from app.errors import GatewayError, ValidationFailed
 from app.forms.defaults import DEFAULTS, PURPOSES
 from app.forms.errors import FormNotFound
 from app.forms.schemas import FormIn, FormOut, FormReplace
@@ -32,26 +30,10 @@ from app.forms.service import FormAdmin
 
 forms_cli = typer.Typer(help="Form templates: prefill and confirmation.", no_args_is_help=True)
 
-EXIT_USAGE = 2
 Result = TypeVar("Result")
 JsonOutput = Annotated[
     bool, typer.Option("--json", help="Print one JSON object on stdout instead of a readable table.")
 ]
-
-
-def _refuse(message: str) -> NoReturn:
-    typer.echo(f"dancu: {message}", err=True)
-    raise typer.Exit(EXIT_USAGE)
-
-
-def _one_line(error: GatewayError) -> str:
-    if isinstance(error, ValidationFailed) and error.errors:
-        where = "; ".join(
-            f"{'.'.join(str(part) for part in item['loc']) or 'input'}: {item['message']}"
-            for item in error.errors
-        )
-        return f"{error.title_en.lower()}: {where}"
-    return error.detail
 
 
 def _run(work: Callable[[AsyncSession, KeyStore, AdminLog], Awaitable[Result]]) -> Result:
@@ -69,16 +51,7 @@ def _run(work: Callable[[AsyncSession, KeyStore, AdminLog], Awaitable[Result]]) 
         finally:
             await engine.dispose()
 
-    try:
-        return asyncio.run(run())
-    except GatewayError as err:
-        _refuse(_one_line(err))
-    except KeyConfigurationError as err:
-        _refuse(str(err))
-    except (SQLAlchemyError, OSError) as err:  # driver messages may carry passwords: the type only
-        _refuse(
-            f"the database refused the change ({type(err).__name__}); is it migrated (`dancu db upgrade`)?"
-        )
+    return run_refusing(run())
 
 
 def _echo_form(form: FormOut, as_json: bool) -> None:

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Collection, Iterable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from typing import Any, TypeVar
 
 from prometheus_client import (
     CollectorRegistry,
@@ -65,6 +65,8 @@ RATE_LIMIT_CODES = (
 _REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _UPSTREAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _AUDIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+_T = TypeVar("_T")
 
 access_logger = logging.getLogger("dancu.access")
 """One line per request when ``dancu serve --access-log`` turns it on: the route template, never the path."""
@@ -310,64 +312,44 @@ class InstrumentedLimiter:
         self.inner = limiter
         self._metrics = metrics
 
-    async def hit_request(self, client_id: str, per_minute: int, hits: int = 1) -> None:
+    async def _refusals(self, call: Awaitable[_T]) -> _T:
+        """``call``'s answer; a refusal it raises (rate, or the limits store unreachable) is counted."""
         try:
-            await self.inner.hit_request(client_id, per_minute, hits)
+            return await call
         except (RateLimited, LimitsUnavailable) as refusal:
             self._metrics.refused(refusal.code)
             raise
 
+    def _count_false(self, answers: list[bool], code: str) -> list[bool]:
+        """``answers``, each ``False`` in it counted as one refusal with ``code``."""
+        if refused := answers.count(False):
+            self._metrics.refused(code, refused)
+        return answers
+
+    async def hit_request(self, client_id: str, per_minute: int, hits: int = 1) -> None:
+        await self._refusals(self.inner.hit_request(client_id, per_minute, hits))
+
     async def hit_subjects(self, client_id: str, subject_refs: list[str], per_day: int) -> list[bool]:
-        try:
-            within = await self.inner.hit_subjects(client_id, subject_refs, per_day)
-        except LimitsUnavailable as refusal:
-            self._metrics.refused(refusal.code)
-            raise
-        if refused := within.count(False):
-            self._metrics.refused(SubjectQuotaExceeded.code, refused)
-        return within
+        within = await self._refusals(self.inner.hit_subjects(client_id, subject_refs, per_day))
+        return self._count_false(within, SubjectQuotaExceeded.code)
 
     async def admit(
         self, client_id: str, per_minute: int, subject_refs: list[str], per_day: int, hits: int = 1
     ) -> list[bool]:
-        try:
-            within = await self.inner.admit(client_id, per_minute, subject_refs, per_day, hits)
-        except (RateLimited, LimitsUnavailable) as refusal:
-            self._metrics.refused(refusal.code)
-            raise
-        if refused := within.count(False):
-            self._metrics.refused(SubjectQuotaExceeded.code, refused)
-        return within
+        within = await self._refusals(self.inner.admit(client_id, per_minute, subject_refs, per_day, hits))
+        return self._count_false(within, SubjectQuotaExceeded.code)
 
     async def hit_subjects_all(self, client_id: str, subject_refs: list[str], per_day: int) -> bool:
-        try:
-            fits = await self.inner.hit_subjects_all(client_id, subject_refs, per_day)
-        except LimitsUnavailable as refusal:
-            self._metrics.refused(refusal.code)
-            raise
-        if not fits:
-            self._metrics.refused(SubjectQuotaExceeded.code)
-        return fits
+        fits = await self._refusals(self.inner.hit_subjects_all(client_id, subject_refs, per_day))
+        return self._count_false([fits], SubjectQuotaExceeded.code)[0]
 
     async def verifiable(self, client_id: str, subject_refs: list[str], per_day: int) -> list[bool]:
-        try:
-            open_ = await self.inner.verifiable(client_id, subject_refs, per_day)
-        except LimitsUnavailable as refusal:
-            self._metrics.refused(refusal.code)
-            raise
-        if refused := open_.count(False):
-            self._metrics.refused(VerificationAttemptsExceeded.code, refused)
-        return open_
+        open_ = await self._refusals(self.inner.verifiable(client_id, subject_refs, per_day))
+        return self._count_false(open_, VerificationAttemptsExceeded.code)
 
     async def settle(self, client_id: str, answers: list[tuple[str, bool]], per_day: int) -> list[bool]:
-        try:
-            released = await self.inner.settle(client_id, answers, per_day)
-        except LimitsUnavailable as refusal:
-            self._metrics.refused(refusal.code)
-            raise
-        if refused := released.count(False):
-            self._metrics.refused(VerificationAttemptsExceeded.code, refused)
-        return released
+        released = await self._refusals(self.inner.settle(client_id, answers, per_day))
+        return self._count_false(released, VerificationAttemptsExceeded.code)
 
     async def check(self) -> None:
         await self.inner.check()

@@ -577,18 +577,6 @@ def _operators(work: Callable[[OperatorService], Awaitable[Result]]) -> Result:
     return run_refusing(run())
 
 
-def _operators_create(username: str, display_name: str, roles: str, email: str | None, as_json: bool) -> None:
-    created, password = _operators(
-        lambda service: service.create(username, display_name, _names(roles) or [], email)
-    )
-    if as_json:
-        _echo_json({"username": created.username, "initial_password": password})
-        return
-    typer.echo(f"username: {created.username}")
-    typer.echo(f"initial_password: {password}")
-    typer.echo("The password is shown this once; it must be changed at the first login.", err=True)
-
-
 UsernameArg = Annotated[str, typer.Argument(help="The operator's username.")]
 RolesOption = Annotated[str, typer.Option(help="Comma-separated roles: admin, approver, auditor, analyst.")]
 PasswordJson = Annotated[
@@ -605,19 +593,18 @@ def operators_create(
     as_json: PasswordJson = False,
 ) -> None:
     """Create an operator; prints its initial password once (changed at the first login)."""
-    _operators_create(username, display_name, roles, email, as_json)
+    created, password = _operators(
+        lambda service: service.create(username, display_name, _names(roles) or [], email)
+    )
+    if as_json:
+        _echo_json({"username": created.username, "initial_password": password})
+        return
+    typer.echo(f"username: {created.username}")
+    typer.echo(f"initial_password: {password}")
+    typer.echo("The password is shown this once; it must be changed at the first login.", err=True)
 
 
-@operators_cli.command("add")
-def operators_add(
-    username: Annotated[str, typer.Option(help="Login name: lower-case letters, digits, . _ -")],
-    display_name: Annotated[str, typer.Option(help='Full name, e.g. "Nguyễn Thị Lan".')],
-    roles: RolesOption,
-    email: Annotated[str | None, typer.Option(help="E-mail address.")] = None,
-    as_json: PasswordJson = False,
-) -> None:
-    """The same as `create`."""
-    _operators_create(username, display_name, roles, email, as_json)
+operators_cli.command("add", help="The same as `create`.")(operators_create)
 
 
 @operators_cli.command("list")

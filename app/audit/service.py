@@ -51,10 +51,23 @@ _CURSOR_TEXT = re.compile(r"[A-Za-z0-9_-]+")
 
 @dataclass(frozen=True, slots=True)
 class Reader:
-    """Who reads the log, for the read's own audit event."""
+    """Who reads the log, for the read's own audit event: a client with its token (the API), or an operator
+    in the console (``actor`` ``op:<username>``, no client, the operator's address)."""
 
-    client_id: str
+    client_id: str | None
     request_id: str | None
+    actor: str | None = None
+    """Who acted when it is not the client itself (the console's operator)."""
+    client_ip: str | None = None
+
+    @classmethod
+    def operator(cls, actor: str, request_id: str | None, client_ip: str | None) -> Reader:
+        return cls(client_id=None, request_id=request_id, actor=actor, client_ip=client_ip)
+
+    def context(self) -> AuditContext:
+        """The read's call: a client acts for itself (``AuditContext.of_client``), an operator as itself."""
+        actor = self.actor or self.client_id or "?"
+        return AuditContext(actor, self.client_id, self.request_id, client_ip=self.client_ip)
 
 
 @dataclass(slots=True)
@@ -153,7 +166,7 @@ class AuditService:
     async def _audited(self, reader: Reader, action: str) -> AsyncIterator[_Note]:
         """Runs a read and writes its event afterwards: allowed, or the refusal or failure it raised."""
         note = _Note()
-        call = AuditContext.of_client(reader.client_id, reader.request_id)
+        call = reader.context()
         try:
             yield note
         except GatewayError as error:

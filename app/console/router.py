@@ -277,12 +277,14 @@ Ready = Annotated[Console, Depends(require_operator())]
 
 def install(app: FastAPI) -> None:
     """The console's routes and its two answers raised from dependencies (redirect, 403)."""
-    from app.console.clients import router as clients_router  # the pages build on this module
+    from app.console.audit_pages import router as audit_router  # the pages build on this module
+    from app.console.clients import router as clients_router
     from app.console.pages import router as pages_router
 
     app.include_router(router)
     app.include_router(clients_router)
     app.include_router(pages_router)
+    app.include_router(audit_router)
     app.add_exception_handler(ConsoleRedirect, _redirect_handler)  # type: ignore[arg-type]
     app.add_exception_handler(ConsoleForbidden, _forbidden_handler)  # type: ignore[arg-type]
 
@@ -487,7 +489,6 @@ def _placeholder(key: str, issue: int) -> Callable[..., Awaitable[Response]]:
 
 
 PLACEHOLDERS: Final[Mapping[str, int]] = {
-    "audit": 16,
     "integrity": 16,
     "report": 16,
     "statistics": 16,

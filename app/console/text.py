@@ -173,6 +173,90 @@ TEXT: Final[dict[str, tuple[str, str]]] = {
     # --- clients, grants (admin pages) ---------------------------------------------------------------------
     # --- purposes, signing keys, approvals, dashboard ------------------------------------------------------
     # --- audit search, event detail, export ----------------------------------------------------------------
+    "audit.title": ("Tra cứu nhật ký truy cập", "Audit search"),
+    "audit.personal_id": ("Số định danh cá nhân của công dân", "Resident's personal ID"),
+    "audit.personal_id.hint": (
+        "12 chữ số; tìm cả lượt truy cập và lượt bị từ chối. Số này không bao giờ xuất hiện trong địa chỉ trang.",
+        "12 digits; finds accesses and refused attempts. It never appears in a page address.",
+    ),
+    "audit.client_id": ("Ứng dụng khách (client_id)", "Client (client_id)"),
+    "audit.purpose": ("Mục đích (mã)", "Purpose (code)"),
+    "audit.action": ("Hành động", "Action"),
+    "audit.outcome": ("Kết quả", "Outcome"),
+    "audit.any": ("Tất cả", "Any"),
+    "audit.outcome.allowed": ("Cho phép", "Allowed"),
+    "audit.outcome.denied": ("Từ chối", "Denied"),
+    "audit.outcome.error": ("Lỗi", "Error"),
+    "audit.end_user": ("Người dùng cuối (X-End-User)", "End user (X-End-User)"),
+    "audit.dossier_id": ("Mã hồ sơ", "Dossier"),
+    "audit.since": ("Từ (giờ Việt Nam)", "From (Vietnam time)"),
+    "audit.until": ("Đến trước (giờ Việt Nam)", "Until, excluded (Vietnam time)"),
+    "audit.times": (
+        "Thời gian nhập và hiển thị theo giờ Việt Nam (UTC+7); tìm kiếm theo UTC.",
+        "Times are typed and shown in Vietnam time (UTC+7) and searched in UTC.",
+    ),
+    "audit.order": ("Thứ tự", "Order"),
+    "audit.order.desc": ("Mới nhất trước", "Newest first"),
+    "audit.order.asc": ("Cũ nhất trước", "Oldest first"),
+    "audit.submit": ("Tìm kiếm", "Search"),
+    "audit.results": ("Kết quả", "Results"),
+    "audit.none": ("Không có sự kiện nào khớp.", "No event matches."),
+    "audit.at": ("Thời điểm (giờ Việt Nam)", "When (Vietnam time)"),
+    "audit.actor": ("Người thực hiện", "Actor"),
+    "audit.fields": ("Trường dữ liệu", "Fields"),
+    "audit.detail": ("Chi tiết", "Detail"),
+    "audit.pages": ("Trang kết quả", "Result pages"),
+    "audit.first": ("« Trang đầu", "« First page"),
+    "audit.next": ("Trang sau »", "Next page »"),
+    "audit.export.csv": ("Xuất CSV", "Export CSV"),
+    "audit.export.ndjson": ("Xuất NDJSON", "Export NDJSON"),
+    "audit.export.hint": (
+        "Xuất mọi sự kiện khớp với tìm kiếm này (không chỉ trang đang xem); việc xuất cũng được ghi nhật ký.",
+        "Exports every event this search matches (not only this page); the export is audited too.",
+    ),
+    "audit.expired": (
+        "Kết quả tìm kiếm này đã hết hạn hoặc thuộc phiên đăng nhập khác: hãy tìm lại.",
+        "These results expired or belong to another session: search again.",
+    ),
+    "audit.error.invalid_personal_id": (
+        "Số định danh cá nhân không hợp lệ: gồm 12 chữ số, bắt đầu bằng một trong 63 mã tỉnh.",
+        "Invalid personal ID: 12 digits starting with one of the 63 province codes.",
+    ),
+    "audit.error.too_long": ("Giá trị quá dài.", "Too long."),
+    "audit.error.empty": ("Giá trị không được để trống.", "Must not be empty."),
+    "audit.error.control": ("Không được chứa ký tự điều khiển.", "No control characters."),
+    "audit.error.choice": ("Lựa chọn không hợp lệ.", "Not one of the choices."),
+    "audit.error.time": (
+        "Thời gian không hợp lệ: chọn ngày và giờ (giờ Việt Nam).",
+        "Invalid time: pick a date and a time (Vietnam time).",
+    ),
+    "audit.error.invalid": ("Giá trị không hợp lệ.", "Invalid value."),
+    "audit.error.cursor": (
+        "Liên kết trang không hợp lệ: hãy mở lại trang đầu.",
+        "Invalid page link: open the first page again.",
+    ),
+    "audit.error.invalid_cursor": (
+        "Liên kết trang không hợp lệ: hãy mở lại trang đầu.",
+        "Invalid page link: open the first page again.",
+    ),
+    "audit.error.audit_unavailable": (
+        "Không ghi được nhật ký cho lượt đọc này nên không hiển thị dữ liệu; hãy thử lại sau.",
+        "This read could not be audited, so nothing is shown; try again later.",
+    ),
+    "audit.event.title": ("Chi tiết sự kiện nhật ký", "Audit event"),
+    "audit.event.none": ("Không có sự kiện nhật ký nào với mã này.", "No audit event has this id."),
+    "audit.event.chain": ("Vị trí trong chuỗi băm", "Place in the hash chain"),
+    "audit.event.at": ("Thời điểm (giờ Việt Nam)", "When (Vietnam time)"),
+    "audit.event.prev_hash": ("Băm của sự kiện trước (prev_hash)", "Predecessor's hash (prev_hash)"),
+    "audit.event.hash": ("Băm của sự kiện này (hash)", "This event's hash (hash)"),
+    "audit.event.chain_text": (
+        "Sự kiện số {seq} nối tiếp sự kiện số {prev}: prev_hash là hash của sự kiện {prev}, và hash bao trùm "
+        "prev_hash cùng mọi trường khác (docs/audit-format.md). Trang Toàn vẹn nhật ký kiểm tra cả chuỗi.",
+        "Event {seq} follows event {prev}: prev_hash is the hash of event {prev}, and hash covers prev_hash "
+        "and every other member (docs/audit-format.md). The Integrity page checks the whole chain.",
+    ),
+    "audit.event.members": ("Mọi trường của sự kiện", "Every member of the event"),
+    "audit.back": ("« Quay lại tra cứu", "« Back to the search"),
     # --- integrity, resident report --------------------------------------------------------------------------
     # --- statistics (analyst) --------------------------------------------------------------------------------
     # --- end of the words ------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Every change goes through ``AdminService`` as the operator (actor ``op:<username>``), with the REST API's
 validation and audit: with ``DANCU_ADMIN__REQUIRE_APPROVAL=true`` a change that widens access becomes a
-pending change that another operator with ``approver`` decides (``app.console.pages``).
+pending change that another operator with ``approver`` decides (``app.console.admin_extra``).
 """
 
 from __future__ import annotations

@@ -56,6 +56,8 @@ MAX_FORM_VALUE: Final = 1024
 NAV: Final = (
     ("dashboard", "/console/", frozenset[str]()),
     ("clients", "/console/clients", frozenset({"admin"})),
+    ("purposes", "/console/purposes", frozenset({"admin"})),
+    ("keys", "/console/keys", frozenset({"admin"})),
     ("approvals", "/console/approvals", frozenset({"approver"})),
     ("audit", "/console/audit", frozenset({"auditor"})),
     ("integrity", "/console/integrity", frozenset({"auditor"})),
@@ -277,13 +279,13 @@ Ready = Annotated[Console, Depends(require_operator())]
 
 def install(app: FastAPI) -> None:
     """The console's routes and its two answers raised from dependencies (redirect, 403)."""
-    from app.console.audit_pages import router as audit_router  # the pages build on this module
+    from app.console.admin_extra import router as admin_extra_router  # the pages build on this module
+    from app.console.audit_pages import router as audit_router
     from app.console.clients import router as clients_router
-    from app.console.pages import router as pages_router
 
     app.include_router(router)
     app.include_router(clients_router)
-    app.include_router(pages_router)
+    app.include_router(admin_extra_router)
     app.include_router(audit_router)
     app.add_exception_handler(ConsoleRedirect, _redirect_handler)  # type: ignore[arg-type]
     app.add_exception_handler(ConsoleForbidden, _forbidden_handler)  # type: ignore[arg-type]

@@ -333,7 +333,7 @@ def test_self_approval_refused_and_another_approver_s_approval_applies(
         row = second.get_by_test_id("approval-row").filter(has_text=client_id)
         row.get_by_test_id("approval-reason").fill("Theo công văn số 12/CV-UBND")
         row.get_by_test_id("approval-approve").click()
-        second.wait_for_url(re.compile(r"/console/approvals$"))
+        second.wait_for_url(re.compile(r"/console/approvals\?done=approved$"))
         assert second.get_by_test_id("approval-row").filter(has_text=client_id).count() == 0
     finally:
         other.close()

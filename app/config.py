@@ -92,6 +92,28 @@ class ConsoleSettings(_Group):
 
     require_totp: bool | None = None
     """Every operator must sign in with an authenticator code; unset: ``true`` in ``prod``, ``false`` in ``dev``."""
+    analyst_provinces: str = "*"
+    """The provinces an operator with ``analyst`` may count in the console: ``*`` (every province) or 2025
+    province codes, comma-separated (docs/console.md, Statistics)."""
+
+    @field_validator("analyst_provinces")
+    @classmethod
+    def _province_codes(cls, value: str) -> str:
+        value = value.strip()
+        if value == "*":
+            return value
+        codes = [code.strip() for code in value.split(",")]
+        if not codes or any(not re.fullmatch(r"[0-9]{2}", code) for code in codes):
+            raise ValueError("must be * or 2025 province codes, comma-separated")
+        from vnid import PROVINCES_2025  # the 34 units of 2025; only read when the setting names some
+
+        if any(code not in PROVINCES_2025 for code in codes):
+            raise ValueError("names a code that is not a 2025 province")
+        return ",".join(codes)
+
+    def analyst_province_set(self) -> frozenset[str] | None:
+        """The codes of ``analyst_provinces``; None for every province."""
+        return None if self.analyst_provinces == "*" else frozenset(self.analyst_provinces.split(","))
 
 
 class StatsSettings(_Group):

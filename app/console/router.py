@@ -282,11 +282,13 @@ def install(app: FastAPI) -> None:
     from app.console.admin_extra import router as admin_extra_router  # the pages build on this module
     from app.console.audit_pages import router as audit_router
     from app.console.clients import router as clients_router
+    from app.console.stats_pages import router as stats_router
 
     app.include_router(router)
     app.include_router(clients_router)
     app.include_router(admin_extra_router)
     app.include_router(audit_router)
+    app.include_router(stats_router)
     app.add_exception_handler(ConsoleRedirect, _redirect_handler)  # type: ignore[arg-type]
     app.add_exception_handler(ConsoleForbidden, _forbidden_handler)  # type: ignore[arg-type]
 
@@ -493,7 +495,6 @@ def _placeholder(key: str, issue: int) -> Callable[..., Awaitable[Response]]:
 PLACEHOLDERS: Final[Mapping[str, int]] = {
     "integrity": 16,
     "report": 16,
-    "statistics": 16,
     "alerts": 19,
 }
 for _key, _issue in PLACEHOLDERS.items():

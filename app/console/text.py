@@ -412,6 +412,125 @@ TEXT: Final[dict[str, tuple[str, str]]] = {
     "audit.back": ("« Quay lại tra cứu", "« Back to the search"),
     # --- integrity, resident report --------------------------------------------------------------------------
     # --- statistics (analyst) --------------------------------------------------------------------------------
+    "stats.title": ("Thống kê dân số", "Population statistics"),
+    "stats.intro": (
+        "Số người dân của một tỉnh theo tối đa ba chiều. Số liệu được bảo vệ bằng phương pháp khóa ô: "
+        "ô có từ 1 đến {small} người bị ẩn, các số khác có nhiễu trong khoảng ±{noise}, nên các ô không "
+        "cộng lại đúng bằng tổng. Mỗi lần xem hoặc tải về được ghi vào nhật ký kiểm toán.",
+        "Counts of a province's residents by up to three dimensions, under the cell-key method: cells of 1 "
+        "to {small} residents are hidden, the other counts carry a noise within ±{noise}, so the cells do not "
+        "add up exactly to the total. Every view or download is recorded in the audit log.",
+    ),
+    "stats.province": ("Tỉnh/thành phố", "Province"),
+    "stats.province.choose": ("— chọn tỉnh/thành phố —", "— choose a province —"),
+    "stats.purpose": ("Mục đích sử dụng", "Purpose of use"),
+    "stats.purpose.choose": ("— chọn mục đích —", "— choose a purpose —"),
+    "stats.purpose.none": (
+        "Chưa có mục đích sử dụng nào được đăng ký; quản trị viên cần thêm một mục đích.",
+        "No purpose is registered yet; an administrator must add one.",
+    ),
+    "stats.group_by": ("Nhóm theo (tối đa 3 chiều)", "Group by (up to 3 dimensions)"),
+    "stats.group_by.hint": (
+        "Giữ Ctrl (hoặc Shift) để chọn nhiều. Nhóm 5 tuổi + giới tính cho tháp dân số; một chiều cho biểu "
+        "đồ cột.",
+        "Hold Ctrl (or Shift) to choose several. 5-year age band + sex draws the age pyramid; one dimension "
+        "draws a bar chart.",
+    ),
+    "stats.wards": ("Chỉ các xã/phường (không chọn: cả tỉnh)", "Only these wards (none: the whole province)"),
+    "stats.wards.hint": (
+        "Danh sách theo tỉnh đang chọn; đổi tỉnh rồi bấm Xem để cập nhật nếu trình duyệt tắt JavaScript.",
+        "The list follows the chosen province; without JavaScript, press Show after changing the province.",
+    ),
+    "stats.filters": ("Bộ lọc", "Filters"),
+    "stats.sex": ("Giới tính", "Sex"),
+    "stats.sex.any": ("Tất cả", "Any"),
+    "stats.age_min": ("Từ tuổi", "Age from"),
+    "stats.age_max": ("Đến tuổi", "Age to"),
+    "stats.ethnicity": ("Dân tộc (không chọn: tất cả)", "Ethnic groups (none: all)"),
+    "stats.residence_status": ("Tình trạng cư trú (không chọn: tất cả)", "Residence status (none: all)"),
+    "stats.as_of": ("Tính tuổi tại ngày (để trống: ngày của dữ liệu)", "Ages at (empty: the data's date)"),
+    "stats.submit": ("Xem thống kê", "Show"),
+    "stats.preset.pyramid": ("Tháp dân số", "Age pyramid"),
+    "stats.preset.wards": ("Theo xã/phường", "By ward"),
+    "stats.presets": ("Xem nhanh (dùng bộ lọc ở trên)", "Quick views (with the filters above)"),
+    "stats.csv": ("Tải về CSV", "Download CSV"),
+    "stats.result": ("Kết quả", "Result"),
+    "stats.result.of": (
+        "Tỉnh {province}, tuổi tính tại ngày {as_of}.",
+        "Province {province}, ages at {as_of}.",
+    ),
+    "stats.count": ("Số người", "Residents"),
+    "stats.total": ("Tổng cộng", "Total"),
+    "stats.suppressed": ("ẩn (dưới {k})", "hidden (under {k})"),
+    "stats.suppressed.csv": ("Bị ẩn", "Hidden"),
+    "stats.yes": ("có", "yes"),
+    "stats.no": ("không", "no"),
+    "stats.empty": ("Không có người dân nào thỏa điều kiện.", "No resident matches."),
+    "stats.chart.hint": (
+        "Chọn nhóm tuổi và giới tính để xem tháp dân số, hoặc một chiều để xem biểu đồ cột.",
+        "Group by an age dimension and sex for the age pyramid, or by one dimension for a bar chart.",
+    ),
+    "stats.pyramid.title": ("Tháp dân số theo giới tính", "Age pyramid by sex"),
+    "stats.pyramid.desc": (
+        "Tỉnh {province}, ngày {as_of}: số nam (bên trái) và số nữ (bên phải) theo nhóm tuổi, nhóm trẻ nhất "
+        "ở dưới cùng. Tổng {total}. Ô bị ẩn được đánh dấu “ẩn”.",
+        "Province {province}, {as_of}: men (left) and women (right) by age, the youngest at the bottom. "
+        "Total {total}. Hidden cells are marked “hidden”.",
+    ),
+    "stats.bars.title": ("Số người theo {dimension}", "Residents by {dimension}"),
+    "stats.bars.desc": (
+        "Tỉnh {province}, ngày {as_of}: một thanh cho mỗi giá trị, số người ở cuối thanh. Tổng {total}.",
+        "Province {province}, {as_of}: one bar per value, its count at its end. Total {total}.",
+    ),
+    "stats.axis.count": ("Số người", "Residents"),
+    "stats.hidden": ("ẩn", "hidden"),
+    "stats.dim.ward": ("Xã/phường", "Ward"),
+    "stats.dim.ward_code": ("Mã xã/phường", "Ward code"),
+    "stats.dim.age_band": ("Nhóm 5 tuổi", "Age band"),
+    "stats.dim.age_group": ("Nhóm tuổi chính sách", "Policy age group"),
+    "stats.dim.sex": ("Giới tính", "Sex"),
+    "stats.dim.ethnicity": ("Dân tộc", "Ethnic group"),
+    "stats.dim.ethnicity_code": ("Mã dân tộc", "Ethnic code"),
+    "stats.dim.residence_status": ("Tình trạng cư trú", "Residence status"),
+    "stats.dim.household_size": ("Số người trong hộ", "Household size"),
+    "stats.dim.marital_status": ("Tình trạng hôn nhân", "Marital status"),
+    "stats.value.male": ("Nam", "Male"),
+    "stats.value.female": ("Nữ", "Female"),
+    "stats.value.permanent": ("Ở nơi thường trú", "At the permanent address"),
+    "stats.value.temporary": ("Ở nơi tạm trú", "At a temporary address"),
+    "stats.value.other": ("Khác", "Other"),
+    "stats.value.single": ("Độc thân", "Single"),
+    "stats.value.married": ("Đã kết hôn", "Married"),
+    "stats.value.divorced": ("Ly hôn", "Divorced"),
+    "stats.value.widowed": ("Góa", "Widowed"),
+    "stats.value.unknown": ("Chưa ghi nhận", "Not recorded"),
+    "stats.invalid": ("Chưa xem được thống kê: hãy sửa các ô được đánh dấu.", "Fix the marked fields."),
+    "stats.error.missing": ("Hãy chọn tỉnh/thành phố.", "Choose a province."),
+    "stats.error.unknown_province": ("Không phải mã tỉnh/thành phố năm 2025.", "Not a 2025 province code."),
+    "stats.error.province_not_allowed": (
+        "Bạn không được xem thống kê của tỉnh/thành phố này.",
+        "You may not count this province.",
+    ),
+    "stats.error.repeated_dimension": (
+        "Mỗi chiều chỉ được chọn một lần.",
+        "A dimension may appear only once.",
+    ),
+    "stats.error.group_by.too_long": ("Chọn tối đa 3 chiều.", "Choose at most 3 dimensions."),
+    "stats.error.ward_not_in_province": (
+        "Có xã/phường không thuộc tỉnh/thành phố đã chọn.",
+        "A ward is not in the chosen province.",
+    ),
+    "stats.error.repeated_ward": ("Mỗi xã/phường chỉ được chọn một lần.", "A ward may appear only once."),
+    "stats.error.unknown_ethnicity": (
+        "Không phải mã dân tộc của Tổng cục Thống kê.",
+        "Not a GSO ethnic code.",
+    ),
+    "stats.error.age_range": ("“Từ tuổi” không được lớn hơn “Đến tuổi”.", "“Age from” is above “Age to”."),
+    "stats.error.purpose_required": ("Hãy chọn mục đích sử dụng.", "Choose a purpose of use."),
+    "stats.error.purpose_not_allowed": (
+        "Mục đích này không còn được đăng ký.",
+        "This purpose is not registered.",
+    ),
     # --- end of the words ------------------------------------------------------------------------------------
 }
 

@@ -11,7 +11,7 @@ from app.auth.context import AuthContext
 from app.auth.dependencies import ACCESS, _bearer_token, oauth2_scheme, require_stats, verified_token
 from app.backends.errors import UpstreamBadResponse, UpstreamTimeout, UpstreamUnavailable
 from app.citizens.errors import LimitsUnavailable, PurposeNotAllowed, PurposeRequired, RateLimited
-from app.errors import GatewayError, InsufficientScope, InvalidToken, ValidationFailed
+from app.errors import InsufficientScope, InvalidToken, ValidationFailed
 from app.problems import problem_responses, request_id_of
 from app.routing import GatewayRoute, PreparedJSON
 from app.state import AppStateDep
@@ -66,14 +66,11 @@ async def stats_caller(
         provinces=auth.grant.provinces,
         rate_limit_per_minute=auth.grant.rate_limit_per_minute,
     )
-    error: GatewayError | None = None
-    if not purpose:
-        error = PurposeRequired()
-    elif purpose not in auth.grant.purposes or purpose not in await state[ACCESS].purposes():
-        error = PurposeNotAllowed()
-    if error is not None:
-        await service.refuse(caller, error, await _query_of(request))
-        raise error
+    registered = await state[ACCESS].purposes()
+    if (
+        not purpose or purpose not in auth.grant.purposes or purpose not in registered
+    ):  # the body read only then
+        await service.check_purpose(caller, auth.grant.purposes, registered, await _query_of(request))
     return caller
 
 

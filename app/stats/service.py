@@ -8,7 +8,7 @@ allowed, refused or fails upstream; if it cannot be written the caller gets 503 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ from pydantic import ValidationError
 import vnid
 from app.audit.writer import AuditContext, AuditWriter
 from app.backends.base import STATS_VALUES, Backend, PopulationQuery, RawAggregate, RawCell
+from app.citizens.errors import PurposeNotAllowed, PurposeRequired
 from app.citizens.limits import Limiter
 from app.errors import FieldError, GatewayError, ValidationFailed
 from app.stats.errors import ProvinceNotAllowed
@@ -147,6 +148,25 @@ class StatsService:
             raise
         await self._record(caller, None, {**_query_detail(body, province), "cells": len(answer["items"])})
         return answer
+
+    async def check_purpose(
+        self,
+        caller: StatsCaller,
+        granted: Collection[str] | None,
+        registered: Collection[str],
+        body: Mapping[str, Any] | None,
+    ) -> None:
+        """The purpose rule of every statistics query: ``caller.purpose`` given (else PurposeRequired),
+        registered and, when ``granted`` is not None, in the grant (else PurposeNotAllowed); a refusal is
+        audited with the query's detail, then raised."""
+        error: GatewayError | None = None
+        if not caller.purpose:
+            error = PurposeRequired()
+        elif caller.purpose not in registered or (granted is not None and caller.purpose not in granted):
+            error = PurposeNotAllowed()
+        if error is not None:
+            await self.refuse(caller, error, body)
+            raise error
 
     async def refuse(self, caller: StatsCaller, error: GatewayError, body: Mapping[str, Any] | None) -> None:
         """Audit a query refused before it was read (purpose): its detail when the body is a valid query."""

@@ -17,7 +17,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from fastapi import FastAPI
 
 from app.audit.checkpoints import Checkpointer, load_checkpoint_key
-from app.audit.dependencies import AUDIT, AUDIT_READS, CHECKPOINTS
+from app.audit.dependencies import AUDIT, AUDIT_READS, CHECKPOINTS, INTEGRITY_RUNS
+from app.audit.integrity_runs import IntegrityRuns
 from app.audit.writer import load_subject_hasher
 from app.auth.access import AccessCache
 from app.auth.dependencies import ACCESS, KEYS, REPLAY
@@ -71,6 +72,7 @@ def build_lifespan(
         state[REPLAY] = replay
         state[AUDIT] = audit
         state[CHECKPOINTS] = checkpoints
+        integrity_runs = state[INTEGRITY_RUNS] = IntegrityRuns(sessionmaker, audit, checkpoints)
         state[AUDIT_READS] = asyncio.Semaphore(AUDIT_READ_CONCURRENCY)
         state[BACKEND] = backend
         state[LIMITER] = limiter
@@ -97,6 +99,7 @@ def build_lifespan(
             del app.state.dancu
             await access.stop()
             await keys.close()
+            await integrity_runs.close()
             await checkpoints.stop()
             await audit.close()
             await limiter.close()

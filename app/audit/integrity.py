@@ -12,7 +12,7 @@ only when something is wrong does the diagnosis look further (a lookup or two, a
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -43,6 +43,9 @@ BATCH_SIZE: Final = 1000
 MOVED_SEARCH: Final = 1024
 """How far ahead the diagnosis looks for the ``seq`` a displaced event was hashed at."""
 MAX_CHECKPOINT_FILE_BYTES: Final = 64 * 1024
+
+Progress = Callable[[int], Awaitable[None]]
+"""Told after each batch how many events the walk has found intact so far (the console shows it)."""
 
 _COLUMNS = [getattr(AuditEventRow, name) for name in MEMBERS] + [AuditEventRow.hash]
 
@@ -161,6 +164,7 @@ async def verify_chain(
     checkpoints: Sequence[CheckpointSource] = (),
     anchor: CheckpointSource | None = None,
     batch_size: int = BATCH_SIZE,
+    progress: Progress | None = None,
 ) -> IntegrityReport:
     """Verify the log against ``checkpoints`` (and from ``anchor`` when older events were archived).
 
@@ -180,7 +184,7 @@ async def verify_chain(
     best = max((c.seq for c in verified), default=None)
     marks = {c.seq for c in verified} | ({head.seq} if head is not None else set())
 
-    walk = await _walk_chain(sessionmaker, start, link, marks, batch_size)
+    walk = await _walk_chain(sessionmaker, start, link, marks, batch_size, progress)
     if walk.broken is not None:
         problem, bad = walk.broken
         return IntegrityReport(False, max(bad - start, 0), bad, problem, best)
@@ -235,7 +239,12 @@ class _Walk:
 
 
 async def _walk_chain(
-    sessionmaker: async_sessionmaker[AsyncSession], start: int, link: str, marks: Set[int], batch_size: int
+    sessionmaker: async_sessionmaker[AsyncSession],
+    start: int,
+    link: str,
+    marks: Set[int],
+    batch_size: int,
+    progress: Progress | None = None,
 ) -> _Walk:
     """Read the events from ``start`` in batches, each checked against its place and its predecessor."""
     hashes = {start - 1: link}
@@ -262,6 +271,8 @@ async def _walk_chain(
                 hashes[expected] = link
             expected += 1
         after = int(rows[-1].seq)
+        if progress is not None:
+            await progress(expected - start)
 
 
 async def _tail_findings(
@@ -312,9 +323,11 @@ async def check_integrity(
     key: SigningKey | None,
     directory: Path,
     checkpoint_file: Path | None = None,
+    progress: Progress | None = None,
 ) -> IntegrityReport:
     """The log against ``checkpoint_file``, or else against the latest checkpoint in the database and the
-    latest file in ``directory``; from ``directory``/anchor.json when older events were archived."""
+    latest file in ``directory``; from ``directory``/anchor.json when older events were archived.
+    ``progress`` is told, batch by batch, how many events were found intact so far."""
     sources: list[CheckpointSource] = []
     if checkpoint_file is not None:
         sources.append(
@@ -332,7 +345,7 @@ async def check_integrity(
     anchor = (
         CheckpointSource(str(anchor_path), _document_or_none(anchor_path)) if anchor_path.exists() else None
     )
-    return await verify_chain(sessionmaker, key=key, checkpoints=sources, anchor=anchor)
+    return await verify_chain(sessionmaker, key=key, checkpoints=sources, anchor=anchor, progress=progress)
 
 
 def _document_or_none(path: Path) -> object:

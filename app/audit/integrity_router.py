@@ -14,9 +14,8 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, Request, status
 
 from app.audit.checkpoints import latest_checkpoint
-from app.audit.dependencies import AUDIT, CHECKPOINTS
+from app.audit.dependencies import AUDIT, CHECKPOINTS, INTEGRITY_RUNS
 from app.audit.errors import AuditUnavailable
-from app.audit.integrity import check_integrity
 from app.audit.schemas import CheckpointOut, IntegrityOut
 from app.audit.writer import AuditContext, AuditEvent
 from app.auth.context import AuthContext
@@ -82,12 +81,10 @@ async def integrity(request: Request, auth: AuditReader, state: AppStateDep) -> 
 
     Answered even when the log cannot take this read's own ``audit.integrity`` event (a forged event after
     the head blocks every append): that is when an auditor needs the answer most. The failure to record it
-    is logged; every other route keeps failing closed."""
+    is logged; every other route keeps failing closed. The run and its result are kept (the console's
+    integrity page shows the last one)."""
     async with _audited(state, request, auth, "audit.integrity", answer_unrecorded=True):
-        checkpoints = state[CHECKPOINTS]
-        report = await check_integrity(
-            state.sessionmaker, key=checkpoints.key, directory=checkpoints.directory
-        )
+        report = await state[INTEGRITY_RUNS].check(auth.client_id)
     return IntegrityOut(
         ok=report.ok,
         checked=report.checked,

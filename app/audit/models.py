@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, CheckConstraint, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, UTCDateTime
@@ -88,3 +88,34 @@ class AuditCheckpointRow(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     kid: Mapped[str] = mapped_column(String(64))
     jws: Mapped[str] = mapped_column(Text)
+
+
+class AuditIntegrityRun(Base):
+    """One full check of the chain (``GET /v1/audit/integrity`` or the console's integrity page) and what it
+    found, so the last result can be shown without walking the chain again.
+
+    ``status``: ``running`` (``checked`` grows batch by batch and ``heartbeat_at`` with it; a run whose
+    heartbeat is older than a minute was interrupted, e.g. by a restart), ``done`` (``ok`` and, when not,
+    ``first_bad_seq`` and ``problem``), or ``failed`` (the check itself could not finish, e.g. the database
+    went away: no verdict)."""
+
+    __tablename__ = "audit_integrity_runs"
+    __table_args__ = (
+        CheckConstraint("status IN ('running', 'done', 'failed')", name="status"),
+        Index("ix_audit_integrity_runs_started_at", "started_at"),
+    )
+
+    run_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    """Who asked: ``op:<username>`` from the console, the client's id from the API."""
+    status: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    total: Mapped[int] = mapped_column(BigInteger)
+    """The head's ``seq`` when the run started: how far the walk has to go (for the progress shown)."""
+    checked: Mapped[int] = mapped_column(BigInteger)
+    ok: Mapped[bool | None] = mapped_column(Boolean)
+    first_bad_seq: Mapped[int | None] = mapped_column(BigInteger)
+    problem: Mapped[str | None] = mapped_column(String(32))
+    checkpoint_seq: Mapped[int | None] = mapped_column(BigInteger)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import app.admin.models
 import app.audit.models
 import app.auth.models
+import app.console.models
 import app.forms.models
 import app.operators.models
 

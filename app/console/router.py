@@ -74,6 +74,7 @@ _STATIC_TYPES: Final = {
     "htmx.min.js": "text/javascript; charset=utf-8",
     "htmx.LICENSE.txt": "text/plain; charset=utf-8",
     "console.css": "text/css; charset=utf-8",
+    "report.js": "text/javascript; charset=utf-8",
 }
 _STATIC_FILES: Final = {name: (STATIC / name).read_bytes() for name in _STATIC_TYPES}
 
@@ -283,12 +284,14 @@ def install(app: FastAPI) -> None:
     from app.console.audit_pages import router as audit_router
     from app.console.clients import router as clients_router
     from app.console.stats_pages import router as stats_router
+    from app.console.report_pages import router as report_router
 
     app.include_router(router)
     app.include_router(clients_router)
     app.include_router(admin_extra_router)
     app.include_router(audit_router)
     app.include_router(stats_router)
+    app.include_router(report_router)
     app.add_exception_handler(ConsoleRedirect, _redirect_handler)  # type: ignore[arg-type]
     app.add_exception_handler(ConsoleForbidden, _forbidden_handler)  # type: ignore[arg-type]
 
@@ -493,8 +496,6 @@ def _placeholder(key: str, issue: int) -> Callable[..., Awaitable[Response]]:
 
 
 PLACEHOLDERS: Final[Mapping[str, int]] = {
-    "integrity": 16,
-    "report": 16,
     "alerts": 19,
 }
 for _key, _issue in PLACEHOLDERS.items():

@@ -411,6 +411,132 @@ TEXT: Final[dict[str, tuple[str, str]]] = {
     "audit.event.members": ("Mọi trường của sự kiện", "Every member of the event"),
     "audit.back": ("« Quay lại tra cứu", "« Back to the search"),
     # --- integrity, resident report --------------------------------------------------------------------------
+    "integrity.title": ("Kiểm tra toàn vẹn nhật ký", "Audit-log integrity"),
+    "integrity.intro": (
+        "Kiểm tra đọc toàn bộ chuỗi băm theo thứ tự seq và đối chiếu với điểm kiểm tra đã ký gần nhất. "
+        "Với hàng triệu sự kiện, việc này mất vài chục giây: kiểm tra chạy nền và trang cho biết tiến độ.",
+        "The check reads the whole hash chain in seq order and holds it against the latest signed checkpoint. "
+        "With millions of events it takes tens of seconds: it runs in the background and the page shows its "
+        "progress.",
+    ),
+    "integrity.run": ("Kiểm tra toàn bộ chuỗi ngay", "Check the whole chain now"),
+    "integrity.last": ("Kết quả kiểm tra gần nhất", "Last result"),
+    "integrity.never": ("Chưa có lần kiểm tra nào.", "No check has been made yet."),
+    "integrity.running": ("Đang kiểm tra…", "Checking…"),
+    "integrity.reload": ("Tải lại trang để xem tiến độ", "Reload to see the progress"),
+    "integrity.progress": ("Đã kiểm tra {checked} / {total} sự kiện", "{checked} of {total} events checked"),
+    "integrity.ok": ("Nguyên vẹn", "Intact"),
+    "integrity.ok.text": (
+        "Chuỗi nhật ký nguyên vẹn: {checked} sự kiện đã được kiểm tra.",
+        "The log is intact: {checked} events checked.",
+    ),
+    "integrity.damaged": ("Phát hiện hư hỏng", "Damage found"),
+    "integrity.damaged.text": (
+        "Nhật ký bị can thiệp tại seq {seq}: {problem} ({checked} sự kiện trước đó nguyên vẹn).",
+        "The log was tampered with at seq {seq}: {problem} ({checked} events before it are intact).",
+    ),
+    "integrity.damaged.signature": (
+        "Chữ ký của điểm kiểm tra (seq {seq}) không hợp lệ: điểm kiểm tra đã bị giả mạo.",
+        "The checkpoint's signature (seq {seq}) does not verify: the checkpoint is forged.",
+    ),
+    "integrity.failed": (
+        "Lần kiểm tra này không hoàn thành (lỗi khi đọc cơ sở dữ liệu); hãy chạy lại.",
+        "This check did not finish (the database could not be read); run it again.",
+    ),
+    "integrity.interrupted": (
+        "Lần kiểm tra này bị gián đoạn (máy chủ khởi động lại?); hãy chạy lại.",
+        "This check was interrupted (the server restarted?); run it again.",
+    ),
+    "integrity.problem": ("Loại hư hỏng", "Problem"),
+    "integrity.first_bad_seq": ("seq hư hỏng đầu tiên", "First bad seq"),
+    "integrity.checked": ("Số sự kiện nguyên vẹn", "Events found intact"),
+    "integrity.started": ("Bắt đầu", "Started"),
+    "integrity.finished": ("Kết thúc", "Finished"),
+    "integrity.duration": ("Thời gian", "Took"),
+    "integrity.by": ("Người/ứng dụng yêu cầu", "Asked by"),
+    "integrity.checkpoint": ("Điểm kiểm tra đã ký gần nhất", "Latest signed checkpoint"),
+    "integrity.checkpoint.seq": ("seq", "seq"),
+    "integrity.checkpoint.at": ("Thời điểm", "Made at"),
+    "integrity.checkpoint.age": ("Cách đây", "Age"),
+    "integrity.checkpoint.none": ("Chưa có điểm kiểm tra nào.", "No checkpoint yet."),
+    "integrity.checkpoint_used": ("Đối chiếu với điểm kiểm tra seq", "Held against the checkpoint at seq"),
+    "integrity.head": ("Số sự kiện trong nhật ký", "Events in the log"),
+    "problem.modified": (
+        "một sự kiện đã bị sửa (modified)",
+        "an event was changed (modified)",
+    ),
+    "problem.deleted": ("sự kiện đã bị xóa (deleted)", "events were deleted (deleted)"),
+    "problem.inserted": ("có sự kiện bị chèn thêm (inserted)", "events were put in (inserted)"),
+    "problem.reordered": ("sự kiện bị đổi chỗ (reordered)", "events were moved (reordered)"),
+    "problem.truncated": (
+        "phần cuối nhật ký đã bị cắt bỏ (truncated)",
+        "the end of the log was cut off (truncated)",
+    ),
+    "problem.rewritten": (
+        "chuỗi đã bị tính lại khác với điểm kiểm tra đã ký (rewritten)",
+        "the chain was recomputed and differs from a signed checkpoint (rewritten)",
+    ),
+    "problem.bad_checkpoint_signature": (
+        "chữ ký điểm kiểm tra không hợp lệ (bad_checkpoint_signature)",
+        "a checkpoint's signature does not verify (bad_checkpoint_signature)",
+    ),
+    "report.title": ("Báo cáo truy cập dữ liệu của công dân", "A resident's access report"),
+    "report.intro": (
+        "Ai đã truy cập dữ liệu của một công dân, khi nào, vì mục đích gì, những trường nào và kết quả ra sao "
+        "(mới nhất trước). Mỗi lần xem báo cáo được ghi vào nhật ký kiểm toán với tên của bạn.",
+        "Who accessed a resident's data, when, for which purpose, which fields and with what outcome (newest "
+        "first). Every view of the report is recorded in the audit log under your name.",
+    ),
+    "report.personal_id": ("Số định danh cá nhân (12 chữ số)", "Personal ID (12 digits)"),
+    "report.submit": ("Lập báo cáo", "Make the report"),
+    "report.invalid": (
+        "Số định danh cá nhân không hợp lệ: cần đúng 12 chữ số, với mã tỉnh, giới tính và năm sinh hợp lệ.",
+        "Not a valid personal ID: 12 digits with a valid province, sex and birth-year code.",
+    ),
+    "report.gone": (
+        "Báo cáo này không còn (phiên đã kết thúc hoặc liên kết không thuộc phiên này); hãy lập lại.",
+        "This report is gone (the session ended, or the link belongs to another session); make it again.",
+    ),
+    "report.unavailable": (
+        "Không ghi được nhật ký kiểm toán nên không thể hiển thị báo cáo; hãy thử lại sau.",
+        "The audit log could not record this read, so the report cannot be shown; try again later.",
+    ),
+    "report.subject": ("Công dân", "Resident"),
+    "report.subject_masked": ("Số định danh (che bớt)", "Personal ID (masked)"),
+    "report.made_at": ("Lập lúc", "Made at"),
+    "report.made_by": ("Người lập", "Made by"),
+    "report.count": ("Số lượt truy cập", "Accesses"),
+    "report.more": (
+        "Chỉ hiển thị {limit} lượt gần nhất; tải bản PDF hoặc dùng API để xem tất cả.",
+        "Only the latest {limit} accesses are shown.",
+    ),
+    "report.none": (
+        "Không có lượt truy cập nào vào dữ liệu của công dân này.",
+        "No access to this resident's data is recorded.",
+    ),
+    "report.when": ("Thời điểm", "When"),
+    "report.who": ("Ứng dụng khách", "Client"),
+    "report.purpose": ("Mục đích", "Purpose"),
+    "report.legal_basis": ("Căn cứ pháp lý", "Legal basis"),
+    "report.action": ("Thao tác", "Action"),
+    "report.fields": ("Trường dữ liệu", "Fields"),
+    "report.dossier": ("Hồ sơ", "Dossier"),
+    "report.outcome": ("Kết quả", "Outcome"),
+    "report.print": ("In báo cáo", "Print"),
+    "report.pdf": ("Tải bản PDF", "Download the PDF"),
+    "report.new": ("Lập báo cáo khác", "Another report"),
+    "report.footer": (
+        "Báo cáo do cổng kết nối CSDLQG về dân cư lập từ nhật ký kiểm toán; thời gian theo giờ Việt Nam (UTC+7).",
+        "Made by the population database gateway from its audit log; times in Vietnam time (UTC+7).",
+    ),
+    "report.page": ("Trang {page}/{pages}", "Page {page} of {pages}"),
+    "action.citizen.verify": ("Xác thực thông tin", "Verification"),
+    "action.citizen.read": ("Tra cứu thông tin", "Lookup"),
+    "action.household.read": ("Tra cứu hộ gia đình", "Household lookup"),
+    "action.citizen.prefill": ("Điền sẵn tờ khai", "Form prefill"),
+    "action.confirmation.start": ("Gửi mã xác nhận tờ khai", "Confirmation code sent"),
+    "action.confirmation.complete": ("Xác nhận tờ khai", "Form confirmed"),
+    "action.confirmation.resend": ("Gửi lại mã xác nhận", "Confirmation code sent again"),
     # --- statistics (analyst) --------------------------------------------------------------------------------
     "stats.title": ("Thống kê dân số", "Population statistics"),
     "stats.intro": (

@@ -283,8 +283,8 @@ def install(app: FastAPI) -> None:
     from app.console.admin_extra import router as admin_extra_router  # the pages build on this module
     from app.console.audit_pages import router as audit_router
     from app.console.clients import router as clients_router
-    from app.console.stats_pages import router as stats_router
     from app.console.report_pages import router as report_router
+    from app.console.stats_pages import router as stats_router
 
     app.include_router(router)
     app.include_router(clients_router)

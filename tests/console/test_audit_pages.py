@@ -7,11 +7,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from app.audit.dependencies import AUDIT
@@ -248,3 +250,31 @@ async def test_event_detail_shows_its_place_in_the_chain(site: Site) -> None:
     missing = await client.get("/console/audit/events/nothing-here")
     assert missing.status_code == 404
     assert "Không có sự kiện nhật ký nào" in missing.text
+
+
+async def test_the_language_switch_keeps_the_results_and_says_it_in_english(site: Site) -> None:
+    await accesses(site, HEAD, 1)
+    client, _ = await site.signed_in("kiemtoan", "auditor")
+    location = (await search(client, personal_id=HEAD)).headers["location"]
+    switched = await client.get("/console/lang", params={"to": "en", "next": location})
+    assert switched.status_code == 303
+    english = await client.get(switched.headers["location"])
+    assert english.status_code == 200, english.text
+    assert "<title>Audit search" in english.text
+    assert len(seqs(english.text)) == 1
+    no_personal_id(english, HEAD)
+
+
+async def test_no_log_line_names_the_personal_id(site: Site, caplog: pytest.LogCaptureFixture) -> None:
+    await accesses(site, HEAD, 2)
+    client, _ = await site.signed_in("kiemtoan", "auditor")
+    caplog.set_level(logging.DEBUG)
+    location = (await search(client, personal_id=HEAD)).headers["location"]
+    page = await client.get(location)
+    await client.post(f"{location}/export", data={"csrf_token": csrf_of(page.text), "format": "csv"})
+    await client.get(location)
+    await client.get((await search(client, personal_id="05206800010X")).headers["location"])
+    assert caplog.records
+    for record in caplog.records:
+        assert HEAD not in record.getMessage()
+        assert "05206800010X" not in record.getMessage()

@@ -30,6 +30,8 @@ class AuditEventRow(Base):
         # Two events with one predecessor would be a fork: refused by the database as well as by the head lock.
         Index("ix_audit_events_prev_hash", "prev_hash", unique=True),
         Index("ix_audit_events_end_user", "end_user"),
+        # Time ranges without a client: the console's dashboard (yesterday and today) and time-bounded searches.
+        Index("ix_audit_events_at", "at"),
     )
 
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)

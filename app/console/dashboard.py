@@ -3,6 +3,10 @@ clients, the chain's state and its latest checkpoint, pending approvals (docs/co
 
 Accesses are the events of citizen-data actions (``citizen.verify``, ``citizen.read``, ``household.read``),
 allowed or not. Open alerts belong to issue 19 and are shown as a marked placeholder.
+
+Days that ended before yesterday are read from ``console_access_days`` (``app.console.models``), counted once;
+yesterday and today from the log through the index on ``at``: a dashboard reads at most two days of events,
+however long the log (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from zoneinfo import ZoneInfo
 
 from markupsafe import Markup, escape
 from sqlalchemy import String, func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -23,10 +29,12 @@ from app.admin.models import AdminChange
 from app.audit.chain import blocked_at, read_head
 from app.audit.models import AuditCheckpointRow, AuditEventRow
 from app.auth.models import Client
+from app.console.models import DAY_COUNTED, NO_CLIENT, AccessDay
 
 VIETNAM: Final = ZoneInfo("Asia/Ho_Chi_Minh")
 ACCESS_ACTIONS: Final = ("citizen.verify", "citizen.read", "household.read")
 DAYS: Final = 30
+BUSIEST: Final = 5
 
 
 class vn_date(FunctionElement[str]):  # named like the SQL it stands for
@@ -105,22 +113,77 @@ def _vn_day(at: datetime) -> date:
     return at.astimezone(VIETNAM).date()
 
 
+async def _count(
+    session: AsyncSession, since: datetime, until: datetime | None
+) -> list[tuple[str, str, str, int]]:
+    """(Vietnam day, client, outcome, accesses) of the events from ``since`` to ``until`` (an index range)."""
+    row = AuditEventRow
+    day = vn_date(row.at).label("day")
+    query = select(day, row.client_id, row.outcome, func.count()).where(
+        row.at >= since, row.action.in_(ACCESS_ACTIONS)
+    )
+    if until is not None:
+        query = query.where(row.at < until)
+    rows = await session.execute(query.group_by(day, row.client_id, row.outcome))
+    return [(str(d), client or NO_CLIENT, str(outcome), int(n)) for d, client, outcome, n in rows]
+
+
+def _start_of(day: date) -> datetime:
+    return datetime.combine(day, datetime.min.time(), VIETNAM).astimezone(UTC)
+
+
+async def _finished_days(
+    session: AsyncSession, first: date, last: date, now: datetime
+) -> list[tuple[str, str, str, int]]:
+    """The counts of the days ``first`` to ``last`` (each ended more than a day ago): from
+    ``console_access_days``, counting (once, in one scan) the days not counted yet."""
+    names = [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+    stored = (
+        await session.execute(
+            select(AccessDay.day, AccessDay.client_id, AccessDay.outcome, AccessDay.count).where(
+                AccessDay.day >= names[0], AccessDay.day <= names[-1]
+            )
+        )
+    ).all()
+    counted = {d for d, client, outcome, _ in stored if client == DAY_COUNTED and outcome == DAY_COUNTED}
+    found = [(d, c, o, int(n)) for d, c, o, n in stored if c != DAY_COUNTED]
+    missing = [name for name in names if name not in counted]
+    if not missing:
+        return found
+    since = _start_of(date.fromisoformat(missing[0]))
+    until = _start_of(date.fromisoformat(missing[-1]) + timedelta(days=1))
+    wanted = set(missing)
+    fresh = [item for item in await _count(session, since, until) if item[0] in wanted]
+    totals = dict.fromkeys(missing, 0)
+    for d, _client, _outcome, n in fresh:
+        totals[d] += n
+    values = [
+        {"day": d, "client_id": c, "outcome": o, "count": n, "counted_at": now} for d, c, o, n in fresh
+    ] + [
+        {"day": d, "client_id": DAY_COUNTED, "outcome": DAY_COUNTED, "count": n, "counted_at": now}
+        for d, n in totals.items()
+    ]
+    dialect = session.get_bind().dialect.name
+    upsert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    for chunk in range(0, len(values), 1000):  # another replica may count the same day: same rows
+        await session.execute(upsert(AccessDay).values(values[chunk : chunk + 1000]).on_conflict_do_nothing())
+    return found + fresh
+
+
 async def dashboard(session: AsyncSession, *, with_pending: bool) -> Dashboard:
     now = datetime.now(UTC)
     today = _vn_day(now)
     first_day = today - timedelta(days=DAYS - 1)
-    since = datetime.combine(first_day, datetime.min.time(), VIETNAM).astimezone(UTC)
-    row = AuditEventRow
-    day = vn_date(row.at).label("day")
-    rows = await session.execute(
-        select(day, row.outcome, func.count())
-        .where(row.at >= since, row.action.in_(ACCESS_ACTIONS))
-        .group_by(day, row.outcome)
-    )
+    yesterday = today - timedelta(days=1)
+    counts = await _finished_days(session, first_day, yesterday - timedelta(days=1), now)
+    counts += await _count(session, _start_of(yesterday), None)
     per_day: dict[str, list[int]] = {}
-    for key, outcome, count in rows:
-        counts = per_day.setdefault(str(key), [0, 0])
-        counts[1 if outcome == "denied" else 0] += int(count)
+    per_client: dict[str, int] = {}
+    for key, client, outcome, count in counts:
+        day_counts = per_day.setdefault(key, [0, 0])
+        day_counts[1 if outcome == "denied" else 0] += count
+        if client != NO_CLIENT:
+            per_client[client] = per_client.get(client, 0) + count
     board = Dashboard()
     for offset in range(DAYS):
         name = (first_day + timedelta(days=offset)).isoformat()
@@ -129,16 +192,12 @@ async def dashboard(session: AsyncSession, *, with_pending: bool) -> Dashboard:
         board.total_30 += allowed + denied
         board.denied_30 += denied
     board.today = sum(board.days[-1][1:])
-    busiest = await session.execute(
-        select(func.coalesce(Client.name, row.client_id), func.count().label("n"))
-        .select_from(row)
-        .outerjoin(Client, Client.client_id == row.client_id)
-        .where(row.at >= since, row.action.in_(ACCESS_ACTIONS), row.client_id.is_not(None))
-        .group_by(row.client_id, Client.name)
-        .order_by(func.count().desc())
-        .limit(5)
+    top = sorted(per_client.items(), key=lambda item: (-item[1], item[0]))[:BUSIEST]
+    found_names = await session.execute(
+        select(Client.client_id, Client.name).where(Client.client_id.in_([c for c, _ in top]))
     )
-    board.busiest = [(str(name), int(n)) for name, n in busiest]
+    names = {str(client): str(name) for client, name in found_names}
+    board.busiest = [(names.get(client, client), n) for client, n in top]
     head = await read_head(session)
     board.head_seq = head.seq if head else 0
     board.blocked_at = await blocked_at(session)

@@ -1,16 +1,25 @@
-"""The console's own table: results kept behind opaque tokens (docs/contract.md, section 15).
+"""The console's own tables (docs/contract.md, section 15): results kept behind opaque tokens, and the
+dashboard's per-day access counts.
 
-A search or report that names a resident is POSTed; what the result page needs to show it again (the
+**Results.** A search or report that names a resident is POSTed; what the result page needs to show it again (the
 personal ID among it) is kept here, encrypted with ``DANCU_KEYS__ENCRYPTION_KEY`` and bound to the session
 that asked, so the page's URL carries only a random token. Ending the session removes its results (foreign
 key, ``ON DELETE CASCADE``); the row stores a SHA-256 of the token, never the token.
+
+**Access days.** The dashboard counts accesses over 30 Vietnam days. Scanning a month of the audit log on
+every page view grows with the log (a million events is hundreds of milliseconds), so each day that ended
+before yesterday is counted once, by the first dashboard that needs it, into ``console_access_days``: one row
+per (day, client, outcome), and a row with ``client_id`` and ``outcome`` ``*`` saying the day is counted (its
+``count`` is the day's total). Yesterday and today are always counted from the log (an index range on ``at``).
+Events are only ever appended with the time they happen, so a day that ended more than a day ago never
+changes; the rows are a cache of the log and may be deleted at any time (they are counted again).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, UTCDateTime
@@ -29,3 +38,20 @@ class ConsoleResult(Base):
     payload: Mapped[str] = mapped_column(Text)
     """The page's inputs as JSON, Fernet-encrypted."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+DAY_COUNTED = "*"
+"""``client_id`` and ``outcome`` of the row that marks a day as counted."""
+NO_CLIENT = ""
+"""``client_id`` of events without a client."""
+
+
+class AccessDay(Base):
+    __tablename__ = "console_access_days"
+
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    """``YYYY-MM-DD`` in Vietnam time."""
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(16), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+    counted_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -260,7 +260,10 @@ class AdminService:
         if self.require_approval and data.status == "active":
             client = await self.auth.get_client(client_id)
             if client.status == "suspended":
-                after = {**_client_state(client), **data.model_dump(mode="json", exclude_unset=True)}
+                after = {
+                    **_client_state(client),
+                    **data.model_dump(mode="json", exclude_unset=True, exclude={"reason"}),
+                }
                 if after.get("name") is None:
                     after["name"] = client.name
                 return await self._hold(

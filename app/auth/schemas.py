@@ -52,11 +52,16 @@ class ClientCreate(_Request):
     contact_email: Email | None = None
 
 
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+
 class ClientUpdate(_Request):
     name: Name | None = None
     description: Text | None = None
     contact_email: Email | None = None
     status: Status | None = None
+    reason: Reason | None = None
+    """Why (a suspension or reinstatement above all): recorded in the change's audit event, not on the client."""
 
 
 class GrantIn(_Request):

@@ -371,7 +371,7 @@ class AuthService:
         Nobody suspends the last active administrator (409 ``conflict``)."""
         client = await self._client(client_id)
         before = _client_audit(client)
-        changes = data.model_dump(exclude_unset=True)
+        changes = data.model_dump(exclude_unset=True, exclude={"reason"})
         if changes.get("status") == "suspended" and client.status != "suspended":
             await self._keep_an_administrator(client_id)
         for name in ("name", "description"):
@@ -385,7 +385,8 @@ class AuthService:
         if after != before:
             client.updated_at = utcnow()
             await self.session.flush()
-            await self._audit("admin.client.update", client_id, before, after)
+            detail = {"before": before, "after": after, **({"reason": data.reason} if data.reason else {})}
+            await self.changes.record("admin.client.update", client_id, detail)
         return client_view(client)
 
     async def _keep_an_administrator(self, client_id: str) -> None:

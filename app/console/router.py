@@ -75,6 +75,7 @@ _STATIC_TYPES: Final = {
     "htmx.LICENSE.txt": "text/plain; charset=utf-8",
     "console.css": "text/css; charset=utf-8",
     "report.js": "text/javascript; charset=utf-8",
+    "console-copy.js": "text/javascript; charset=utf-8",
 }
 _STATIC_FILES: Final = {name: (STATIC / name).read_bytes() for name in _STATIC_TYPES}
 

@@ -22,13 +22,13 @@ FONTS: Final = Path(__file__).parent / "fonts"
 FAMILY: Final = "DejaVuSans"
 VIETNAM: Final = ZoneInfo("Asia/Ho_Chi_Minh")
 _COLUMNS: Final = (
-    ("report.when", 30),
-    ("report.who", 52),
+    ("report.when", 32),
+    ("report.who", 50),
     ("report.action", 30),
-    ("report.purpose", 62),
-    ("report.fields", 62),
-    ("report.dossier", 26),
-    ("report.outcome", 20),
+    ("report.purpose", 58),
+    ("report.fields", 56),
+    ("report.dossier", 32),
+    ("report.outcome", 19),
 )
 """Each column's heading and width in millimetres (A4 landscape leaves 277 mm between the margins)."""
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import Final
+
+from starlette.requests import HTTPConnection
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -59,3 +62,18 @@ def client_ip(peer: str | None, forwarded_for: Iterable[str], networks: Sequence
         if not _trusted(hop, networks):
             break
     return str(current)
+
+
+@lru_cache(maxsize=8)
+def _networks(setting: str) -> tuple[Network, ...]:
+    return tuple(trusted_networks(setting))
+
+
+def request_client_ip(request: HTTPConnection, trusted_proxies: str) -> str | None:
+    """``client_ip`` of a request, under ``DANCU_TRUSTED_PROXIES`` as set (parsed once per setting): what the
+    audit events of citizen, statistics, confirmation and console requests record."""
+    peer = request.client.host if request.client else None
+    networks = _networks(trusted_proxies)
+    if not networks:
+        return peer
+    return client_ip(peer, request.headers.getlist("x-forwarded-for"), networks)

@@ -235,6 +235,9 @@ def clients_create(
     distinct_per_day: Annotated[
         int | None, typer.Option(help="Distinct residents a day (default 5000).")
     ] = None,
+    require_end_user: Annotated[
+        bool, typer.Option("--require-end-user", help="Every call must name its end user (X-End-User).")
+    ] = False,
     jwks: Annotated[
         Path | None, typer.Option(help="A JWK Set file of public keys for private_key_jwt.")
     ] = None,
@@ -249,6 +252,7 @@ def clients_create(
         "verify_details": verify_details or None,
         "rate_limit_per_minute": rate_limit,
         "distinct_subjects_per_day": distinct_per_day,
+        "require_end_user": require_end_user or None,
     }
     grant = {key: value for key, value in grant.items() if value is not None}
     jwk_set: Any = None
@@ -498,6 +502,12 @@ def grants_set(
     ] = None,
     rate_limit: Annotated[int | None, typer.Option(help="Requests per minute.")] = None,
     distinct_per_day: Annotated[int | None, typer.Option(help="Distinct residents a day.")] = None,
+    require_end_user: Annotated[
+        bool | None,
+        typer.Option(
+            "--require-end-user/--no-require-end-user", help="Every call must name its end user (X-End-User)."
+        ),
+    ] = None,
     valid_from: Annotated[str | None, typer.Option(help="RFC 3339 start of validity; '' for none.")] = None,
     valid_until: Annotated[str | None, typer.Option(help="RFC 3339 end of validity; '' for none.")] = None,
     as_json: JsonOutput = False,
@@ -511,6 +521,7 @@ def grants_set(
         "verify_details": verify_details,
         "rate_limit_per_minute": rate_limit,
         "distinct_subjects_per_day": distinct_per_day,
+        "require_end_user": require_end_user,
         "valid_from": valid_from,
         "valid_until": valid_until,
     }

@@ -8,6 +8,9 @@ carriage return or NEL unseen). A NUL byte in a client's name ends up in the aud
 carriage return or escape sequence in a purpose title, in an officer's screen. None of these members has a use
 for one, so each is refused with 422 ``control_character`` rather than cleaned.
 
+``EndUserHeader`` is ``X-End-User`` as every route that takes it reads it (docs/contract.md, 6. Citizens, "End
+user"): the officer or account at the calling system, 1-128 characters of ``[A-Za-z0-9._@:-]``, else 422.
+
 ``in_range_utc`` bounds timestamps: Python's ``datetime`` reaches year 1 and 9999, PostgreSQL and the UTC
 conversion do not (``0001-01-01T00:00:00+14:00`` has no UTC form), and no date the gateway stores or searches
 for lies outside 1900-9999.
@@ -17,8 +20,9 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
+from fastapi import Header
 from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic_core import PydanticCustomError
 
@@ -91,3 +95,26 @@ def utf8_header(value: Any) -> Any:
             raise PydanticCustomError("header_not_utf8", "Must be UTF-8 text.") from None
         no_control_characters(decoded)
     return text
+
+
+END_USER_PATTERN: Final = r"^[A-Za-z0-9._@:-]{1,128}$"
+"""``X-End-User``: an account name, e-mail or ``domain:user`` form; nothing a log or CSV cell could misread."""
+END_USER_CHARACTERS: Final = re.compile(END_USER_PATTERN)
+EndUserHeader = Annotated[
+    str | None,
+    Header(
+        alias="X-End-User",
+        pattern=END_USER_PATTERN,
+        description=(
+            "the officer or account at the calling system on whose behalf it calls: 1-128 characters of "
+            "`[A-Za-z0-9._@:-]` (else 422); required by a grant with `require_end_user`; recorded in the "
+            "audit event"
+        ),
+    ),
+]
+"""``X-End-User`` on citizen, statistics and confirmation routes (422 ``validation_failed`` when malformed)."""
+
+
+def end_user_valid(value: str) -> bool:
+    """Whether ``value`` is an ``X-End-User`` the declared routes accept (the citizen fast path checks it)."""
+    return END_USER_CHARACTERS.match(value) is not None

@@ -12,6 +12,8 @@ do a moment before:
 - a grant gaining a scope, a field (``"*"`` newly in ``fields`` counts even when it names no new field
   today: it will cover fields added later), a province (``["*"]`` replacing a list), or a purpose;
 - ``verify_details`` turned on; a higher ``rate_limit_per_minute`` or ``distinct_subjects_per_day``;
+- ``require_end_user`` turned off: the grant stops demanding ``X-End-User``, so calls naming no officer, which
+  were refused a moment before, are answered (a control loosened is access widened);
 - a longer validity: ``valid_from`` earlier or removed, ``valid_until`` later or removed;
 - reinstating a suspended client (``PATCH {"status": "active"}``).
 
@@ -156,6 +158,8 @@ def grant_widening(current: GrantOut, spec: GrantIn) -> list[str]:
         widens.append("purposes")
     if spec.verify_details and not current.verify_details:
         widens.append("verify_details")
+    if current.require_end_user and not spec.require_end_user:
+        widens.append("require_end_user")
     if spec.rate_limit_per_minute > current.rate_limit_per_minute:
         widens.append("rate_limit_per_minute")
     if spec.distinct_subjects_per_day > current.distinct_subjects_per_day:
@@ -165,6 +169,11 @@ def grant_widening(current: GrantOut, spec: GrantIn) -> list[str]:
     if _later(spec.valid_until, current.valid_until):
         widens.append("valid_until")
     return widens
+
+
+GRANT_MEMBERS_ADDED: dict[str, Any] = {"require_end_user": False}
+"""Grant members added after changes may have been requested, with the value every grant had before: a change
+pending since then recorded a ``base`` without them, and is compared as if it had them."""
 
 
 def _grant_state(grant: GrantOut) -> dict[str, Any]:
@@ -471,7 +480,7 @@ class AdminService:
         # may be gone); the audit event of the change itself follows the approval's.
         if change.action == GRANT_REPLACE:
             current = await self.auth.get_grant(client_id)
-            if _grant_state(current) != change.base:
+            if _grant_state(current) != {**GRANT_MEMBERS_ADDED, **(change.base or {})}:
                 raise ChangeOutdated()
             return await self.auth.replace_grant(client_id, GrantIn.model_validate(change.payload))
         if change.action == SECRET_ROTATE:

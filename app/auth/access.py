@@ -85,6 +85,7 @@ _CLIENT_QUERY: Final = (
         ClientGrant.verify_details,
         ClientGrant.rate_limit_per_minute,
         ClientGrant.distinct_subjects_per_day,
+        ClientGrant.require_end_user,
         ClientGrant.valid_from,
         ClientGrant.valid_until,
     )

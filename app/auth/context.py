@@ -38,6 +38,9 @@ class Grant:
     distinct_subjects_per_day: int
     valid_from: datetime | None
     valid_until: datetime | None
+    require_end_user: bool = False
+    """Every citizen, statistics and confirmation call must carry ``X-End-User`` (else 400
+    ``end_user_required``)."""
 
     def covers_province(self, province: str | None) -> bool:
         return self.provinces is None or (province is not None and province in self.provinces)

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    false,
     func,
     true,
 )
@@ -90,6 +91,9 @@ class ClientGrant(Base):
     verify_details: Mapped[bool] = mapped_column(Boolean, default=False)
     rate_limit_per_minute: Mapped[int] = mapped_column(Integer, default=600)
     distinct_subjects_per_day: Mapped[int] = mapped_column(Integer, default=5000)
+    require_end_user: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """True: every citizen, statistics and confirmation call names its end user (``X-End-User``), else 400
+    ``end_user_required``."""
     valid_from: Mapped[datetime | None]
     valid_until: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -76,6 +76,8 @@ class GrantIn(_Request):
     verify_details: bool = False
     rate_limit_per_minute: Limit = 600
     distinct_subjects_per_day: Limit = 5000
+    require_end_user: bool = False
+    """True: every citizen, statistics and confirmation call must name its end user in ``X-End-User``."""
     valid_from: UTCTimestamp | None = None
     valid_until: UTCTimestamp | None = None
 
@@ -89,6 +91,7 @@ class GrantOut(BaseModel):
     verify_details: bool
     rate_limit_per_minute: int
     distinct_subjects_per_day: int
+    require_end_user: bool = False
     valid_from: datetime | None
     valid_until: datetime | None
     updated_at: datetime

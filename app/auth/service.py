@@ -157,6 +157,7 @@ def grant_view(grant: ClientGrant) -> GrantOut:
         verify_details=grant.verify_details,
         rate_limit_per_minute=grant.rate_limit_per_minute,
         distinct_subjects_per_day=grant.distinct_subjects_per_day,
+        require_end_user=grant.require_end_user,
         valid_from=grant.valid_from,
         valid_until=grant.valid_until,
         updated_at=grant.updated_at,
@@ -206,6 +207,8 @@ class StoredGrant(Protocol):
     @property
     def distinct_subjects_per_day(self) -> int: ...
     @property
+    def require_end_user(self) -> bool: ...
+    @property
     def valid_from(self) -> datetime | None: ...
     @property
     def valid_until(self) -> datetime | None: ...
@@ -230,6 +233,7 @@ def expand_grant(grant: StoredGrant) -> Grant:
         distinct_subjects_per_day=grant.distinct_subjects_per_day,
         valid_from=grant.valid_from,
         valid_until=grant.valid_until,
+        require_end_user=grant.require_end_user,
     )
 
 
@@ -351,6 +355,7 @@ class AuthService:
             verify_details=False,
             rate_limit_per_minute=600,
             distinct_subjects_per_day=5000,
+            require_end_user=False,
             valid_from=None,
             valid_until=None,
             updated_at=now,
@@ -514,6 +519,7 @@ class AuthService:
         grant.verify_details = spec.verify_details
         grant.rate_limit_per_minute = spec.rate_limit_per_minute
         grant.distinct_subjects_per_day = spec.distinct_subjects_per_day
+        grant.require_end_user = spec.require_end_user
         grant.valid_from = spec.valid_from
         grant.valid_until = spec.valid_until
         grant.updated_at = utcnow()

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Final
 from fastapi import Depends, Header, Request
 from pydantic import BeforeValidator
 
+from app.addresses import request_client_ip
 from app.auth.context import AuthContext
 from app.auth.dependencies import ACCESS, issuer_for
 from app.backends.base import Backend
@@ -63,8 +64,10 @@ def call_context(
     purpose: str,
     dossier_id: str | None,
     accept_language: str | None,
+    end_user: str | None,
 ) -> CallContext:
-    """The context of a call whose purpose was checked: the declared route's and the fast path's."""
+    """The context of a call whose purpose (and end user) was checked: the declared route's and the fast
+    path's."""
     return CallContext(
         auth=auth,
         purpose=purpose,
@@ -72,4 +75,11 @@ def call_context(
         request_id=request_id_of(request),
         issuer=issuer_for(request, state.settings),
         language=preferred_language(accept_language),
+        end_user=end_user,
+        client_ip=request_client_ip(request, state.settings.trusted_proxies),
     )
+
+
+def end_user_missing(auth: AuthContext, end_user: str | None) -> bool:
+    """Whether the client's grant requires ``X-End-User`` and the call has none (400 ``end_user_required``)."""
+    return end_user is None and auth.grant.require_end_user

@@ -5,6 +5,7 @@ Hierarchy::
     GatewayError
     ├── PurposeRequired        400 purpose_required
     ├── PurposeNotAllowed      403 purpose_not_allowed
+    ├── EndUserRequired        400 end_user_required     (a grant with require_end_user, no X-End-User)
     ├── FieldNotAllowed        403 field_not_allowed     (+ fields: [...])
     ├── BatchTooLarge          413 batch_too_large
     ├── RateLimited            429 rate_limited          (+ Retry-After)
@@ -39,6 +40,23 @@ class PurposeNotAllowed(GatewayError):
     title_vi = "Mục đích sử dụng không được phép"
     default_detail_en = "The purpose is not registered or not in this client's grant."
     default_detail_vi = "Mục đích sử dụng chưa được đăng ký hoặc không thuộc quyền được cấp của hệ thống."
+
+
+class EndUserRequired(GatewayError):
+    """A grant with ``require_end_user`` and a call without ``X-End-User`` (citizen, statistics, confirmation)."""
+
+    status = 400
+    code = "end_user_required"
+    title_en = "End user required"
+    title_vi = "Thiếu người dùng cuối"
+    default_detail_en = (
+        "This client's grant requires every call to name the officer or account it is made for, in the "
+        "X-End-User header."
+    )
+    default_detail_vi = (
+        "Quyền được cấp của hệ thống yêu cầu mỗi yêu cầu nêu cán bộ hoặc tài khoản mà yêu cầu được thực hiện "
+        "thay mặt, trong tiêu đề X-End-User."
+    )
 
 
 class FieldNotAllowed(GatewayError):

@@ -17,9 +17,10 @@ The fast path hands on (returns None) before any side effect, only in these case
 tests/citizens/test_fast_path.py and compared answer for answer in tests/citizens/test_equivalence.py:
 
 * a header the declared route refuses, or audits as a refusal: no ``X-Purpose``, an ``X-Purpose`` or
-  ``X-Dossier-Id`` over ``MAX_HEADER``, a content type other than ``application/json``;
-* a purpose the client's grant does not name or that is not registered (the declared route audits the
-  refusal, naming the residents the body names);
+  ``X-Dossier-Id`` over ``MAX_HEADER``, an ``X-End-User`` that is not 1-128 characters of
+  ``[A-Za-z0-9._@:-]``, a content type other than ``application/json``;
+* a purpose the client's grant does not name or that is not registered, or no ``X-End-User`` when the grant
+  requires one (the declared route audits the refusal, naming the residents the body names);
 * a body that is not strict JSON (``orjson.JSONDecodeError``) or that its model refuses (pydantic's
   ``ValidationError``): the declared route reports the 422, after authentication.
 * a batch of more items than ``DANCU_BATCH_MAX_ITEMS``: the declared route audits the 413 refusal before
@@ -48,12 +49,13 @@ from app.citizens.dependencies import (
     MAX_HEADER,
     batch_oversized,
     call_context,
+    end_user_missing,
     purpose_granted,
 )
 from app.citizens.schemas import BatchVerifyRequest
 from app.citizens.service import CallContext, CitizenService
 from app.errors import GatewayError
-from app.inputs import header_text
+from app.inputs import end_user_valid, header_text
 from app.problems import problem_response
 from app.routing import PreparedJSON
 from app.state import AppState
@@ -69,7 +71,7 @@ _FAST_PATHS: dict[Callable[..., Any], FastPath] = {}
 """Each citizen endpoint's fast path, filed by ``fast_path`` and found by ``fast_routes``."""
 
 _FAST_HEADERS = frozenset(
-    {b"authorization", b"x-purpose", b"x-dossier-id", b"content-type", b"accept-language"}
+    {b"authorization", b"x-purpose", b"x-dossier-id", b"x-end-user", b"content-type", b"accept-language"}
 )
 
 
@@ -93,18 +95,20 @@ def ordinary_call(
                 found[name] = value.decode("latin-1")
         purpose = found.get(b"x-purpose")
         dossier_id = found.get(b"x-dossier-id")
+        end_user = found.get(b"x-end-user")
         if dossier_id is not None and (dossier_id := header_text(dossier_id)) is None:
             return None  # not UTF-8: 422 from the declared route
         if (
             not purpose
             or len(purpose) > MAX_HEADER
             or (dossier_id is not None and len(dossier_id) > MAX_HEADER)
+            or (end_user is not None and not end_user_valid(end_user))
             or not _json_content(found.get(b"content-type"))
         ):
             return None
         auth = await require(request, authorization=found.get(b"authorization"))
         state: AppState = request.app.state.dancu
-        if not await purpose_granted(state, auth, purpose):
+        if not await purpose_granted(state, auth, purpose) or end_user_missing(auth, end_user):
             return None
         try:
             # orjson accepts only strict JSON, which json.loads (the declared route's) reads identically.
@@ -114,7 +118,7 @@ def ordinary_call(
             body = model.model_validate(decoded)
         except (orjson.JSONDecodeError, ValidationError):
             return None
-        ctx = call_context(request, state, auth, purpose, dossier_id, found.get(b"accept-language"))
+        ctx = call_context(request, state, auth, purpose, dossier_id, found.get(b"accept-language"), end_user)
         return PreparedJSON(await use_case(state[CITIZENS], ctx, body))
 
     fast.__name__ = "fast_" + action.replace(".", "_")

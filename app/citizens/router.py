@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
 
+from app.addresses import request_client_ip
 from app.audit.errors import AuditUnavailable
 from app.auth.context import AuthContext
 from app.auth.dependencies import require_household, require_read, require_verify
@@ -23,10 +24,12 @@ from app.citizens.dependencies import (
     DossierHeader,
     batch_oversized,
     call_context,
+    end_user_missing,
     purpose_granted,
 )
 from app.citizens.errors import (
     BatchTooLarge,
+    EndUserRequired,
     FieldNotAllowed,
     LimitsUnavailable,
     PurposeNotAllowed,
@@ -47,6 +50,7 @@ from app.citizens.schemas import (
 )
 from app.citizens.service import CallContext, CitizenService, RouteKind
 from app.errors import GatewayError, InsufficientScope, InvalidPersonalId, InvalidToken, NotFound
+from app.inputs import EndUserHeader
 from app.problems import problem_responses, request_id_of
 from app.routing import GatewayRoute, PreparedJSON
 from app.state import AppState, AppStateDep
@@ -62,6 +66,7 @@ COMMON_ERRORS = (
     InsufficientScope,
     PurposeRequired,
     PurposeNotAllowed,
+    EndUserRequired,
     InvalidPersonalId,
     RateLimited,
     SubjectQuotaExceeded,
@@ -82,15 +87,18 @@ async def _context(
     action: str,
     purpose: str | None,
     dossier_id: str | None,
+    end_user: str | None,
 ) -> CallContext:
-    """The call's context once its purpose is known to be registered and granted and, for a batch, its item
-    count within the limit; refusals are audited, naming the residents the body names (the body is decoded
-    before the dependencies run)."""
+    """The call's context once its purpose is known to be registered and granted, its end user given when
+    the grant requires one and, for a batch, its item count within the limit; refusals are audited, naming
+    the residents the body names (the body is decoded before the dependencies run)."""
     error: GatewayError | None = None
     if not purpose:
         error = PurposeRequired()
     elif not await purpose_granted(state, auth, purpose):
         error = PurposeNotAllowed()
+    elif end_user_missing(auth, end_user):
+        error = EndUserRequired()
     elif kind == "batch" and batch_oversized(await request.json(), state.settings.batch_max_items):
         # Counted before the items are validated: a huge batch of anything costs no validation and no
         # error list (docs/contract.md, Batch verification).
@@ -105,10 +113,12 @@ async def _context(
             dossier_id=dossier_id,
             request_id=request_id_of(request),
             body=await request.json(),
+            end_user=end_user,
+            client_ip=request_client_ip(request, state.settings.trusted_proxies),
         )
         raise error
     language = request.headers.get("accept-language")
-    return call_context(request, state, auth, purpose, dossier_id, language)  # type: ignore[arg-type]  # checked
+    return call_context(request, state, auth, purpose, dossier_id, language, end_user)  # type: ignore[arg-type]
 
 
 def _call(
@@ -123,8 +133,9 @@ def _call(
         auth: AuthContext = Depends(require),  # noqa: B008
         purpose: PurposeHeader = None,
         dossier_id: DossierHeader = None,
+        end_user: EndUserHeader = None,
     ) -> CallContext:
-        return await _context(request, state, auth, kind, action, purpose, dossier_id)
+        return await _context(request, state, auth, kind, action, purpose, dossier_id, end_user)
 
     checked_call.__name__ = f"call_{kind}"
     return checked_call

@@ -98,6 +98,10 @@ class CallContext:
     request_id: str | None
     issuer: str
     language: Language
+    end_user: str | None = None
+    """The caller's ``X-End-User`` (validated by the route), recorded in every event of the call."""
+    client_ip: str | None = None
+    """The caller's address (``app.addresses``), recorded in every event of the call."""
 
 
 @dataclass(slots=True)
@@ -193,7 +197,12 @@ class CitizenService:
     def _collect(self, ctx: CallContext, action: str) -> _Audit:
         """The collector of one request's events (subjects hashed with the writer's keys)."""
         call = AuditContext.of_client(
-            ctx.auth.client_id, ctx.request_id, purpose=ctx.purpose, dossier_id=ctx.dossier_id
+            ctx.auth.client_id,
+            ctx.request_id,
+            purpose=ctx.purpose,
+            dossier_id=ctx.dossier_id,
+            end_user=ctx.end_user,
+            client_ip=ctx.client_ip,
         )
         return _Audit(action, self._audit.hasher, call)
 
@@ -273,11 +282,21 @@ class CitizenService:
         dossier_id: str | None,
         request_id: str | None,
         body: Any,
+        end_user: str | None = None,
+        client_ip: str | None = None,
     ) -> None:
-        """Record a request refused before its use case ran (its purpose missing or not granted): one event
-        per resident its ``body`` (decoded JSON, not validated yet) names, with the fields it asked about,
-        so a search by personal ID finds the attempt. A body that names none gets one event without one."""
-        call = AuditContext.of_client(auth.client_id, request_id, purpose=purpose, dossier_id=dossier_id)
+        """Record a request refused before its use case ran (its purpose missing or not granted, its end user
+        missing): one event per resident its ``body`` (decoded JSON, not validated yet) names, with the fields
+        it asked about, so a search by personal ID finds the attempt. A body that names none gets one event
+        without one."""
+        call = AuditContext.of_client(
+            auth.client_id,
+            request_id,
+            purpose=purpose,
+            dossier_id=dossier_id,
+            end_user=end_user,
+            client_ip=client_ip,
+        )
         audit = _Audit(action, self._audit.hasher, call)
         audit.refused_all(error, self._named(kind, body, auth.grant))
         await self._finish(audit)

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.audit.writer import AuditContext, AuditEvent, AuditWriter, Outcome
 from app.auth.context import AuthContext
 from app.backends.base import RESIDENCE_FIELDS, Backend
-from app.citizens.errors import PurposeNotAllowed, PurposeRequired, SubjectQuotaExceeded
+from app.citizens.errors import EndUserRequired, PurposeNotAllowed, PurposeRequired, SubjectQuotaExceeded
 from app.citizens.limits import Limiter, seconds_to_utc_midnight
 from app.errors import GatewayError, InvalidPersonalId, NotFound
 from app.forms.models import FormTemplate
@@ -47,6 +47,14 @@ class FormCall:
     dossier_id: str | None
     request_id: str | None
     issuer: str
+    end_user: str | None = None
+    """``X-End-User`` as the route validated it."""
+    client_ip: str | None = None
+
+
+def end_user_missing(call: FormCall) -> bool:
+    """Whether the client's grant requires ``X-End-User`` and the call has none (400 ``end_user_required``)."""
+    return call.end_user is None and call.auth.grant.require_end_user
 
 
 def subject_of(personal_id: str) -> str | None:
@@ -73,6 +81,8 @@ class Events:
             call.request_id,
             purpose=call.purpose if call.purpose and len(call.purpose) <= 64 else None,
             dossier_id=call.dossier_id,
+            end_user=call.end_user,
+            client_ip=call.client_ip,
         )
         self.action = action
         self.events: list[AuditEvent] = []
@@ -161,6 +171,8 @@ class FormAccess:
                 "The purpose is not the form's, or not registered, or not in this client's grant.",
                 detail_vi="Mục đích sử dụng không phải của mẫu tờ khai, chưa đăng ký hoặc không thuộc quyền được cấp.",
             )
+        elif end_user_missing(call):
+            error = EndUserRequired()
         elif subject is None:
             error = InvalidPersonalId()
         if error is not None:

@@ -34,10 +34,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.audit.writer import AuditWriter
 from app.backends.base import RESIDENCE_FIELDS, Backend
 from app.backends.errors import UpstreamBadResponse, UpstreamTimeout, UpstreamUnavailable
+from app.citizens.errors import EndUserRequired
 from app.citizens.limits import Limiter
 from app.db import new_uuid, utcnow
 from app.errors import GatewayError, NotFound
-from app.forms.access import UNKNOWN_EN, UNKNOWN_VI, Events, FormAccess, FormCall, subject_of
+from app.forms.access import (
+    UNKNOWN_EN,
+    UNKNOWN_VI,
+    Events,
+    FormAccess,
+    FormCall,
+    end_user_missing,
+    subject_of,
+)
 from app.forms.errors import (
     ConfirmationCodeInvalid,
     ConfirmationDone,
@@ -96,7 +105,7 @@ class Confirmations:
 
     # ------------------------------------------------------------------------------------------- start
     async def start(
-        self, call: FormCall, personal_id: str, form_code: str, document_sha256: str, end_user: str | None
+        self, call: FormCall, personal_id: str, form_code: str, document_sha256: str
     ) -> dict[str, Any]:
         events = Events(self.audit, call, START)
         subject = subject_of(personal_id)
@@ -125,7 +134,7 @@ class Confirmations:
                 document_sha256=document_sha256.lower(),
                 purpose=form.purpose,
                 dossier_id=call.dossier_id,
-                end_user=end_user,
+                end_user=call.end_user,
                 challenge_id=sent.challenge_id,
                 destination_hint=sent.destination_hint,
                 status="pending",
@@ -162,6 +171,8 @@ class Confirmations:
             events.call = replace(
                 events.call, purpose=row.purpose, dossier_id=row.dossier_id
             )  # the confirmation's
+            if end_user_missing(call):
+                raise EndUserRequired()
             await self.limiter.hit_request(call.auth.client_id, call.auth.grant.rate_limit_per_minute)
             await self._still_pending(row)
             attempts = await self._take_attempt(row)
@@ -215,6 +226,8 @@ class Confirmations:
             events.call = replace(
                 events.call, purpose=row.purpose, dossier_id=row.dossier_id
             )  # the confirmation's
+            if end_user_missing(call):
+                raise EndUserRequired()
             await self.limiter.hit_request(call.auth.client_id, call.auth.grant.rate_limit_per_minute)
             await self._still_pending(row)
             now = utcnow()

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from app.addresses import request_client_ip
 from app.audit.dependencies import AUDIT
 from app.audit.writer import AdminLog
 from app.auth.context import AuthContext
@@ -15,6 +16,7 @@ from app.db import DbSession
 from app.forms.access import FormAccess, FormCall
 from app.forms.confirmations import Confirmations
 from app.forms.service import FormAdmin
+from app.inputs import EndUserHeader
 from app.problems import request_id_of
 from app.state import AppStateDep
 
@@ -22,14 +24,6 @@ MAX_HEADER = 64
 """The longest X-Purpose accepted (422 beyond), as on the other citizen routes (X-Dossier-Id: as there too)."""
 PurposeHeader = Annotated[
     str | None, Header(alias="X-Purpose", max_length=MAX_HEADER, description="the form's purpose of use")
-]
-EndUserHeader = Annotated[
-    str | None,
-    Header(
-        alias="X-End-User",
-        pattern=r"^[A-Za-z0-9._@:-]{1,128}$",
-        description="the officer or account at the calling system on whose behalf it calls (in the receipt)",
-    ),
 ]
 
 
@@ -53,6 +47,7 @@ async def _call(
     auth: AuthContext,
     purpose: str | None,
     dossier_id: str | None,
+    end_user: str | None,
 ) -> FormCall:
     return FormCall(
         auth=auth,
@@ -61,6 +56,8 @@ async def _call(
         dossier_id=dossier_id,
         request_id=request_id_of(request),
         issuer=issuer_for(request, state.settings),
+        end_user=end_user,
+        client_ip=request_client_ip(request, state.settings.trusted_proxies),
     )
 
 
@@ -70,9 +67,10 @@ async def read_call(
     auth: Annotated[AuthContext, Depends(require_read)],
     purpose: PurposeHeader = None,
     dossier_id: DossierHeader = None,
+    end_user: EndUserHeader = None,
 ) -> FormCall:
     """A prefill's caller (scope ``citizen.read``); its purpose is judged against the form's."""
-    return await _call(request, state, auth, purpose, dossier_id)
+    return await _call(request, state, auth, purpose, dossier_id, end_user)
 
 
 FormAccessDep = Annotated[FormAccess, Depends(form_access)]
@@ -89,9 +87,11 @@ async def confirm_call(
     auth: Annotated[AuthContext, Depends(require_confirm)],
     purpose: PurposeHeader = None,
     dossier_id: DossierHeader = None,
+    end_user: EndUserHeader = None,
 ) -> FormCall:
-    """A confirmation's caller (scope ``citizen.confirm``)."""
-    return await _call(request, state, auth, purpose, dossier_id)
+    """A confirmation's caller (scope ``citizen.confirm``); ``X-End-User`` goes into its events (and, at the
+    start, into the receipt)."""
+    return await _call(request, state, auth, purpose, dossier_id, end_user)
 
 
 ConfirmationsDep = Annotated[Confirmations, Depends(confirmations)]

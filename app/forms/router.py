@@ -11,6 +11,7 @@ from fastapi import APIRouter, Path, Response
 from app.audit.errors import AuditUnavailable
 from app.backends.errors import NoRegisteredContact, UpstreamBadResponse, UpstreamTimeout, UpstreamUnavailable
 from app.citizens.errors import (
+    EndUserRequired,
     LimitsUnavailable,
     PurposeNotAllowed,
     PurposeRequired,
@@ -21,7 +22,6 @@ from app.errors import InsufficientScope, InvalidPersonalId, InvalidToken, NotFo
 from app.forms.dependencies import (
     ConfirmationsDep,
     ConfirmCall,
-    EndUserHeader,
     FormAccessDep,
     FormAdministration,
     ReadFormCall,
@@ -61,6 +61,7 @@ _CITIZEN: Final = (
     *_AUTH,
     PurposeRequired,
     PurposeNotAllowed,
+    EndUserRequired,
     InvalidPersonalId,
     FormNotFound,
     NotFound,
@@ -93,6 +94,7 @@ ConfirmationIdPath = Annotated[
 ]
 _FLOW: Final = (
     *_AUTH,
+    EndUserRequired,
     ConfirmationNotFound,
     ConfirmationDone,
     ConfirmationExpired,
@@ -114,11 +116,11 @@ _FLOW: Final = (
     responses=problem_responses(NoRegisteredContact, ValidationFailed, *_CITIZEN),
 )
 async def start_confirmation(
-    body: ConfirmationStart, call: ConfirmCall, flow: ConfirmationsDep, end_user: EndUserHeader = None
+    body: ConfirmationStart, call: ConfirmCall, flow: ConfirmationsDep
 ) -> PreparedJSON:
     """Have the population database send a one-time code to the resident's registered mobile, to confirm the
     declaration whose SHA-256 is `document_sha256`. `X-Purpose` must be the form's purpose."""
-    answer = await flow.start(call, body.personal_id, body.form, body.document_sha256, end_user)
+    answer = await flow.start(call, body.personal_id, body.form, body.document_sha256)
     return PreparedJSON(answer, status_code=201)
 
 

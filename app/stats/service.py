@@ -41,6 +41,10 @@ class StatsCaller:
     """The provinces the caller may count; None: every province."""
     rate_limit_per_minute: int | None = None
     """Counted against the client's request rate; None: not limited (the command line)."""
+    end_user: str | None = None
+    """The caller's ``X-End-User`` (None at the command line)."""
+    client_ip: str | None = None
+    """The caller's address (None at the command line)."""
 
 
 def _problem(loc: list[str | int], code: str, message: str) -> FieldError:
@@ -179,7 +183,14 @@ class StatsService:
     async def _record(
         self, caller: StatsCaller, error: GatewayError | None, detail: dict[str, Any] | None
     ) -> None:
-        call = AuditContext(caller.actor, caller.client_id, caller.request_id, caller.purpose)
+        call = AuditContext(
+            caller.actor,
+            caller.client_id,
+            caller.request_id,
+            caller.purpose,
+            end_user=caller.end_user,
+            client_ip=caller.client_ip,
+        )
         if error is None:
             event = call.event(ACTION, "allowed", 200, detail=detail)
         else:

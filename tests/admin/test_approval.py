@@ -65,10 +65,19 @@ def current(**changes: Any) -> GrantOut:
         ({"valid_until": "2028-01-01T00:00:00Z"}, ["valid_until"]),
         ({"valid_until": None}, ["valid_until"]),
         ({"provinces": ["79"], "scopes": ["citizen.verify"]}, ["provinces"]),  # mixed: waits whole
+        ({"require_end_user": True}, []),  # demanding the end user narrows
     ],
 )
 def test_what_widens_access(changes: dict[str, Any], widens: list[str]) -> None:
     assert grant_widening(current(), GrantIn.model_validate({**NARROW_BASE, **changes})) == widens
+
+
+def test_no_longer_requiring_the_end_user_widens_access() -> None:
+    """Calls naming no officer were refused and would be answered: a control loosened waits for approval."""
+    strict = current(require_end_user=True)
+
+    assert grant_widening(strict, GrantIn.model_validate({**NARROW_BASE, "require_end_user": True})) == []
+    assert grant_widening(strict, GrantIn.model_validate(NARROW_BASE)) == ["require_end_user"]
 
 
 def test_a_star_grant_only_narrows_when_it_names_fields() -> None:
@@ -183,6 +192,54 @@ async def test_narrowing_and_suspension_apply_at_once(
     assert created.status_code == 201
     assert purpose.status_code == 201
     assert (await first.get("/changes")).json() == {"items": [], "next_cursor": None}
+
+
+async def test_require_end_user_on_at_once_off_after_approval(
+    admins: tuple[Admin, Admin], four_eyes: Gateway
+) -> None:
+    """Turning ``require_end_user`` on narrows (applies at once); turning it off widens (waits for another
+    administrator), as docs/admin.md says."""
+    first, second = admins
+    portal = await portal_with_narrow_grant(first)
+    url = f"/clients/{portal.client_id}/grant"
+
+    strict = await first.put(url, {**NARROW_BASE, "require_end_user": True})
+    loosened = await first.put(url, NARROW_BASE)
+    meanwhile = (await first.get(url)).json()
+    approved = await second.post(f"/changes/{loosened.json()['change_id']}/approve")
+
+    assert strict.status_code == 200
+    assert strict.json()["require_end_user"] is True
+    assert loosened.status_code == 202
+    assert loosened.json()["widens"] == ["require_end_user"]
+    assert meanwhile["require_end_user"] is True
+    assert approved.status_code == 200
+    assert approved.json()["require_end_user"] is False
+
+
+async def test_a_change_pending_from_before_require_end_user_still_applies(
+    admins: tuple[Admin, Admin], four_eyes: Gateway
+) -> None:
+    """A grant change requested before the member existed recorded a ``base`` without it: approving it is
+    not refused as outdated (every grant then had ``require_end_user`` false)."""
+    first, second = admins
+    portal = await portal_with_narrow_grant(first)
+    requested = await first.put(
+        f"/clients/{portal.client_id}/grant", {**NARROW_BASE, "provinces": ["52", "79"]}
+    )
+    change_id = requested.json()["change_id"]
+    async with four_eyes.state.sessionmaker() as session:
+        change = await session.get(AdminChange, change_id)
+        assert change is not None and change.base is not None
+        change.base = {k: v for k, v in change.base.items() if k != "require_end_user"}
+        change.payload = {k: v for k, v in (change.payload or {}).items() if k != "require_end_user"}
+        await session.commit()
+
+    approved = await second.post(f"/changes/{change_id}/approve")
+
+    assert approved.status_code == 200
+    assert approved.json()["provinces"] == ["52", "79"]
+    assert approved.json()["require_end_user"] is False
 
 
 async def test_reinstatement_waits_and_a_mixed_patch_waits_whole(

@@ -141,6 +141,26 @@ CASES: dict[str, Case] = {
     ),
     "batch-upstream-timeout": Case(BATCH, {"items": [THANH]}, fault=upstream("get_many", UpstreamTimeout())),
     "limits-unavailable": Case(VERIFY, THANH, fault=limits_down),
+    # the end user (X-End-User; a grant with require_end_user)
+    "end-user": Case(VERIFY, THANH, headers={"X-End-User": "can.bo:lan@hue.gov.vn"}),
+    "end-user-required-given": Case(
+        LOOKUP, {"personal_id": HEAD}, headers={"X-End-User": "lan"}, grant={"require_end_user": True}
+    ),
+    "end-user-malformed": Case(VERIFY, THANH, headers={"X-End-User": "Lan Nguyen"}),
+    "end-user-too-long": Case(LOOKUP, {"personal_id": HEAD}, headers={"X-End-User": "u" * 129}),
+    "end-user-empty": Case(HOUSEHOLD, {"personal_id": HEAD}, headers={"X-End-User": ""}),
+    "end-user-malformed-required": Case(
+        VERIFY, THANH, headers={"X-End-User": "a/b"}, grant={"require_end_user": True}
+    ),
+    "end-user-missing": Case(
+        LOOKUP, {"personal_id": HEAD, "fields": ["full_name"]}, grant={"require_end_user": True}
+    ),
+    "end-user-missing-verify": Case(VERIFY, THANH, grant={"require_end_user": True}),
+    "end-user-missing-batch": Case(
+        BATCH, {"items": [THANH, {"personal_id": NAME_D, "gender": "male"}]}, grant={"require_end_user": True}
+    ),
+    "end-user-missing-household": Case(HOUSEHOLD, {"personal_id": HEAD}, grant={"require_end_user": True}),
+    "end-user-missing-purpose-first": Case(VERIFY, THANH, purpose=None, grant={"require_end_user": True}),
 }
 
 
@@ -216,6 +236,8 @@ async def _events(gw: Gateway, request_id: str, client: Client) -> list[dict[str
                         "status_code",
                         "reason",
                         "detail",
+                        "end_user",
+                        "client_ip",
                     )
                 },
             }

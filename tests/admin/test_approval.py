@@ -230,7 +230,8 @@ async def test_a_change_pending_from_before_require_end_user_still_applies(
     change_id = requested.json()["change_id"]
     async with four_eyes.state.sessionmaker() as session:
         change = await session.get(AdminChange, change_id)
-        assert change is not None and change.base is not None
+        assert change is not None
+        assert change.base is not None
         change.base = {k: v for k, v in change.base.items() if k != "require_end_user"}
         change.payload = {k: v for k, v in (change.payload or {}).items() if k != "require_end_user"}
         await session.commit()

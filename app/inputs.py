@@ -8,7 +8,7 @@ carriage return or NEL unseen). A NUL byte in a client's name ends up in the aud
 carriage return or escape sequence in a purpose title, in an officer's screen. None of these members has a use
 for one, so each is refused with 422 ``control_character`` rather than cleaned.
 
-``EndUserHeader`` is ``X-End-User`` as every route that takes it reads it (docs/contract.md, 6. Citizens, "End
+``EndUserHeader`` is ``X-End-User`` as every route that takes it reads it (docs/contract.md, 5. Purpose of use, "End
 user"): the officer or account at the calling system, 1-128 characters of ``[A-Za-z0-9._@:-]``, else 422.
 
 ``in_range_utc`` bounds timestamps: Python's ``datetime`` reaches year 1 and 9999, PostgreSQL and the UTC

@@ -1,4 +1,4 @@
-"""The end user and the caller's address on citizen calls (docs/contract.md, 6. Citizens, "End user"):
+"""The end user and the caller's address on citizen calls (docs/contract.md, 5. Purpose of use, "End user"):
 ``X-End-User`` checked (1-128 characters of ``[A-Za-z0-9._@:-]``, else 422, no event), recorded in the event
 with ``client_ip``; a grant with ``require_end_user`` answers its absence with 400 ``end_user_required``,
 audited as denied and naming the resident with the fields asked about. On SQLite and on PostgreSQL."""

@@ -1,4 +1,4 @@
-"""``X-End-User`` on prefill and confirmation calls (docs/contract.md, 6. Citizens, "End user", and 18. Forms):
+"""``X-End-User`` on prefill and confirmation calls (docs/contract.md, 5. Purpose of use, "End user", and 18. Forms):
 recorded in every event with ``client_ip``, in the receipt at the start; malformed is 422 with no event; a grant
 with ``require_end_user`` refuses each step without one (400 ``end_user_required``), audited as denied and
 naming the resident. On SQLite and on PostgreSQL."""

@@ -1,4 +1,4 @@
-"""``X-End-User`` on statistics queries (docs/contract.md, 6. Citizens, "End user", and 14. Population
+"""``X-End-User`` on statistics queries (docs/contract.md, 5. Purpose of use, "End user", and 14. Population
 statistics): recorded in the query's event with ``client_ip``; malformed is 422 with no event; a grant with
 ``require_end_user`` refuses a query without one (400 ``end_user_required``, audited as denied). On SQLite and
 on PostgreSQL."""

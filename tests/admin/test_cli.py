@@ -204,6 +204,24 @@ def test_grants_show_and_set_keep_what_is_not_named(database: Path) -> None:
     ] == ["cli"] * 5
 
 
+def test_require_end_user_on_the_command_line(database: Path) -> None:
+    strict = new_client("Cổng A", "--scopes", "citizen.read", "--require-end-user")["client_id"]
+    lax = new_client("Cổng B", "--scopes", "citizen.read")["client_id"]
+
+    created = as_json("grants", "show", strict)
+    default = as_json("grants", "show", lax)
+    kept = as_json("grants", "set", strict, "--rate-limit", "90")
+    turned_off = as_json("grants", "set", strict, "--no-require-end-user")
+    turned_on = as_json("grants", "set", lax, "--require-end-user")
+
+    assert created["require_end_user"] is True
+    assert default["require_end_user"] is False
+    assert kept["require_end_user"] is True, "grants set keeps what it is not told to change"
+    assert turned_off["require_end_user"] is False
+    assert turned_on["require_end_user"] is True
+    assert "require_end_user" in dancu("grants", "show", lax).stdout
+
+
 @pytest.mark.parametrize(
     ("options", "where"),
     [

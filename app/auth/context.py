@@ -45,6 +45,11 @@ class Grant:
     def covers_province(self, province: str | None) -> bool:
         return self.provinces is None or (province is not None and province in self.provinces)
 
+    def lacks_end_user(self, end_user: str | None) -> bool:
+        """Whether a call with this ``X-End-User`` (None: not sent) is refused with 400 ``end_user_required``:
+        the one rule of the citizen, statistics, prefill and confirmation routes."""
+        return end_user is None and self.require_end_user
+
 
 @dataclass(frozen=True, slots=True)
 class AuthContext:

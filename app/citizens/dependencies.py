@@ -78,8 +78,3 @@ def call_context(
         end_user=end_user,
         client_ip=request_client_ip(request, state.settings.trusted_proxies),
     )
-
-
-def end_user_missing(auth: AuthContext, end_user: str | None) -> bool:
-    """Whether the client's grant requires ``X-End-User`` and the call has none (400 ``end_user_required``)."""
-    return end_user is None and auth.grant.require_end_user

@@ -49,7 +49,6 @@ from app.citizens.dependencies import (
     MAX_HEADER,
     batch_oversized,
     call_context,
-    end_user_missing,
     purpose_granted,
 )
 from app.citizens.schemas import BatchVerifyRequest
@@ -108,7 +107,7 @@ def ordinary_call(
             return None
         auth = await require(request, authorization=found.get(b"authorization"))
         state: AppState = request.app.state.dancu
-        if not await purpose_granted(state, auth, purpose) or end_user_missing(auth, end_user):
+        if not await purpose_granted(state, auth, purpose) or auth.grant.lacks_end_user(end_user):
             return None
         try:
             # orjson accepts only strict JSON, which json.loads (the declared route's) reads identically.

@@ -24,7 +24,6 @@ from app.citizens.dependencies import (
     DossierHeader,
     batch_oversized,
     call_context,
-    end_user_missing,
     purpose_granted,
 )
 from app.citizens.errors import (
@@ -97,7 +96,7 @@ async def _context(
         error = PurposeRequired()
     elif not await purpose_granted(state, auth, purpose):
         error = PurposeNotAllowed()
-    elif end_user_missing(auth, end_user):
+    elif auth.grant.lacks_end_user(end_user):
         error = EndUserRequired()
     elif kind == "batch" and batch_oversized(await request.json(), state.settings.batch_max_items):
         # Counted before the items are validated: a huge batch of anything costs no validation and no

@@ -52,11 +52,6 @@ class FormCall:
     client_ip: str | None = None
 
 
-def end_user_missing(call: FormCall) -> bool:
-    """Whether the client's grant requires ``X-End-User`` and the call has none (400 ``end_user_required``)."""
-    return call.end_user is None and call.auth.grant.require_end_user
-
-
 def subject_of(personal_id: str) -> str | None:
     """A structurally valid ID, or None (never store arbitrary input in an event)."""
     try:
@@ -171,7 +166,7 @@ class FormAccess:
                 "The purpose is not the form's, or not registered, or not in this client's grant.",
                 detail_vi="Mục đích sử dụng không phải của mẫu tờ khai, chưa đăng ký hoặc không thuộc quyền được cấp.",
             )
-        elif end_user_missing(call):
+        elif call.auth.grant.lacks_end_user(call.end_user):
             error = EndUserRequired()
         elif subject is None:
             error = InvalidPersonalId()

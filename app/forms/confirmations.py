@@ -44,7 +44,6 @@ from app.forms.access import (
     Events,
     FormAccess,
     FormCall,
-    end_user_missing,
     subject_of,
 )
 from app.forms.errors import (
@@ -171,7 +170,7 @@ class Confirmations:
             events.call = replace(
                 events.call, purpose=row.purpose, dossier_id=row.dossier_id
             )  # the confirmation's
-            if end_user_missing(call):
+            if call.auth.grant.lacks_end_user(call.end_user):
                 raise EndUserRequired()
             await self.limiter.hit_request(call.auth.client_id, call.auth.grant.rate_limit_per_minute)
             await self._still_pending(row)
@@ -226,7 +225,7 @@ class Confirmations:
             events.call = replace(
                 events.call, purpose=row.purpose, dossier_id=row.dossier_id
             )  # the confirmation's
-            if end_user_missing(call):
+            if call.auth.grant.lacks_end_user(call.end_user):
                 raise EndUserRequired()
             await self.limiter.hit_request(call.auth.client_id, call.auth.grant.rate_limit_per_minute)
             await self._still_pending(row)

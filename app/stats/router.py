@@ -89,7 +89,7 @@ async def stats_caller(
         not purpose or purpose not in auth.grant.purposes or purpose not in registered
     ):  # the body read only then
         await service.check_purpose(caller, auth.grant.purposes, registered, await _query_of(request))
-    if end_user is None and auth.grant.require_end_user:
+    if auth.grant.lacks_end_user(end_user):
         error = EndUserRequired()
         await service.refuse(caller, error, await _query_of(request))
         raise error

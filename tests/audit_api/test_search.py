@@ -45,7 +45,13 @@ async def test_each_filter_alone_and_combined(gw: Gateway) -> None:
     portal = await gw.register(purposes=(PURPOSE, OTHER_PURPOSE))
     other = await gw.register()
     audit = await auditor(gw)
-    await gw.call(portal, "/v1/citizens/verify", {"personal_id": HEAD, "gender": "male"}, dossier="HS-1")
+    await gw.call(
+        portal,
+        "/v1/citizens/verify",
+        {"personal_id": HEAD, "gender": "male"},
+        dossier="HS-1",
+        headers={"X-End-User": "lan@gialai.gov.vn"},
+    )
     await gw.call(portal, "/v1/citizens/lookup", {"personal_id": NAME_D}, purpose=OTHER_PURPOSE)
     await gw.call(other, "/v1/citizens/household", {"personal_id": HEAD})
     await gw.call(other, "/v1/citizens/lookup", {"personal_id": NAME_D}, purpose="CHUA-DANG-KY")
@@ -65,6 +71,8 @@ async def test_each_filter_alone_and_combined(gw: Gateway) -> None:
         ({"outcome": "denied"}, lambda r: r.outcome == "denied"),
         ({"dossier_id": "HS-1"}, lambda r: r.dossier_id == "HS-1"),
         ({"actor": portal.client_id}, lambda r: r.actor == portal.client_id),
+        ({"end_user": "lan@gialai.gov.vn"}, lambda r: r.end_user == "lan@gialai.gov.vn"),
+        ({"client_ip": "127.0.0.1"}, lambda r: r.client_ip == "127.0.0.1"),
         ({"since": rfc3339(since)}, lambda r: r.at >= since),
         ({"until": until.astimezone(plus7).isoformat()}, lambda r: r.at < until),
         (
@@ -105,6 +113,8 @@ async def test_each_filter_alone_and_combined(gw: Gateway) -> None:
     assert verify["at"].endswith("Z")
     assert verify["subject_ref"] in refs(HEAD)
     assert verify["dossier_id"] == "HS-1"
+    assert verify["end_user"] == "lan@gialai.gov.vn"
+    assert verify["client_ip"] == "127.0.0.1"
     assert verify["fields"] == ["gender"]
     assert HEAD not in json.dumps(verify)
 

@@ -113,6 +113,8 @@ HEADERS = {
 }
 
 PURPOSE = "1.001234.000.00.00.H12"
+END_USER = "lan.nguyen@gialai.gov.vn"
+"""An officer of the calling portal, as `X-End-User` names one."""
 PERSON = "052068000108"
 _ATTESTATION = (
     "eyJhbGciOiJFUzI1NiIsImtpZCI6IksxIiwidHlwIjoidmVyaWZpY2F0aW9uK2p3dCJ9.eyJtYXRjaCI6dHJ1ZX0.c2lnbmF0dXJl"
@@ -305,6 +307,8 @@ def documented(document: dict[str, Any]) -> dict[str, Any]:
                         "403 `purpose_not_allowed`."
                     )
                     parameter["example"] = PURPOSE
+                elif parameter.get("in") == "header" and parameter.get("name") == "X-End-User":
+                    parameter["example"] = END_USER
             example = EXAMPLES.get((method, path), {})
             if "request" in example:
                 for media in operation.get("requestBody", {}).get("content", {}).values():

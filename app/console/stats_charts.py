@@ -56,8 +56,8 @@ def _text(x: float, y: float, body: str, *, anchor: str = "start", fill: str = I
 
 def _open(testid: str, width: int, height: int, title: str, desc: str) -> list[str]:
     return [
-        f'<svg class="stats-chart" data-testid="{testid}" viewBox="0 0 {width} {height}" width="{width}" '
-        f'height="{height}" role="img" aria-labelledby="{testid}-title {testid}-desc" '
+        f'<svg class="stats-chart" data-testid="{testid}" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-labelledby="{testid}-title {testid}-desc" '
         f'xmlns="http://www.w3.org/2000/svg" font-family="system-ui, sans-serif">',
         f'<title id="{testid}-title">{escape(title)}</title>',
         f'<desc id="{testid}-desc">{escape(desc)}</desc>',

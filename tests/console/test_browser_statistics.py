@@ -73,7 +73,9 @@ def stats_client(console: Console) -> tuple[str, str]:
         created = await service.create_client(ClientCreate(name="Sở Kế hoạch và Đầu tư tỉnh Gia Lai"))
         await service.replace_grant(
             created.client.client_id,
-            GrantIn(scopes=["stats.read"], provinces=[PROVINCE], purposes=[PURPOSE], rate_limit_per_minute=60),
+            GrantIn(
+                scopes=["stats.read"], provinces=[PROVINCE], purposes=[PURPOSE], rate_limit_per_minute=60
+            ),
         )
         return created.client.client_id, created.client_secret
 
@@ -98,12 +100,12 @@ def number(text: str) -> int:
     return int(text.replace(".", ""))
 
 
-def no_sideways_scroll(page: Any) -> None:
+def no_sideways_scroll(page: Any) -> None:  # noqa: F811 - the fixture's name
     width = page.evaluate("document.documentElement.clientWidth")
     assert page.evaluate("document.documentElement.scrollWidth") <= width
 
 
-def test_an_analyst_sees_the_apis_numbers_in_the_age_pyramid(console: Console, page: Any) -> None:
+def test_an_analyst_sees_the_apis_numbers_in_the_age_pyramid(console: Console, page: Any) -> None:  # noqa: F811 - the fixture's name
     expected = api_answer(console, {"province": PROVINCE, "group_by": ["age_band", "sex"]})
     first_login(page, console, "analyst", "phantich")
     page.set_viewport_size({"width": 1366, "height": 768})
@@ -163,8 +165,10 @@ def test_an_analyst_sees_the_apis_numbers_in_the_age_pyramid(console: Console, p
 
     # A bar chart by ward, through the quick view, with the filters kept.
     page.get_by_test_id("stats-age-min").fill("18")
-    chosen = page.get_by_test_id("stats-wards").locator("option").evaluate_all(
-        "options => options.slice(0, 12).map(o => o.value)"
+    chosen = (
+        page.get_by_test_id("stats-wards")
+        .locator("option")
+        .evaluate_all("options => options.slice(0, 12).map(o => o.value)")
     )
     page.get_by_test_id("stats-wards").select_option(chosen)
     page.get_by_test_id("stats-preset-wards").click()
@@ -194,7 +198,7 @@ def test_an_analyst_sees_the_apis_numbers_in_the_age_pyramid(console: Console, p
     shot(page, "52-statistics-error")
 
 
-def test_the_statistics_page_on_a_phone(console: Console, page: Any) -> None:
+def test_the_statistics_page_on_a_phone(console: Console, page: Any) -> None:  # noqa: F811 - the fixture's name
     stats_client(console)  # registers the purpose
     first_login(page, console, "analyst", "phantich")
     page.set_viewport_size({"width": 390, "height": 844})

@@ -7,8 +7,8 @@ and grants).
 A column only: no table is rebuilt on SQLite, so the access-version triggers on ``grants`` stay as they are.
 
 Revision ID: e2d05e000001
-Revises: f0a115000002
-Create Date: 2026-12-05 04:00:00+00:00
+Revises: c0501e000001
+Create Date: 2026-12-05 04:20:00+00:00
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "e2d05e000001"
-down_revision: str | None = "f0a115000002"
+down_revision: str | None = "c0501e000001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -7,9 +7,9 @@ Every read goes through the REST API's ``AuditService`` as the operator (``Reade
 shown, one ``audit.event`` per event opened, one ``audit.export`` per export, refusals included.
 
 A personal ID never reaches a URL, a page title or the browser history: the search form is POSTed, checked
-against the API's own request model, and answered with a redirect to ``/console/audit/r/<token>``. The token
-is the form's filters encrypted with the gateway's Fernet key (``DANCU_KEYS__ENCRYPTION_KEY``), bound to the
-operator's session (useless in another session, or after logout) and valid for the longest a session lives.
+against the API's own request model, kept behind a random token (``app.console.stash``: encrypted with
+``DANCU_KEYS__ENCRYPTION_KEY``, bound to the operator's session, removed when it ends) and answered with a
+redirect to ``/console/audit/r/<token>``.
 Pages follow the API's MAC'd keyset cursors on ``seq`` (``?cursor=``), so paging never skips or repeats an
 event, even while events arrive. Times are typed and shown in Vietnam time and searched in UTC.
 """
@@ -20,7 +20,6 @@ from datetime import datetime
 from typing import Annotated, Any, Final
 
 import orjson
-from cryptography.fernet import InvalidToken
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from pydantic import ValidationError
@@ -29,6 +28,7 @@ from app.audit.dependencies import get_audit_service
 from app.audit.export import ENCODERS, attachment
 from app.audit.schemas import CURSOR_MAX_LENGTH, ExportRequest, SearchRequest
 from app.audit.service import AuditService, Reader
+from app.console import stash
 from app.console.dashboard import VIETNAM
 from app.console.router import Console, _fernet, _form, require_operator
 from app.console.text import TEXT
@@ -41,9 +41,8 @@ AuditorPage = Annotated[Console, Depends(require_operator("auditor"))]
 
 PAGE_SIZE: Final = 50
 """Events per result page."""
-TOKEN_LIFETIME: Final = 8 * 3600
-"""Seconds a result token stays valid: a session's absolute lifetime (docs/contract.md, section 15)."""
-_TOKEN_VERSION: Final = 1
+KIND: Final = "audit"
+"""The stash's kind for this page's results (``app.console.stash``)."""
 
 TEXT_FILTERS: Final = ("personal_id", "client_id", "purpose", "action", "end_user", "dossier_id")
 TIME_FILTERS: Final = ("since", "until")
@@ -132,27 +131,21 @@ def _shown(form: dict[str, str]) -> dict[str, str]:
 # --- the result token ------------------------------------------------------------------------------------------
 
 
-def _seal(console: Console, form: dict[str, str]) -> str:
+async def _keep(console: Console, form: dict[str, str]) -> str:
     assert console.me is not None  # noqa: S101 - require_operator set it
-    payload = {"v": _TOKEN_VERSION, "s": console.me.session.token_hash, "f": form}
-    return _fernet(console.state).encrypt(orjson.dumps(payload)).decode("ascii")
+    return await stash.keep(
+        console.db, _fernet(console.state), console.me.session.token_hash, KIND, {"form": form}
+    )
 
 
-def _unseal(console: Console, token: str) -> dict[str, str] | None:
-    """The form sealed in ``token``, or None when the token is forged, expired or another session's."""
+async def _kept(console: Console, token: str) -> dict[str, str] | None:
+    """The form kept under ``token`` for this session, or None (another session's, ended, or made up)."""
     assert console.me is not None  # noqa: S101 - require_operator set it
-    try:
-        payload = orjson.loads(_fernet(console.state).decrypt(token.encode("ascii"), ttl=TOKEN_LIFETIME))
-    except (InvalidToken, UnicodeEncodeError, orjson.JSONDecodeError):
+    kept = await stash.read(console.db, _fernet(console.state), console.me.session.token_hash, KIND, token)
+    form = kept.get("form") if kept is not None else None
+    if not isinstance(form, dict):
         return None
-    if (
-        not isinstance(payload, dict)
-        or payload.get("v") != _TOKEN_VERSION
-        or payload.get("s") != console.me.session.token_hash
-        or not isinstance(payload.get("f"), dict)
-    ):
-        return None
-    return {str(k): str(v) for k, v in payload["f"].items() if k in FORM_FIELDS}
+    return {str(k): str(v) for k, v in form.items() if k in FORM_FIELDS}
 
 
 # --- the service, as the operator ------------------------------------------------------------------------------
@@ -201,7 +194,7 @@ async def search(console: AuditorPage) -> Response:
     _body, errors = _filters(form)
     if errors:
         return _search_page(console, form=form, errors=errors, status=422)
-    return RedirectResponse(f"/console/audit/r/{_seal(console, form)}", status_code=303)
+    return RedirectResponse(f"/console/audit/r/{await _keep(console, form)}", status_code=303)
 
 
 def _refusal(error: GatewayError) -> dict[str, str]:
@@ -216,10 +209,10 @@ def _refusal(error: GatewayError) -> dict[str, str]:
 @router.get("/audit/r/{token}")
 async def results(
     console: AuditorPage,
-    token: Annotated[str, Path(max_length=1024)],
+    token: Annotated[str, Path(max_length=64)],
     cursor: Annotated[str | None, Query(max_length=CURSOR_MAX_LENGTH)] = None,
 ) -> Response:
-    form = _unseal(console, token)
+    form = await _kept(console, token)
     if form is None:
         return _search_page(console, errors={"form": "audit.expired"}, status=404)
     body, errors = _filters(form)
@@ -248,9 +241,9 @@ async def results(
 
 
 @router.post("/audit/r/{token}/export")
-async def export(console: AuditorPage, token: Annotated[str, Path(max_length=1024)]) -> Response:
+async def export(console: AuditorPage, token: Annotated[str, Path(max_length=64)]) -> Response:
     chosen = (await _form(console.request)).get("format", "")
-    form = _unseal(console, token)
+    form = await _kept(console, token)
     if form is None:
         return _search_page(console, errors={"form": "audit.expired"}, status=404)
     body, errors = _filters(form)

@@ -227,6 +227,7 @@ def _caller(console: Console, purpose: str) -> StatsCaller:
         purpose=purpose or None,
         request_id=console.service.request_id,
         provinces=_allowed(console),
+        client_ip=console.service.client_ip,  # the operator's address, as on its other events
     )
 
 
@@ -298,8 +299,8 @@ def _table(console: Console, answer: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _chart(console: Console, answer: dict[str, Any]) -> Markup | None:
-    """The pyramid for an age dimension by sex, a bar chart for one dimension, else none."""
+def _chart(console: Console, answer: dict[str, Any]) -> tuple[str, Markup] | None:
+    """The pyramid for an age dimension by sex, a bar chart for one dimension, else none; with its title."""
     dims = answer["group_by"]
     lang = console.lang
     total = answer["total"]
@@ -325,7 +326,9 @@ def _chart(console: Console, answer: dict[str, Any]) -> Markup | None:
             axis=console.t("stats.axis.count"),
             hidden=console.t("stats.hidden"),
         )
-        return stats_charts.pyramid(STATS_VALUES[age], sides["male"], sides["female"], labels, lang)
+        return labels.title, stats_charts.pyramid(
+            STATS_VALUES[age], sides["male"], sides["female"], labels, lang
+        )
     if len(dims) == 1:
         dim = dims[0]
         name = console.t(f"stats.dim.{dim}")
@@ -344,7 +347,7 @@ def _chart(console: Console, answer: dict[str, Any]) -> Markup | None:
             axis=console.t("stats.axis.count"),
             hidden=console.t("stats.hidden"),
         )
-        return stats_charts.bars(values, bar_labels, lang)
+        return bar_labels.title, stats_charts.bars(values, bar_labels, lang)
     return None
 
 

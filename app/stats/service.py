@@ -31,7 +31,8 @@ ETHNIC_CODES = frozenset(f"{code:02d}" for code in range(1, 55))
 
 @dataclass(frozen=True, slots=True)
 class StatsCaller:
-    """Who asks: a client through the API, or an operator at the command line (``actor`` ``cli``)."""
+    """Who asks: a client through the API, an operator at the command line (``actor`` ``cli``) or on the
+    console's statistics page (``op:<username>``, no client)."""
 
     actor: str
     client_id: str | None
@@ -44,7 +45,7 @@ class StatsCaller:
     end_user: str | None = None
     """The caller's ``X-End-User`` (None at the command line)."""
     client_ip: str | None = None
-    """The caller's address (None at the command line)."""
+    """The caller's address (None at the command line; the operator's on the console)."""
 
 
 def _problem(loc: list[str | int], code: str, message: str) -> FieldError:

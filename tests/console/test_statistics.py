@@ -148,6 +148,7 @@ async def test_the_table_shows_the_apis_numbers_and_the_query_is_audited_as_the_
     assert console_event.purpose == PURPOSE
     assert console_event.outcome == "allowed"
     assert console_event.subject_ref is None
+    assert console_event.client_ip == "127.0.0.1"  # the operator's address, as on its sign-in event
     assert console_event.detail is not None
     assert console_event.detail["group_by"] == ["age_group", "sex"]
     assert console_event.detail["province"] == PROVINCE

@@ -210,3 +210,26 @@ def test_the_statistics_page_on_a_phone(console: Console, page: Any) -> None:  #
     no_sideways_scroll(page)  # the chart scrolls in its own box
     assert page.get_by_test_id("stats-pyramid").is_visible()
     shot(page, "53-statistics-narrow")
+
+
+def test_the_pyramid_by_keyboard_alone(console: Console, page: Any) -> None:  # noqa: F811 - the fixture's name
+    """Type to choose the province, Tab to the submit button, Enter: the default grouping draws the pyramid."""
+    stats_client(console)  # registers the purpose (the only one: chosen already)
+    first_login(page, console, "analyst", "phantich")
+    page.goto(console.url + "/console/statistics")
+    page.get_by_test_id("stats-province").focus()
+    page.keyboard.type("Gia Lai")
+    assert page.get_by_test_id("stats-province").input_value() == PROVINCE
+    for _ in range(60):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.dataset.testid") == "stats-submit":
+            break
+    else:
+        pytest.fail("the submit button is not reached with Tab")
+    page.keyboard.press("Enter")
+    page.get_by_test_id("stats-pyramid").wait_for()
+    assert page.get_by_test_id("stats-row").count() > 0
+    page.get_by_test_id("stats-csv").focus()  # the download is a button too
+    with page.expect_download() as info:
+        page.keyboard.press("Enter")
+    assert Path(info.value.path()).read_bytes().startswith(b"\xef\xbb\xbf")

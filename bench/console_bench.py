@@ -19,7 +19,9 @@ Usage: .venv/bin/python bench/console_bench.py [--events 1000000] [--residents 1
      window once into ``console_access_days``, is reported on its own);
    - the audit search by personal ID (``POST /console/audit``, then the result page it redirects to; both
      timed, and their sum), once the auditor's pages are on the branch (skipped, and said so, before);
-   - the integrity page's last result (``GET /console/integrity``), once it is no longer the placeholder.
+   - the integrity page: a full check started by its run button and followed to its end (its duration, and
+     the result box polled meanwhile), then its last result (``GET /console/integrity``);
+   - the resident report of the searched resident: the POST, the page behind its token, and its PDF.
 
 Times are measured by this client over loopback, so they are the server's time plus a fraction of a
 millisecond. Prints p50 / p95 / max in milliseconds; asserts nothing. The goal (issue 16): p95 <= 200 ms for
@@ -359,6 +361,7 @@ def measure(base: str, passwords: dict[str, str], searched: str, n: int) -> None
             print("  audit search: not on this branch yet (console-audit); skipped")
         integrity = auditor.get("/console/integrity")
         if built(integrity):
+            full_check(auditor, csrf(integrity.text))
             print(
                 line(
                     "GET /console/integrity (last result)",
@@ -367,6 +370,70 @@ def measure(base: str, passwords: dict[str, str], searched: str, n: int) -> None
             )
         else:
             print("  integrity page: not built on this branch yet (console-report); skipped")
+        report_form = auditor.get("/console/report")
+        if built(report_form):
+            report(auditor, csrf(report_form.text), searched, n)
+        else:
+            print("  resident report: not built on this branch yet (console-report); skipped")
+
+
+_STATUS = re.compile(r'data-testid="integrity-result" data-status="([a-z]+)"')
+_PROGRESS = re.compile(r'<progress max="100" value="([0-9]+)"')
+
+
+def full_check(auditor: httpx.Client, token: str) -> None:
+    """Press the integrity page's run button and follow the check in the background to its end, as the
+    page does (its result box, every second); print how long it took and what it found."""
+    started = time.perf_counter()
+    answer = auditor.post("/console/integrity/run", data={"csrf_token": token})
+    if answer.status_code != 303:
+        raise SystemExit(f"integrity run: {answer.status_code} {answer.text[:300]}")
+    polls: list[float] = []
+    seen: list[str] = []
+    while True:
+        polled = time.perf_counter()
+        fragment = auditor.get("/console/integrity/result")
+        polls.append((time.perf_counter() - polled) * 1000)
+        found = _STATUS.search(fragment.text)
+        status = found.group(1) if found else "?"
+        if status != "running":
+            break
+        progress = _PROGRESS.search(fragment.text)
+        seen.append(progress.group(1) if progress else "?")
+        time.sleep(1)
+    took = time.perf_counter() - started
+    shown = " ".join(seen[:: max(1, len(seen) // 10)])
+    print(
+        f"  full integrity check from the run button: {took:.1f} s, result {status}; progress seen (%): {shown}"
+    )
+    print(line("GET /console/integrity/result (while it ran)", polls))
+
+
+def report(auditor: httpx.Client, token: str, searched: str, n: int) -> None:
+    """The resident report of the searched resident: the POST, the page behind its token, and the PDF."""
+    posts: list[float] = []
+    pages: list[float] = []
+    pdfs: list[float] = []
+    for _ in range(n):
+        started = time.perf_counter()
+        answer = auditor.post("/console/report", data={"csrf_token": token, "personal_id": searched})
+        posted = time.perf_counter()
+        if answer.status_code != 303:
+            raise SystemExit(f"report: {answer.status_code} {answer.text[:300]}")
+        page = auditor.get(answer.headers["location"])
+        shown = time.perf_counter()
+        rows = page.text.count('data-testid="report-row"')
+        if page.status_code != 200 or rows < SEARCHED_EVENTS - 4:  # the audit.search ones are not accesses
+            raise SystemExit(f"report page: {page.status_code}, {rows} rows")
+        pdf = auditor.get(answer.headers["location"] + "/pdf")
+        if pdf.status_code != 200 or not pdf.content.startswith(b"%PDF-"):
+            raise SystemExit(f"report pdf: {pdf.status_code}")
+        posts.append((posted - started) * 1000)
+        pages.append((shown - posted) * 1000)
+        pdfs.append((time.perf_counter() - shown) * 1000)
+    print(line("POST /console/report (personal ID)", posts))
+    print(line("GET /console/report/<token>", pages))
+    print(line("GET /console/report/<token>/pdf", pdfs))
 
 
 def main() -> None:

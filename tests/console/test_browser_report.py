@@ -25,15 +25,15 @@ from typing import Any
 import httpx
 import pytest
 from pypdf import PdfReader
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.audit.checkpoints import Checkpointer, load_checkpoint_key
-from app.audit.models import AuditEventRow
+from app.audit.models import AuditEventRow, AuditIntegrityRun
 from app.audit.writer import AdminLog
 from app.auth.schemas import ClientCreate, GrantIn, PurposeIn
 from app.auth.service import CLI_ACTOR, AuthService
 from app.config import Settings
-from app.db import create_engine, create_sessionmaker
+from app.db import create_engine, create_sessionmaker, utcnow
 from app.main import create_app
 from tests.console.conftest import NEW_PASSWORD, console_settings
 from tests.console.test_browser import (  # noqa: F401 - fixtures used by name
@@ -262,6 +262,15 @@ def test_an_integrity_check_on_a_damaged_copy_names_the_damage(
     shot(page, "45-integrity-ok")
     runs = events_of(console, "audit.integrity")
     assert [(e.actor, e.client_id, e.outcome) for e in runs] == [(f"op:{username}", None, "allowed")]
+
+    # While a check runs the result box follows it (htmx polls it every second), until it ends.
+    console.execute(update(AuditIntegrityRun).values(status="running", finished_at=None, checked=1))
+    page.reload()
+    assert result.get_attribute("data-status") == "running"
+    assert page.locator("progress").is_visible()
+    shot(page, "47-integrity-running")
+    console.execute(update(AuditIntegrityRun).values(status="done", finished_at=utcnow()))
+    page.wait_for_selector('[data-testid="integrity-result"][data-status="ok"]')
 
     folder = tmp_path_factory.mktemp("console-report-damaged")
     shutil.copyfile(Path(console.settings.audit.checkpoint_key_file), folder / "checkpoint.pem")

@@ -27,6 +27,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from app.admin.models import AdminChange
 from app.audit.chain import blocked_at, read_head
+from app.audit.integrity_runs import RunView, latest_run
 from app.audit.models import AuditCheckpointRow, AuditEventRow
 from app.auth.models import Client
 from app.console.models import DAY_COUNTED, NO_CLIENT, AccessDay
@@ -66,6 +67,8 @@ class Dashboard:
     blocked_at: int | None = None
     checkpoint_seq: int | None = None
     checkpoint_at: datetime | None = None
+    last_check: RunView | None = None
+    """The last full check of the chain (the integrity page's last result)."""
     pending: int | None = None
 
     @property
@@ -201,6 +204,7 @@ async def dashboard(session: AsyncSession, *, with_pending: bool) -> Dashboard:
     head = await read_head(session)
     board.head_seq = head.seq if head else 0
     board.blocked_at = await blocked_at(session)
+    board.last_check = await latest_run(session)
     checkpoint = (
         await session.execute(
             select(AuditCheckpointRow.seq, AuditCheckpointRow.at)

@@ -34,7 +34,7 @@ from app.audit.models import AuditCheckpointRow
 from app.audit.schemas import SubjectReportRequest
 from app.audit.service import Reader
 from app.console import stash
-from app.console.pdf import report_pdf
+from app.console.pdf import VIETNAM, report_pdf
 from app.console.router import Console, _fernet, _form, require_operator
 from app.errors import InvalidPersonalId
 from vnid import InvalidPersonalId as BadPersonalId
@@ -199,7 +199,7 @@ async def report_pdf_file(token: str, console: AuditorPage) -> Response:
     # In a worker thread: laying out the table costs about 10 ms a row (seconds for the largest report), and
     # the event loop keeps serving other requests meanwhile.
     body = await asyncio.to_thread(report_pdf, console.t, console.lang, **report)
-    stamp = report["made_at"].strftime("%Y%m%d-%H%M%S")
+    stamp = report["made_at"].astimezone(VIETNAM).strftime("%Y%m%d-%H%M%S")  # the time on the report
     return Response(
         body,
         media_type="application/pdf",

@@ -103,10 +103,7 @@ TEXT: Final[dict[str, tuple[str, str]]] = {
     "dash.events": ("Số sự kiện", "Events"),
     "dash.checkpoint": ("Điểm kiểm tra gần nhất", "Latest checkpoint"),
     "dash.checkpoint_none": ("Chưa có điểm kiểm tra", "No checkpoint yet"),
-    "dash.full_check": (
-        "Kiểm tra toàn bộ chuỗi: trang Toàn vẹn nhật ký (issue 16).",
-        "Full chain check: the Integrity page (issue 16).",
-    ),
+    "dash.full_check": ("Lần kiểm tra toàn bộ chuỗi gần nhất", "Last full check of the chain"),
     "dash.pending": ("Thay đổi chờ phê duyệt", "Pending approvals"),
     "dash.alerts": ("Cảnh báo đang mở", "Open alerts"),
     "dash.client": ("Ứng dụng khách", "Client"),

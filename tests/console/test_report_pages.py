@@ -119,6 +119,10 @@ async def test_a_run_checks_the_chain_keeps_its_result_and_is_audited(site: Site
     assert fragment.text.lstrip().startswith("<section")
     assert 'data-status="ok"' in fragment.text
     assert len(await read_events(site, "audit.integrity")) == 1
+    dashboard = (await auditor.get("/console/")).text
+    assert 'data-testid="dash-last-check"' in dashboard
+    assert "✔ Nguyên vẹn" in dashboard
+    assert 'href="/console/integrity"' in dashboard
 
 
 async def test_a_damaged_log_names_the_first_bad_seq_and_the_problem(site: Site) -> None:

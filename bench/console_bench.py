@@ -15,8 +15,8 @@ Usage: .venv/bin/python bench/console_bench.py [--events 1000000] [--residents 1
    about 4 % denied; one resident has 40 events (the one searched below). Then ``VACUUM ANALYZE``.
 4. Starts ``dancu serve`` (one worker) and, over one keep-alive connection, signs both operators in and times
    ``--requests`` requests of each page, one after the other:
-   - the dashboard (``GET /console/``; its very first view, which counts the 28 finished days of the
-     window once into ``console_access_days``, is reported on its own);
+   - the dashboard (``GET /console/``; its very first view, which counts the 30-day window once into
+     ``console_access_days``, is reported on its own; later views count only the events appended since);
    - the audit search by personal ID (``POST /console/audit``, then the result page it redirects to; both
      timed, and their sum), once the auditor's pages are on the branch (skipped, and said so, before);
    - the integrity page: a full check started by its run button and followed to its end (its duration, and
@@ -324,7 +324,7 @@ def measure(base: str, passwords: dict[str, str], searched: str, n: int) -> None
         started = time.perf_counter()
         first = admin.get("/console/")
         print(
-            f"  dashboard, first view (counts 28 finished days once): {(time.perf_counter() - started) * 1000:.0f} ms"
+            f"  dashboard, first view (counts the 30-day window once): {(time.perf_counter() - started) * 1000:.0f} ms"
         )
         if first.status_code != 200:
             raise SystemExit(f"dashboard: {first.status_code}")

@@ -4,20 +4,20 @@ clients, the chain's state and its latest checkpoint, pending approvals (docs/co
 Accesses are the events of citizen-data actions (``citizen.verify``, ``citizen.read``, ``household.read``),
 allowed or not. Open alerts belong to issue 19 and are shown as a marked placeholder.
 
-Days that ended before yesterday are read from ``console_access_days`` (``app.console.models``), counted once;
-yesterday and today from the log through the index on ``at``: a dashboard reads at most two days of events,
-however long the log (docs/performance.md).
+Accesses are counted once, incrementally, into ``console_access_days`` (``app.console.models``): each
+dashboard adds the events appended since the last one (a range of ``seq``), so a view reads the events of the
+last few moments, however long the log (docs/performance.md).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, cast
 from zoneinfo import ZoneInfo
 
 from markupsafe import Markup, escape
-from sqlalchemy import String, func, select
+from sqlalchemy import CursorResult, String, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,12 +30,17 @@ from app.audit.chain import blocked_at, read_head
 from app.audit.integrity_runs import RunView, latest_run
 from app.audit.models import AuditCheckpointRow, AuditEventRow
 from app.auth.models import Client
-from app.console.models import DAY_COUNTED, NO_CLIENT, AccessDay
+from app.console.models import DAY_COUNTED, NO_CLIENT, WATERMARK_DAY, AccessDay
 
 VIETNAM: Final = ZoneInfo("Asia/Ho_Chi_Minh")
 ACCESS_ACTIONS: Final = ("citizen.verify", "citizen.read", "household.read")
 DAYS: Final = 30
 BUSIEST: Final = 5
+_WATERMARK: Final = (
+    AccessDay.day == WATERMARK_DAY,
+    AccessDay.client_id == DAY_COUNTED,
+    AccessDay.outcome == DAY_COUNTED,
+)
 
 
 class vn_date(FunctionElement[str]):  # named like the SQL it stands for
@@ -116,73 +121,94 @@ def _vn_day(at: datetime) -> date:
     return at.astimezone(VIETNAM).date()
 
 
-async def _count(
-    session: AsyncSession, since: datetime, until: datetime | None
-) -> list[tuple[str, str, str, int]]:
-    """(Vietnam day, client, outcome, accesses) of the events from ``since`` to ``until`` (an index range)."""
-    row = AuditEventRow
-    day = vn_date(row.at).label("day")
-    query = select(day, row.client_id, row.outcome, func.count()).where(
-        row.at >= since, row.action.in_(ACCESS_ACTIONS)
-    )
-    if until is not None:
-        query = query.where(row.at < until)
-    rows = await session.execute(query.group_by(day, row.client_id, row.outcome))
-    return [(str(d), client or NO_CLIENT, str(outcome), int(n)) for d, client, outcome, n in rows]
-
-
 def _start_of(day: date) -> datetime:
     return datetime.combine(day, datetime.min.time(), VIETNAM).astimezone(UTC)
 
 
-async def _finished_days(
-    session: AsyncSession, first: date, last: date, now: datetime
-) -> list[tuple[str, str, str, int]]:
-    """The counts of the days ``first`` to ``last`` (each ended more than a day ago): from
-    ``console_access_days``, counting (once, in one scan) the days not counted yet."""
-    names = [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
-    stored = (
+def _upsert(session: AsyncSession) -> Any:
+    return postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+async def _count_new(session: AsyncSession, since: datetime, head_seq: int) -> None:
+    """Add the access events after the last counted ``seq`` up to ``head_seq`` to ``console_access_days``.
+
+    Every event up to the head's ``seq`` is committed (the head moves in the events' transaction), and no
+    event is ever added below it, so each event is counted exactly once. Two replicas counting at once: the
+    compare-and-set on the counted ``seq`` lets one of them add its counts; the other waits for it (PostgreSQL's
+    row lock) and adds nothing."""
+    counted_seq = await session.scalar(select(AccessDay.count).where(*_WATERMARK))
+    if counted_seq is None:  # the first dashboard: count from the window's first event
+        first = await session.scalar(select(func.min(AuditEventRow.seq)).where(AuditEventRow.at >= since))
+        start = head_seq if first is None else int(first) - 1
+        mark = {"day": WATERMARK_DAY, "client_id": DAY_COUNTED, "outcome": DAY_COUNTED}
         await session.execute(
-            select(AccessDay.day, AccessDay.client_id, AccessDay.outcome, AccessDay.count).where(
-                AccessDay.day >= names[0], AccessDay.day <= names[-1]
-            )
+            _upsert(session)(AccessDay)
+            .values(**mark, count=start, counted_at=datetime.now(UTC))
+            .on_conflict_do_nothing()
+        )
+        counted_seq = await session.scalar(select(AccessDay.count).where(*_WATERMARK))
+    counted_seq = int(counted_seq or 0)
+    if head_seq <= counted_seq:
+        return
+    row = AuditEventRow
+    day = vn_date(row.at).label("day")
+    found = (
+        await session.execute(
+            select(day, row.client_id, row.outcome, func.count())
+            .where(row.seq > counted_seq, row.seq <= head_seq, row.action.in_(ACCESS_ACTIONS))
+            .group_by(day, row.client_id, row.outcome)
         )
     ).all()
-    counted = {d for d, client, outcome, _ in stored if client == DAY_COUNTED and outcome == DAY_COUNTED}
-    found = [(d, c, o, int(n)) for d, c, o, n in stored if c != DAY_COUNTED]
-    missing = [name for name in names if name not in counted]
-    if not missing:
-        return found
-    since = _start_of(date.fromisoformat(missing[0]))
-    until = _start_of(date.fromisoformat(missing[-1]) + timedelta(days=1))
-    wanted = set(missing)
-    fresh = [item for item in await _count(session, since, until) if item[0] in wanted]
-    totals = dict.fromkeys(missing, 0)
-    for d, _client, _outcome, n in fresh:
-        totals[d] += n
+    now = datetime.now(UTC)
+    moved = await session.execute(
+        update(AccessDay)
+        .where(*_WATERMARK, AccessDay.count == counted_seq)
+        .values(count=head_seq, counted_at=now)
+    )
+    if cast(CursorResult[Any], moved).rowcount != 1:  # another dashboard counted them
+        return
     values = [
-        {"day": d, "client_id": c, "outcome": o, "count": n, "counted_at": now} for d, c, o, n in fresh
-    ] + [
-        {"day": d, "client_id": DAY_COUNTED, "outcome": DAY_COUNTED, "count": n, "counted_at": now}
-        for d, n in totals.items()
+        {
+            "day": str(d),
+            "client_id": client or NO_CLIENT,
+            "outcome": str(o),
+            "count": int(n),
+            "counted_at": now,
+        }
+        for d, client, o, n in found
     ]
-    dialect = session.get_bind().dialect.name
-    upsert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    for chunk in range(0, len(values), 1000):  # another replica may count the same day: same rows
-        await session.execute(upsert(AccessDay).values(values[chunk : chunk + 1000]).on_conflict_do_nothing())
-    return found + fresh
+    for chunk in range(0, len(values), 1000):
+        insert = _upsert(session)(AccessDay).values(values[chunk : chunk + 1000])
+        await session.execute(
+            insert.on_conflict_do_update(
+                index_elements=["day", "client_id", "outcome"],
+                set_={
+                    "count": AccessDay.count + insert.excluded.count,
+                    "counted_at": insert.excluded.counted_at,
+                },
+            )
+        )
 
 
 async def dashboard(session: AsyncSession, *, with_pending: bool) -> Dashboard:
     now = datetime.now(UTC)
     today = _vn_day(now)
     first_day = today - timedelta(days=DAYS - 1)
-    yesterday = today - timedelta(days=1)
-    counts = await _finished_days(session, first_day, yesterday - timedelta(days=1), now)
-    counts += await _count(session, _start_of(yesterday), None)
+    head = await read_head(session)
+    await _count_new(session, _start_of(first_day), head.seq if head else 0)
+    counts = (
+        await session.execute(
+            select(AccessDay.day, AccessDay.client_id, AccessDay.outcome, AccessDay.count).where(
+                AccessDay.day >= first_day.isoformat(),
+                AccessDay.day <= today.isoformat(),
+                AccessDay.client_id != DAY_COUNTED,
+            )
+        )
+    ).all()
     per_day: dict[str, list[int]] = {}
     per_client: dict[str, int] = {}
     for key, client, outcome, count in counts:
+        count = int(count)
         day_counts = per_day.setdefault(key, [0, 0])
         day_counts[1 if outcome == "denied" else 0] += count
         if client != NO_CLIENT:
@@ -201,7 +227,6 @@ async def dashboard(session: AsyncSession, *, with_pending: bool) -> Dashboard:
     )
     names = {str(client): str(name) for client, name in found_names}
     board.busiest = [(names.get(client, client), n) for client, n in top]
-    head = await read_head(session)
     board.head_seq = head.seq if head else 0
     board.blocked_at = await blocked_at(session)
     board.last_check = await latest_run(session)

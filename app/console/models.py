@@ -7,12 +7,11 @@ that asked, so the page's URL carries only a random token. Ending the session re
 key, ``ON DELETE CASCADE``); the row stores a SHA-256 of the token, never the token.
 
 **Access days.** The dashboard counts accesses over 30 Vietnam days. Scanning a month of the audit log on
-every page view grows with the log (a million events is hundreds of milliseconds), so each day that ended
-before yesterday is counted once, by the first dashboard that needs it, into ``console_access_days``: one row
-per (day, client, outcome), and a row with ``client_id`` and ``outcome`` ``*`` saying the day is counted (its
-``count`` is the day's total). Yesterday and today are always counted from the log (an index range on ``at``).
-Events are only ever appended with the time they happen, so a day that ended more than a day ago never
-changes; the rows are a cache of the log and may be deleted at any time (they are counted again).
+every page view grows with the log (a million events is hundreds of milliseconds), so the accesses are counted
+once, incrementally, into ``console_access_days``: one row per (day, client, outcome), and one row (``day``
+``seq``, ``client_id`` and ``outcome`` ``*``) whose ``count`` is the ``seq`` of the last event counted. Each
+dashboard adds the events after it (an index range on ``seq``; the head's ``seq`` bounds what is committed).
+The rows are a cache of the log: delete them all and the next dashboard counts the window again.
 """
 
 from __future__ import annotations
@@ -41,7 +40,9 @@ class ConsoleResult(Base):
 
 
 DAY_COUNTED = "*"
-"""``client_id`` and ``outcome`` of the row that marks a day as counted."""
+"""``client_id`` and ``outcome`` of the row that holds the last counted ``seq``."""
+WATERMARK_DAY = "seq"
+"""``day`` of that row."""
 NO_CLIENT = ""
 """``client_id`` of events without a client."""
 

@@ -1,5 +1,5 @@
 """The dashboard's figures (docs/contract.md, section 15): accesses today and over 30 Vietnam days, the denial
-rate, the busiest clients, pending changes; finished days counted once into ``console_access_days``."""
+rate, the busiest clients, pending changes; each event counted once, incrementally, into ``console_access_days``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 
 from app.audit.chain import append
+from app.audit.models import AuditEventRow
 from app.console.dashboard import VIETNAM
 from app.console.models import AccessDay
 from tests.console.conftest import Site, make_client
@@ -79,20 +80,23 @@ async def test_the_figures_count_thirty_vietnam_days_and_the_busiest_clients(sit
 
     async with site.state.sessionmaker() as session:
         stored = await session.scalar(select(func.count()).select_from(AccessDay))
-        marked = await session.scalar(
-            select(func.count()).select_from(AccessDay).where(AccessDay.client_id == "*")
-        )
-    assert marked == 28  # every finished day of the window, counted once (yesterday and today are read live)
-    assert stored == 28 + 3  # and one row per (day, client, outcome) found
+        mark = await session.scalar(select(AccessDay.count).where(AccessDay.day == "seq"))
+        head = await session.scalar(select(func.max(AuditEventRow.seq)))
+    assert mark == head  # every event counted, once
+    assert stored == 1 + 7  # the mark, and one row per (day, client, outcome) found (the 40-day-old one too)
 
-    again = await admin.get("/console/")  # from the counted days: the same figures
+    again = await admin.get("/console/")  # from the counted rows: the same figures
     assert _figure(again.text, "dash-30days") == "6"
+    await _append(site, [_event(noon_today, busy, "citizen.verify", "denied")])  # counted at the next view
+    again = await admin.get("/console/")
+    assert _figure(again.text, "dash-30days") == "7"
+    assert _figure(again.text, "dash-denial-rate") == "42.9 %"
     async with site.state.sessionmaker() as session:
         await session.execute(delete(AccessDay))  # a cache: counted again when gone
         await session.commit()
     third = await admin.get("/console/")
-    assert _figure(third.text, "dash-30days") == "6"
-    assert _figure(third.text, "dash-denial-rate") == "33.3 %"
+    assert _figure(third.text, "dash-30days") == "7"
+    assert _figure(third.text, "dash-denial-rate") == "42.9 %"
 
 
 async def test_an_analyst_sees_no_pending_figure(site: Site) -> None:

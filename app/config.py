@@ -157,6 +157,8 @@ class Settings(BaseSettings):
     attestation_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=300, le=10 * 366 * 24 * 3600)
     """The ``exp`` of a verification attestation, counted from its ``iat`` (docs/contract.md, Verification)."""
     metrics_token_required: bool = False
+    sandbox: bool = False
+    """A portal may rehearse upstream faults with ``X-Sandbox-Fault`` (``app.sandbox``); refused by ``prod``."""
     max_body_bytes: PositiveInt = 1024 * 1024
     """Request bodies above this are refused with 413 before the application reads them."""
     header_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
@@ -228,6 +230,11 @@ class Settings(BaseSettings):
                 )
         if not self.audit.checkpoint_key_file.is_file():
             problems.append("DANCU_AUDIT__CHECKPOINT_KEY_FILE does not name an existing file")
+        if self.sandbox:
+            problems.append(
+                "DANCU_SANDBOX is true (callers could make the gateway fail on purpose); the sandbox is for "
+                "staging and development only"
+            )
         if self.backend_api_key is not None and not _random_enough(
             self.backend_api_key.get_secret_value().encode(), 16
         ):

@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 docs_paths=DOCS_PAGES if docs else (),
                 observer=request_observer(metrics),  # sees the final status: 413 and 500 answers count too
                 cache_control={JWKS_PATH: f"public, max-age={JWKS_MAX_AGE_SECONDS}"},
+                sandbox=settings.sandbox,  # X-Sandbox-Fault read only here (docs/contract.md section 17)
             ),
             # The citizen routes' ordinary calls, answered before routing (inside the gateway's middleware).
             Middleware(CitizenFastPath, routes=fast_routes(citizens_router)),

@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import PayloadTooLarge
 from app.problems import REQUEST_ID_KEY, problem_response, unhandled_error_handler
+from app.sandbox import InvalidSandboxFault, fault_var, parse_fault
 
 REQUEST_ID_HEADER = "X-Request-Id"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -168,6 +169,9 @@ class GatewayMiddleware:
     * Bodies over ``max_bytes`` are refused with 413 ``payload_too_large``: a declared ``Content-Length`` over
       the cap before anything is read; a chunked body as the application reads past the cap (the read raises,
       whatever the application then answers is dropped and the 413 goes out instead).
+    * ``sandbox`` (``DANCU_SANDBOX``): ``X-Sandbox-Fault`` is read into ``app.sandbox.fault_var`` for the
+      request, or refused with 422 ``validation_failed`` before anything else when it is not in the fault
+      vocabulary. Without the sandbox the header is not even looked at.
     """
 
     def __init__(
@@ -178,9 +182,11 @@ class GatewayMiddleware:
         docs_paths: Collection[str] = (),
         observer: Observer | None = None,
         cache_control: Mapping[str, str] | None = None,
+        sandbox: bool = False,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.sandbox = sandbox
         self.docs_paths = frozenset(docs_paths)
         self.cache_control = {
             path: [
@@ -205,12 +211,16 @@ class GatewayMiddleware:
         exchange = _Exchange(receive, send, self._headers_for(scope, request_id), self.max_bytes)
         token = request_id_var.set(request_id)
         client_token = client_id_var.set(None)  # reset afterwards: an in-process caller shares our context
+        fault_token = fault_var.set(None)
         try:
             if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
                 await self._too_large(scope, exchange)  # before anything is read
+            elif self.sandbox and not await self._rehearsal(scope, exchange):
+                return  # refused: the fault is not in the vocabulary
             else:
                 await self._run(scope, exchange)
         finally:
+            fault_var.reset(fault_token)
             client_id_var.reset(client_token)
             request_id_var.reset(token)
             if self.observer is not None:
@@ -251,6 +261,19 @@ class GatewayMiddleware:
         if exchange.exceeded and not exchange.started:
             await self._too_large(scope, exchange)
 
+    async def _rehearsal(self, scope: Scope, exchange: _Exchange) -> bool:
+        """Sandbox only: the request's ``X-Sandbox-Fault`` (the first one) into ``fault_var``; False once the
+        422 for a fault outside the vocabulary is answered."""
+        value = next((v for name, v in scope["headers"] if name == b"x-sandbox-fault"), None)
+        if value is None:
+            return True
+        try:
+            fault_var.set(parse_fault(value.decode("latin-1")))
+        except InvalidSandboxFault as error:
+            await self._answer(problem_response(error, Request(scope)), scope, exchange.send)
+            return False
+        return True
+
     async def _too_large(self, scope: Scope, exchange: _Exchange) -> None:
         """The 413 problem, instead of whatever the application answered to a body over the cap."""
         exchange.exceeded = False
@@ -277,6 +300,7 @@ def gateway_middleware(
     docs_paths: Collection[str] = (),
     observer: Observer | None = None,
     cache_control: Mapping[str, str] | None = None,
+    sandbox: bool = False,
 ) -> list[Middleware]:
     """The gateway's middleware, outermost first (one layer)."""
     return [
@@ -286,5 +310,6 @@ def gateway_middleware(
             docs_paths=docs_paths,
             observer=observer,
             cache_control=cache_control,
+            sandbox=sandbox,
         )
     ]

@@ -7,6 +7,15 @@ through the same wire mapping as the HTTP adapter, so both answer identical fiel
 A missing, unseeded, empty or unreachable database does not stop the gateway starting: ``check()`` raises
 (``/readyz`` answers 503) and every call answers ``UpstreamUnavailable``, while the store is opened again on
 use, at most once per ``reopen_interval`` seconds, so the gateway picks the data up once it is seeded.
+
+In a sandbox (``DANCU_SANDBOX``, ``sandbox=True``) a request's rehearsed fault (``app.sandbox``) is simulated as
+the http backend meets it from the mock (``mock_csdlqg.faults``), so both answer the same problem after about
+the same time: ``latency`` delays each attempt (from ``ATTEMPT_TIMEOUT_SECONDS`` on, every attempt times out:
+504 at the deadline); ``status`` 429 and 5xx are retried twice with the http backend's back-off (and the
+mock's ``Retry-After: 1`` for 429 and 503), then 503; 404 is "not on record" where the upstream's 404 means
+that, any other status 503; on an answer that found something, ``trickle`` spends the time the body would
+take in 10-byte pieces every 200 ms, ``malformed`` is 502 ``upstream_bad_response`` and ``wrong_id`` 502
+``upstream_identity_mismatch``.
 """
 
 from __future__ import annotations
@@ -51,6 +60,8 @@ from app.backends.wire import (
     household_from_wire,
     record_from_wire,
 )
+from app.sandbox import ATTEMPT_TIMEOUT_SECONDS, Fault, current_fault
+from mock_csdlqg.faults import TRICKLE_BYTES, TRICKLE_SECONDS
 from mock_csdlqg.otp import OtpDesk, phone_of
 from mock_csdlqg.statistics import StatsEngine, StatsQueryError
 from mock_csdlqg.store import ResidentStore, StoreError, StoreMissing, open_store, parse_url
@@ -62,6 +73,42 @@ _T = TypeVar("_T")
 _STORE_ERRORS = (StoreError, sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 _IN_CHUNK = 1000
 """IDs per ``IN (...)`` query (SQLite's bound-parameter limit is far above; this keeps statements small)."""
+_REHEARSED_RETRIES = 2
+_BACKOFF_BASE = 0.1
+_BACKOFF_MAX = 1.0
+_MIN_ATTEMPT_SECONDS = 0.05
+"""The http backend's retry defaults (``app.backends.http``), which a rehearsed fault is simulated with."""
+_OTP_SENT_BYTES = 160
+_OTP_CHECKED_BYTES = 16
+"""About the size of the upstream's answers to a code sent and a code checked (what ``trickle`` slows)."""
+
+Answer = Callable[[Any], "tuple[int | None, bool]"]
+"""What the upstream's answer to a read would have been: its body's size (None: a 404) and whether it is about
+someone (``wrong_id`` swaps it for someone else's)."""
+
+
+def _blob_answer(blob: bytes | None) -> tuple[int | None, bool]:
+    return (None, False) if blob is None else (len(blob), True)
+
+
+def _batch_answer(found: dict[str, bytes]) -> tuple[int | None, bool]:
+    return 32 + sum(len(blob) + 1 for blob in found.values()), bool(found)
+
+
+def _stats_answer(doc: Any) -> tuple[int | None, bool]:
+    return len(orjson.dumps(doc)), False
+
+
+class _Rehearsed(Exception):
+    """A rehearsed attempt that failed as the http backend's ``_Transient`` does."""
+
+    def __init__(self, *, retry_after: int | None = None, timeout: bool = False) -> None:
+        super().__init__("rehearsed")
+        self.retry_after = retry_after
+        self.timeout = timeout
+
+    def final(self) -> UpstreamUnavailable | UpstreamTimeout:
+        return UpstreamTimeout() if self.timeout else UpstreamUnavailable(retry_after=self.retry_after)
 
 
 class EmbeddedBackend:
@@ -77,6 +124,7 @@ class EmbeddedBackend:
         open_timeout: float = 3.0,
         reopen_interval: float = 1.0,
         clock: Clock = time.monotonic,
+        sandbox: bool = False,
     ) -> None:
         try:
             parse_url(database_url)
@@ -87,6 +135,7 @@ class EmbeddedBackend:
         self.open_timeout = open_timeout
         self.reopen_interval = reopen_interval
         self._clock = clock
+        self.sandbox = sandbox
         self._store: ResidentStore | None = None
         self._stats: StatsEngine | None = None
         """The mock's own aggregate engine over the open store (it caches the provinces it has loaded)."""
@@ -146,9 +195,30 @@ class EmbeddedBackend:
                 raise UpstreamUnavailable(retry_after=retry)
         return self._store
 
-    async def _read(self, operation: str, read: Callable[[ResidentStore], Awaitable[_T]]) -> _T:
+    async def _read(
+        self,
+        operation: str,
+        read: Callable[[ResidentStore], Awaitable[_T]],
+        answer: Answer | None = None,
+        *,
+        not_found: bool = False,
+        retry: bool = True,
+    ) -> _T:
+        """``read`` on the store under the deadline. ``answer``, ``not_found`` and ``retry`` say how the upstream
+        would answer the read (``Answer``; whether its 404 means "not on record"; whether the http backend
+        retries it), for a rehearsed fault; None: never rehearsed (the health check)."""
         self.calls += 1
         store = await self._ensure()
+        fault = current_fault() if self.sandbox and answer is not None else None
+        if fault is not None and answer is not None:
+            return await self._rehearsed(
+                fault, operation, partial(self._read_store, operation, store, read), answer, not_found, retry
+            )
+        return await self._read_store(operation, store, read)
+
+    async def _read_store(
+        self, operation: str, store: ResidentStore, read: Callable[[ResidentStore], Awaitable[_T]]
+    ) -> _T:
         try:
             if getattr(store, "reads_inline", False):  # SQLite: no await inside, a timeout is dead weight
                 return await read(store)
@@ -161,12 +231,72 @@ class EmbeddedBackend:
             logger.warning("mock database %s failed: %s", operation, type(err).__name__)
             raise UpstreamUnavailable() from None
 
+    async def _rehearsed(
+        self,
+        fault: Fault,
+        operation: str,
+        attempt: Callable[[], Awaitable[_T]],
+        answer: Answer,
+        not_found: bool,
+        retry: bool,
+    ) -> _T:
+        """``attempt`` as it would go with ``fault`` sent to the mock (the module docstring)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.deadline
+        scope = asyncio.timeout_at(deadline)
+        try:
+            async with scope:
+                retries = 0
+                while True:
+                    try:
+                        if fault.latency_ms >= ATTEMPT_TIMEOUT_SECONDS * 1000:
+                            await asyncio.sleep(ATTEMPT_TIMEOUT_SECONDS)
+                            raise _Rehearsed(timeout=True)
+                        await asyncio.sleep(fault.latency_ms / 1000)
+                        status = fault.status
+                        if status is None:
+                            break
+                        if status == 404 and not_found:
+                            return None  # type: ignore[return-value]  # the read's "not on record"
+                        if status != 429 and status < 500:
+                            logger.warning("upstream refused the request: status %d (rehearsed)", status)
+                            raise UpstreamUnavailable()
+                        raise _Rehearsed(retry_after=1 if status in (429, 503) else None)
+                    except _Rehearsed as failed:
+                        step = min(_BACKOFF_MAX, _BACKOFF_BASE * 2.0**retries)
+                        delay = max(0.75 * step, failed.retry_after or 0)
+                        if (
+                            not retry
+                            or retries >= _REHEARSED_RETRIES
+                            or delay + _MIN_ATTEMPT_SECONDS > deadline - loop.time()
+                        ):
+                            logger.warning("mock database %s: rehearsed fault answered", operation)
+                            raise failed.final() from None
+                        retries += 1
+                        await asyncio.sleep(delay)
+                result = await attempt()
+                size, about_someone = answer(result)
+                if size is not None:  # an answer that found something: the mock transforms it
+                    if fault.trickle:
+                        sent = size // 2 if fault.malformed else size
+                        await asyncio.sleep(max(0, math.ceil(sent / TRICKLE_BYTES) - 1) * TRICKLE_SECONDS)
+                    if fault.malformed:
+                        raise UpstreamBadResponse(reason="malformed_json")
+                    if fault.wrong_id and about_someone:
+                        raise UpstreamIdentityMismatch(reason="identity")
+                return result
+        except TimeoutError:
+            if not scope.expired():
+                raise
+            logger.warning("mock database %s: deadline of %.2fs passed (rehearsed)", operation, self.deadline)
+            raise UpstreamTimeout() from None
+
     # ------------------------------------------------------------------------------------------ the calls
 
     async def get(self, personal_id: str, fields: Collection[str] | None = None) -> ResidentRecord | None:
         if not may_be_on_record(personal_id):
             return None
-        blob = await self._read("lookup", lambda store: store.get(personal_id))
+        blob = await self._read("lookup", lambda store: store.get(personal_id), _blob_answer, not_found=True)
         if blob is None:
             return None
         record = record_from_wire(_json(blob), source=SOURCE, fields=fields)
@@ -179,7 +309,7 @@ class EmbeddedBackend:
     ) -> dict[str, ResidentRecord]:
         found: dict[str, ResidentRecord] = {}
         for chunk in chunks(ids_to_ask(personal_ids), _IN_CHUNK):
-            blobs = await self._read("batch_get", partial(_get_many, ids=chunk))
+            blobs = await self._read("batch_get", partial(_get_many, ids=chunk), _batch_answer)
             asked = set(chunk)
             for pid, blob in blobs.items():
                 record = record_from_wire(_json(blob), source=SOURCE, fields=fields)
@@ -191,7 +321,9 @@ class EmbeddedBackend:
     async def household(self, household_id: str) -> Household | None:
         if not may_be_a_household(household_id):
             return None
-        blob = await self._read("household", lambda store: store.household(household_id))
+        blob = await self._read(
+            "household", lambda store: store.household(household_id), _blob_answer, not_found=True
+        )
         if blob is None:
             return None
         household = household_from_wire(_json(blob))
@@ -204,7 +336,13 @@ class EmbeddedBackend:
         mapping the http backend uses."""
         if not may_be_on_record(personal_id):
             return None
-        blob = await self._read("otp_send", lambda store: store.get(personal_id))
+        blob = await self._read(
+            "otp_send",
+            lambda store: store.get(personal_id),
+            lambda found: (None, False) if found is None else (_OTP_SENT_BYTES, True),
+            not_found=True,
+            retry=False,
+        )
         if blob is None:
             return None
         phone = phone_of(_json(blob))
@@ -222,6 +360,15 @@ class EmbeddedBackend:
 
     async def check_code(self, challenge_id: str, code: str) -> bool:
         self.calls += 1
+        fault = current_fault() if self.sandbox else None
+        if fault is not None:
+
+            async def check() -> bool:
+                return self.otp.check(challenge_id, code)
+
+            return await self._rehearsed(
+                fault, "otp_verify", check, lambda _: (_OTP_CHECKED_BYTES, False), False, False
+            )
         return self.otp.check(challenge_id, code)
 
     async def population_aggregate(self, query: PopulationQuery) -> RawAggregate:
@@ -240,7 +387,7 @@ class EmbeddedBackend:
                 logger.warning("the mock database's statistics table is unusable")
                 raise UpstreamBadResponse(reason="statistics") from None
 
-        return aggregate_from_wire(await self._read("statistics", read), query)
+        return aggregate_from_wire(await self._read("statistics", read, _stats_answer), query)
 
     async def check(self) -> None:
         """Raises UpstreamUnavailable while the database is missing, empty or unreachable."""

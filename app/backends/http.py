@@ -20,6 +20,12 @@ redirect, oversized, malformed or off-contract body         502 ``upstream_bad_r
 a record for another ID                                     502 ``upstream_identity_mismatch``
 =========================================================  ==================================
 
+In a sandbox (``DANCU_SANDBOX``, ``sandbox=True``) a request's rehearsed fault (``app.sandbox``, from the
+portal's ``X-Sandbox-Fault``) goes to the upstream as ``X-Mock-Fault`` on every attempt of the call; the
+answers it provokes take the paths above like any other. A rehearsed call is kept out of the shared guards
+(its failures do not count towards the circuit breaker, its retries take nothing from the retry budget), so
+one portal's rehearsal does not fail the other portals' calls.
+
 Logs name the operation, exception types and statuses only: never an ID, a URL or a body.
 """
 
@@ -71,6 +77,7 @@ from app.backends.wire import (
     record_from_wire,
 )
 from app.errors import GatewayError
+from app.sandbox import ATTEMPT_TIMEOUT_SECONDS, UPSTREAM_FAULT_HEADER, Fault, current_fault
 
 logger = logging.getLogger(__name__)
 
@@ -138,8 +145,9 @@ class HttpBackend:
     ``deadline`` bounds each call (attempts, back-off and body); ``timeouts`` are httpx's per-operation
     limits under it; ``check_deadline`` bounds ``check()``. ``max_response_bytes`` caps an answer, and a
     batch answer may add ``max_record_bytes`` per ID asked. ``headers`` are sent with every request (tests
-    use it for ``X-Mock-Fault``); nothing from an incoming request ever reaches the upstream. There is no way
-    to turn TLS verification off: ``ssl_context`` only adds trust (a private CA).
+    use it for ``X-Mock-Fault``); nothing from an incoming request reaches the upstream, except with
+    ``sandbox`` the request's rehearsed fault (``app.sandbox``), re-written in its canonical form. There is
+    no way to turn TLS verification off: ``ssl_context`` only adds trust (a private CA).
 
     Counters for tests and metrics: ``calls`` (logical calls), ``attempts`` (HTTP exchanges), ``retries``,
     ``retries_refused`` (by the budget), ``timeouts`` (deadlines passed), ``identity_mismatches``,
@@ -170,6 +178,7 @@ class HttpBackend:
         ssl_context: ssl.SSLContext | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         headers: Mapping[str, str] | None = None,
+        sandbox: bool = False,
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -194,7 +203,10 @@ class HttpBackend:
             self._headers["X-Api-Key"] = key
         self.deadline = deadline
         self.check_deadline = check_deadline
-        self._timeouts = timeouts or httpx.Timeout(connect=1.0, read=min(3.0, deadline), write=1.0, pool=1.0)
+        self._timeouts = timeouts or httpx.Timeout(
+            connect=1.0, read=min(ATTEMPT_TIMEOUT_SECONDS, deadline), write=1.0, pool=1.0
+        )
+        self.sandbox = sandbox
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
@@ -423,7 +435,9 @@ class HttpBackend:
         ``retry=False``: one attempt only (a call that is not a read: sending or checking a code)."""
         client = self._require_client()
         self.calls += 1
-        self._budget.record_call()
+        fault = current_fault() if self.sandbox else None  # a rehearsal: kept out of the breaker and budget
+        if fault is None:
+            self._budget.record_call()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.deadline
         scope = asyncio.timeout_at(deadline)
@@ -439,12 +453,16 @@ class HttpBackend:
                     self.attempts += 1
                     try:
                         result = await self._exchange(
-                            client, method, path, payload, limit, not_found=not_found
+                            client, method, path, payload, limit, not_found=not_found, fault=fault
                         )
                     except _Transient as err:
+                        if fault is None:
+                            self.breaker.failure()
+                        else:
+                            self.breaker.release(probe)
                         probe = None
-                        self.breaker.failure()
-                        delay = self._retry_delay(err, retries, deadline - loop.time()) if retry else None
+                        remaining = deadline - loop.time()
+                        delay = self._retry_delay(err, retries, remaining, fault is None) if retry else None
                         if delay is None:
                             logger.warning(
                                 "upstream %s failed after %d attempt(s): %s", operation, retries + 1, err.kind
@@ -474,8 +492,11 @@ class HttpBackend:
             if not scope.expired():
                 raise
             if probe is not None:
+                if fault is None:
+                    self.breaker.failure()
+                else:
+                    self.breaker.release(probe)
                 probe = None
-                self.breaker.failure()
             self.timeouts += 1
             logger.warning("upstream %s: deadline of %.2fs passed", operation, self.deadline)
             raise UpstreamTimeout() from None
@@ -483,8 +504,11 @@ class HttpBackend:
             if probe is not None:  # cancelled from outside, or a bug: neither success nor failure
                 self.breaker.release(probe)
 
-    def _retry_delay(self, err: _Transient, retries: int, remaining: float) -> float | None:
-        """Seconds to sleep before the next attempt, or None when this failure is final."""
+    def _retry_delay(
+        self, err: _Transient, retries: int, remaining: float, spend: bool = True
+    ) -> float | None:
+        """Seconds to sleep before the next attempt, or None when this failure is final; ``spend=False``: a
+        rehearsal's retry, not taken from the budget."""
         if retries >= self.max_retries or self.breaker.state is not BreakerState.CLOSED:
             return None
         step = min(self.backoff_max, self.backoff_base * 2.0**retries)
@@ -493,20 +517,29 @@ class HttpBackend:
             delay = max(delay, err.retry_after)
         if delay + self.min_attempt_seconds > remaining:
             return None
-        if not self._budget.try_spend():
+        if spend and not self._budget.try_spend():
             self.retries_refused += 1
             return None
         return delay
 
     async def _exchange(
-        self, client: httpx.AsyncClient, method: str, path: str, payload: Any, limit: int, *, not_found: bool
+        self,
+        client: httpx.AsyncClient,
+        method: str,
+        path: str,
+        payload: Any,
+        limit: int,
+        *,
+        not_found: bool,
+        fault: Fault | None = None,
     ) -> Any:
         """One HTTP exchange: the parsed JSON of a 200, None for an accepted 404, else an error."""
         content = None if payload is None else orjson.dumps(payload)
+        headers = dict(_JSON_BODY) if content is not None else {}
+        if fault is not None:
+            headers[UPSTREAM_FAULT_HEADER] = fault.header()
         try:
-            request = client.build_request(
-                method, path, content=content, headers=_JSON_BODY if content is not None else None
-            )
+            request = client.build_request(method, path, content=content, headers=headers or None)
             response = await client.send(request, stream=True)
             try:
                 status = response.status_code

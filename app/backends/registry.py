@@ -19,13 +19,13 @@ async def _http(settings: Settings) -> Backend:
     # Imported here: httpx and what it pulls in (~5 MiB of RSS) only in a gateway that uses the http backend.
     from app.backends.http import HttpBackend
 
-    backend = HttpBackend(settings.backend_url, settings.backend_api_key)
+    backend = HttpBackend(settings.backend_url, settings.backend_api_key, sandbox=settings.sandbox)
     await backend.open()
     return backend
 
 
 async def _embedded(settings: Settings) -> Backend:
-    backend = EmbeddedBackend(settings.mock_csdlqg_database_url)
+    backend = EmbeddedBackend(settings.mock_csdlqg_database_url, sandbox=settings.sandbox)
     await backend.open()  # a missing database is not an error here: /readyz says 503 until it is seeded
     return backend
 

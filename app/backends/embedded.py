@@ -63,6 +63,7 @@ from app.backends.wire import (
 from app.sandbox import ATTEMPT_TIMEOUT_SECONDS, Fault, current_fault
 from mock_csdlqg.faults import TRICKLE_BYTES, TRICKLE_SECONDS
 from mock_csdlqg.otp import OtpDesk, phone_of
+from mock_csdlqg.problems import NotFound, problem_bytes
 from mock_csdlqg.statistics import StatsEngine, StatsQueryError
 from mock_csdlqg.store import ResidentStore, StoreError, StoreMissing, open_store, parse_url
 
@@ -82,21 +83,27 @@ _OTP_SENT_BYTES = 160
 _OTP_CHECKED_BYTES = 16
 """About the size of the upstream's answers to a code sent and a code checked (what ``trickle`` slows)."""
 
-Answer = Callable[[Any], "tuple[int | None, bool]"]
-"""What the upstream's answer to a read would have been: its body's size (None: a 404) and whether it is about
-someone (``wrong_id`` swaps it for someone else's)."""
+_NOT_FOUND_BYTES = len(problem_bytes(NotFound(), "r" * 22))
+"""The size of the mock's 404 (with a request id of its own making): ``trickle`` slows it too."""
+
+Answer = Callable[[Any], "tuple[int, bool, bool]"]
+"""What the upstream's answer to a read would have been: its body's size, whether it is a 2xx (False: the 404
+of "not on record") and whether it is about someone (``wrong_id`` swaps it for someone else's)."""
 
 
-def _blob_answer(blob: bytes | None) -> tuple[int | None, bool]:
-    return (None, False) if blob is None else (len(blob), True)
+def _blob_answer(blob: bytes | None) -> tuple[int, bool, bool]:
+    return (_NOT_FOUND_BYTES, False, False) if blob is None else (len(blob), True, True)
 
 
-def _batch_answer(found: dict[str, bytes]) -> tuple[int | None, bool]:
-    return 32 + sum(len(blob) + 1 for blob in found.values()), bool(found)
+def _batch_answer(found: dict[str, bytes], asked: list[str]) -> tuple[int, bool, bool]:
+    """As the mock writes it: ``{"records":[...],"missing":[...]}``."""
+    records = sum(len(blob) for blob in found.values()) + max(0, len(found) - 1)
+    missing = len(orjson.dumps([pid for pid in asked if pid not in found]))
+    return 25 + records + missing, True, bool(found)
 
 
-def _stats_answer(doc: Any) -> tuple[int | None, bool]:
-    return len(orjson.dumps(doc)), False
+def _stats_answer(doc: Any) -> tuple[int, bool, bool]:
+    return len(orjson.dumps(doc)), True, False
 
 
 class _Rehearsed(Exception):
@@ -275,15 +282,15 @@ class EmbeddedBackend:
                         retries += 1
                         await asyncio.sleep(delay)
                 result = await attempt()
-                size, about_someone = answer(result)
-                if size is not None:  # an answer that found something: the mock transforms it
-                    if fault.trickle:
-                        sent = size // 2 if fault.malformed else size
-                        await asyncio.sleep(max(0, math.ceil(sent / TRICKLE_BYTES) - 1) * TRICKLE_SECONDS)
-                    if fault.malformed:
-                        raise UpstreamBadResponse(reason="malformed_json")
-                    if fault.wrong_id and about_someone:
-                        raise UpstreamIdentityMismatch(reason="identity")
+                size, success, about_someone = answer(result)
+                malformed = fault.malformed and success  # the mock cuts only a 2xx answer
+                if fault.trickle:  # any answer, in 10-byte pieces
+                    sent = size // 2 if malformed else size
+                    await asyncio.sleep(max(0, math.ceil(sent / TRICKLE_BYTES) - 1) * TRICKLE_SECONDS)
+                if malformed:
+                    raise UpstreamBadResponse(reason="malformed_json")
+                if fault.wrong_id and success and about_someone:
+                    raise UpstreamIdentityMismatch(reason="identity")
                 return result
         except TimeoutError:
             if not scope.expired():
@@ -309,7 +316,9 @@ class EmbeddedBackend:
     ) -> dict[str, ResidentRecord]:
         found: dict[str, ResidentRecord] = {}
         for chunk in chunks(ids_to_ask(personal_ids), _IN_CHUNK):
-            blobs = await self._read("batch_get", partial(_get_many, ids=chunk), _batch_answer)
+            blobs = await self._read(
+                "batch_get", partial(_get_many, ids=chunk), partial(_batch_answer, asked=chunk)
+            )
             asked = set(chunk)
             for pid, blob in blobs.items():
                 record = record_from_wire(_json(blob), source=SOURCE, fields=fields)
@@ -339,7 +348,9 @@ class EmbeddedBackend:
         blob = await self._read(
             "otp_send",
             lambda store: store.get(personal_id),
-            lambda found: (None, False) if found is None else (_OTP_SENT_BYTES, True),
+            lambda found: (
+                (_NOT_FOUND_BYTES, False, False) if found is None else (_OTP_SENT_BYTES, True, True)
+            ),
             not_found=True,
             retry=False,
         )
@@ -367,7 +378,7 @@ class EmbeddedBackend:
                 return self.otp.check(challenge_id, code)
 
             return await self._rehearsed(
-                fault, "otp_verify", check, lambda _: (_OTP_CHECKED_BYTES, False), False, False
+                fault, "otp_verify", check, lambda _: (_OTP_CHECKED_BYTES, True, False), False, False
             )
         return self.otp.check(challenge_id, code)
 

@@ -56,6 +56,11 @@ def upstream(method: str, error: Exception) -> Fault:
     return apply
 
 
+def sandbox(fault: str) -> dict[str, str]:
+    """The rehearsed upstream fault ``fault`` (docs/contract.md section 17)."""
+    return {"X-Sandbox-Fault": fault}
+
+
 def limits_down(gw: Gateway, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(gw.state[LIMITER], "admit", _raising(LimitsUnavailable()))
 
@@ -161,6 +166,17 @@ CASES: dict[str, Case] = {
     ),
     "end-user-missing-household": Case(HOUSEHOLD, {"personal_id": HEAD}, grant={"require_end_user": True}),
     "end-user-missing-purpose-first": Case(VERIFY, THANH, purpose=None, grant={"require_end_user": True}),
+    # rehearsed upstream faults (the gateway runs with DANCU_SANDBOX=true)
+    "sandbox-verify-503": Case(VERIFY, THANH, headers=sandbox("status=503")),
+    "sandbox-batch-500": Case(BATCH, {"items": [THANH]}, headers=sandbox("status=500")),
+    "sandbox-lookup-malformed": Case(LOOKUP, {"personal_id": HEAD}, headers=sandbox("malformed")),
+    "sandbox-lookup-404": Case(LOOKUP, {"personal_id": HEAD}, headers=sandbox("status=404")),
+    "sandbox-household-wrong-id": Case(
+        HOUSEHOLD, {"personal_id": HEAD}, headers=sandbox("latency=5;wrong_id")
+    ),
+    "sandbox-none": Case(VERIFY, THANH, headers=sandbox("none")),
+    "sandbox-invalid": Case(VERIFY, THANH, headers=sandbox("status=200")),
+    "sandbox-invalid-without-token": Case(VERIFY, THANH, token=None, headers=sandbox("crash")),
 }
 
 
@@ -177,8 +193,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 async def gw(database_url: str, mock_db: str) -> AsyncIterator[Gateway]:
-    """The gateway on the embedded backend."""
-    async with running(gateway_settings(database_url, mock_db, "embedded", None), "embedded") as gateway:
+    """The gateway on the embedded backend, a sandbox (without X-Sandbox-Fault it answers as any gateway)."""
+    settings = gateway_settings(database_url, mock_db, "embedded", None, sandbox=True)
+    async with running(settings, "embedded") as gateway:
         yield gateway
 
 

@@ -1,0 +1,169 @@
+"""Rehearsed upstream faults (``app.sandbox``, docs/contract.md section 17) at the backends: the vocabulary is
+the mock's, the http backend sends it to the mock as ``X-Mock-Fault``, and the embedded backend's simulation
+ends every call as the http backend does against the real mock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from app.backends.embedded import EmbeddedBackend
+from app.backends.http import HttpBackend
+from app.sandbox import Fault, InvalidSandboxFault, fault_var, parse_fault
+from mock_csdlqg.faults import parse_fault_header
+from mock_csdlqg.problems import InvalidFault
+from tests.harness import MOCK_API_KEY as API_KEY
+from tests.harness import UNKNOWN
+
+HEAD = "052068000108"
+
+VOCABULARY = [
+    "",
+    "none",
+    "none;",
+    " ; none ; ",
+    "latency=0",
+    "latency=1500",
+    "latency=60000",
+    "latency=60001",
+    "latency=1234567",
+    "latency=-1",
+    "latency=1.5",
+    "latency=",
+    "latency",
+    "status=503",
+    "status=400",
+    "status=599",
+    "status=399",
+    "status=600",
+    "status=200",
+    "status=５０３",
+    "malformed",
+    "malformed=1",
+    "wrong_id;trickle",
+    " malformed ; wrong_id ; trickle ; latency = 5 ; status = 404 ",
+    "malformed;malformed",
+    "status=503;status=500",
+    "crash",
+    "MALFORMED",
+    "none;malformed",
+    "none=1",
+]
+
+
+@pytest.mark.parametrize("value", VOCABULARY)
+def test_the_vocabulary_is_the_mocks(value: str) -> None:
+    try:
+        mode = parse_fault_header(value)
+    except InvalidFault:
+        with pytest.raises(InvalidSandboxFault):
+            parse_fault(value)
+        return
+    fault = parse_fault(value)
+    expected = Fault(mode.latency_ms, mode.status, mode.malformed, mode.wrong_id, mode.trickle)
+    assert (fault or Fault()) == expected
+    if fault is not None:  # what the http backend sends reads back as the same fault at the mock
+        assert parse_fault_header(fault.header()) == mode
+
+
+Call = Callable[[Any], Awaitable[Any]]
+CALLS: dict[str, Call] = {
+    "get": lambda backend: backend.get(HEAD),
+    "get-unknown": lambda backend: backend.get(UNKNOWN),
+    "get_many": lambda backend: backend.get_many([HEAD, UNKNOWN]),
+    "get_many-unknown": lambda backend: backend.get_many([UNKNOWN]),
+}
+
+
+def outcome(result: Any) -> Any:
+    """What a call ended with, comparable across backends: the error (type, retry hint) or who was found."""
+    if isinstance(result, BaseException):
+        return type(result).__name__, getattr(result, "retry_after", None)
+    if result is None:
+        return None
+    if isinstance(result, dict):
+        return sorted(result)
+    return result.personal_id
+
+
+async def ended(backend: Any, call: Call, fault: str) -> tuple[Any, float]:
+    token = fault_var.set(parse_fault(fault))
+    started = time.monotonic()
+    try:
+        result = await call(backend)
+    except Exception as error:  # the outcome compared
+        result = error
+    finally:
+        fault_var.reset(token)
+    return outcome(result), time.monotonic() - started
+
+
+@pytest.fixture
+async def backends(
+    live_mock: str, mock_sqlite_url: str
+) -> AsyncIterator[tuple[HttpBackend, EmbeddedBackend]]:
+    """The http backend on the live mock (faults on) and the embedded one on its database, both sandboxes,
+    with a short deadline so the slow faults end quickly."""
+    embedded = EmbeddedBackend(mock_sqlite_url, sandbox=True, deadline=0.8)
+    await embedded.open()
+    async with HttpBackend(live_mock, API_KEY, sandbox=True, deadline=0.8) as http:
+        yield http, embedded
+    await embedded.close()
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        "none",
+        "latency=30",
+        "status=500",
+        "status=502",
+        "status=404",
+        "status=418",
+        "malformed",
+        "wrong_id",
+        "malformed;wrong_id",
+        "latency=20;status=404;wrong_id",
+        "latency=3000",
+        "latency=1000",
+        "trickle",
+    ],
+)
+@pytest.mark.parametrize("name", list(CALLS))
+async def test_the_embedded_simulation_ends_as_the_mock_does(
+    backends: tuple[HttpBackend, EmbeddedBackend], name: str, fault: str
+) -> None:
+    http, embedded = backends
+    over_http, http_took = await ended(http, CALLS[name], fault)
+    simulated, simulated_took = await ended(embedded, CALLS[name], fault)
+    assert simulated == over_http
+    assert abs(simulated_took - http_took) < 0.5
+    assert http.breaker_state == "closed"
+
+
+async def test_a_rehearsed_503_waits_as_the_mocks_retry_after_says(
+    backends: tuple[HttpBackend, EmbeddedBackend],
+) -> None:
+    http, embedded = backends
+    http.deadline = embedded.deadline = 5.0
+    over_http, http_took = await ended(http, CALLS["get"], "status=503")
+    simulated, simulated_took = await ended(embedded, CALLS["get"], "status=503")
+    assert simulated == over_http == ("UpstreamUnavailable", 1)
+    assert 1.9 < http_took < 3
+    assert 1.9 < simulated_took < 3
+    assert (http.retries, http.retries_refused) == (2, 0)
+
+
+async def test_without_the_sandbox_no_fault_is_rehearsed(live_mock: str, mock_sqlite_url: str) -> None:
+    embedded = EmbeddedBackend(mock_sqlite_url)
+    await embedded.open()
+    try:
+        async with HttpBackend(live_mock, API_KEY) as http:
+            for backend in (http, embedded):
+                assert (await ended(backend, CALLS["get"], "status=503;malformed"))[0] == HEAD
+    finally:
+        await embedded.close()

@@ -35,8 +35,11 @@ lock:
 
 ## run: install, migrate, seed the mock national database, create a demo client and two demo operators, print
 ## how to call it and how to sign in to the console, serve
-## (on another port: make run PORT=8001; a busy port stops it before anything else happens)
+## (on another port: make run PORT=8001; a busy port stops it before anything else happens). It is a sandbox:
+## portals rehearse upstream faults with X-Sandbox-Fault (docs/integration.md section 10); make run SANDBOX=false
+## to serve without it
 PORT ?= 8000
+SANDBOX ?= true
 DEMO_PURPOSE := DEMO-1.000001
 DEMO_STATS_PURPOSE := DEMO-TK.000001
 PERSONA := 052068000108
@@ -60,8 +63,8 @@ run: port-free install
 	    --roles auditor,analyst --json; } > var/demo_operators.json.tmp \
 	  && mv var/demo_operators.json.tmp var/demo_operators.json; }
 	@$(BIN)/python scripts/demo_hint.py --port $(PORT) --purpose $(DEMO_PURPOSE) --persona $(PERSONA) --count $(COUNT) \
-	  --stats-purpose $(DEMO_STATS_PURPOSE)
-	$(BIN)/dancu serve --port $(PORT)
+	  --stats-purpose $(DEMO_STATS_PURPOSE) --sandbox $(SANDBOX)
+	DANCU_SANDBOX=$(SANDBOX) $(BIN)/dancu serve --port $(PORT)
 
 port-free:
 	@$(PYTHON) $(ROOT)scripts/port_free.py --port $(PORT)

@@ -3,7 +3,8 @@
 #
 # With DANCU_PROFILE=dev (the default) it first does what `make run` does: seed the mock national database,
 # register the demo purposes and client once (var/demo_client.json), create the two demo console operators once
-# (var/demo_operators.json), print how to call it and how to sign in. A test runs this
+# (var/demo_operators.json), print how to call it and how to sign in, and serve a sandbox (DANCU_SANDBOX=true unless
+# set otherwise: portals rehearse upstream faults, docs/integration.md section 10). A test runs this
 # script beside `make run` and compares the commands, so keep the two in step.
 #
 # Variables of this script (not gateway settings): HOST (0.0.0.0), PORT (8000), WORKERS (1) for
@@ -50,8 +51,9 @@ if [[ "${DANCU_PROFILE:-dev}" == "dev" && "${DEMO:-1}" != "0" ]]; then
     )
     mv var/demo_operators.json.tmp var/demo_operators.json
   fi
+  export DANCU_SANDBOX="${DANCU_SANDBOX:-true}"
   python "$APP_DIR/scripts/demo_hint.py" --port "$PORT" --purpose "$DEMO_PURPOSE" --persona "$PERSONA" \
-    --count "$COUNT" --stats-purpose "$DEMO_STATS_PURPOSE"
+    --count "$COUNT" --stats-purpose "$DEMO_STATS_PURPOSE" --sandbox "$DANCU_SANDBOX"
 fi
 
 exec dancu serve --host "$HOST" --port "$PORT" --workers "$WORKERS" "$@"

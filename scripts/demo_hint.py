@@ -15,6 +15,7 @@ def main() -> None:
     parser.add_argument("--persona", required=True)
     parser.add_argument("--count", default="20000")
     parser.add_argument("--stats-purpose", default="DEMO-TK.000001")
+    parser.add_argument("--sandbox", default="false", help="DANCU_SANDBOX of the gateway it starts")
     args = parser.parse_args()
     client = json.loads(Path("var/demo_client.json").read_text())
     base = f"http://127.0.0.1:{args.port}"
@@ -47,6 +48,14 @@ Population statistics (scope stats.read, statistical purpose {args.stats_purpose
   (a client made by an earlier `make run` lacks stats.read: delete var/demo_client.json to make a new one)
 """
     )
+    if args.sandbox.strip().lower() in ("1", "true", "yes", "on"):
+        print(
+            f"""Sandbox (DANCU_SANDBOX=true; make run SANDBOX=false turns it off): rehearse an upstream failure with
+X-Sandbox-Fault (status=503, malformed, latency=3000...; docs/integration.md section 10):
+  curl -s -X POST {base}/v1/citizens/verify {auth} \\
+      -H "X-Sandbox-Fault: status=503" -d '{verify}'
+"""
+        )
     print(operators_hint(base))
 
 

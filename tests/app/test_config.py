@@ -136,6 +136,7 @@ def test_prod_accepts_complete_settings(prod: dict[str, Any]) -> None:
         ({"audit": {"subject_keys": PLACEHOLDER}}, "DANCU_AUDIT__SUBJECT_KEYS"),
         ({"audit": {"subject_keys": f"k1:{b64(os.urandom(8))}"}}, "DANCU_AUDIT__SUBJECT_KEYS"),
         ({"backend_api_key": PLACEHOLDER}, "DANCU_BACKEND_API_KEY"),
+        ({"sandbox": True}, "DANCU_SANDBOX"),
     ],
 )
 def test_prod_refuses(prod: dict[str, Any], change: dict[str, Any], named: str) -> None:

@@ -150,7 +150,7 @@ def test_only_nginx_is_reachable_from_outside() -> None:
         assert service["networks"] == expected, name
 
 
-def test_the_replicas_set_real_settings_and_differ_from_production_only_in_their_upstream(
+def test_the_replicas_set_real_settings_and_differ_from_production_only_in_their_upstream_and_sandbox(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     environment = gateway_environment(GATEWAYS[0])
@@ -172,7 +172,9 @@ def test_the_replicas_set_real_settings_and_differ_from_production_only_in_their
     assert settings.header_timeout_seconds == 10
     assert settings.console_requires_totp
     assert settings.admin.require_approval
-    assert [problem.split(" ")[0] for problem in settings.production_problems()] == ["DANCU_BACKEND_URL"]
+    assert settings.sandbox  # portals rehearse upstream faults (docs/contract.md section 17)
+    problems = [problem.split(" ")[0] for problem in settings.production_problems()]
+    assert problems == ["DANCU_BACKEND_URL", "DANCU_SANDBOX"]
 
 
 def test_every_variable_the_stack_reads_is_in_env_example() -> None:

@@ -58,12 +58,16 @@ thông tin công dân và tra cứu dữ liệu dân cư từ CSDL quốc gia v�
 kiểm toán cho mọi truy cập. Mỗi lời gọi về công dân phải nêu mục đích sử dụng (`X-Purpose`) và có thể nêu số hồ sơ
 (`X-Dossier-Id`); số định danh cá nhân không bao giờ nằm trong URL. Lỗi trả về theo RFC 9457
 (`application/problem+json`) với `code` ổn định; khi cần hỗ trợ, hãy gửi kèm `X-Request-Id` của câu trả lời.
+Gateway chạy ở chế độ thử nghiệm (`DANCU_SANDBOX=true`, như `make run` và môi trường staging) nhận header
+`X-Sandbox-Fault` (ví dụ `status=503`, `malformed`, `latency=3000`) để cổng diễn tập lỗi của CSDL quốc gia.
 
 **dancu-gateway** lets provincial systems (public-service portals, one-stop-shop software) verify residents'
 identity and read population data from the national population database, with access control and an audit event
 for every access. Every citizen call names its purpose of use (`X-Purpose`) and may name its dossier
 (`X-Dossier-Id`); a personal ID never appears in a URL. Errors are RFC 9457 problems (`application/problem+json`)
-with a stable `code`; when asking for support, quote the answer's `X-Request-Id`.
+with a stable `code`; when asking for support, quote the answer's `X-Request-Id`. A sandbox gateway
+(`DANCU_SANDBOX=true`, as `make run` and the staging stack are) takes `X-Sandbox-Fault` (e.g. `status=503`,
+`malformed`, `latency=3000`) on any call, so a portal rehearses the national database's failures (502, 503, 504).
 
 Authentication: OAuth 2.0 client credentials at `/oauth2/token` (client secret or `private_key_jwt`); tokens
 are Bearer JWTs. The contract in words: `docs/contract.md`; the portal guide: `docs/integration.md`.

@@ -2,7 +2,7 @@
 
 Reads only: the log is append-only and written by ``app.audit.writer`` alone. Every query is keyset-paged on
 the primary key (``seq``), so a page costs the same at the end of the log as at its start, and the filters
-that matter at scale ride the existing indexes (``subject_ref``; ``client_id, at``). The queries are
+that matter at scale ride the existing indexes (``subject_ref, seq``; ``client_id, at``). The queries are
 portable between SQLite and PostgreSQL; the one dialect-specific expression (the UTC date of an event) is
 compiled per dialect below.
 """

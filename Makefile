@@ -11,7 +11,7 @@ PIP_COMPILE := $(BIN)/python -m piptools compile --quiet --generate-hashes --str
 MOCK_PORT ?= 8100
 COUNT ?= 20000
 
-.PHONY: install lock run port-free serve-mock test lint typecheck imports unit openapi bench bench-mock clean
+.PHONY: install lock run port-free serve-mock test lint typecheck imports unit openapi bench bench-mock bench-console clean
 
 # Installs exactly the hashed versions of requirements/dev.lock (every dependency, dev tools included), then the
 # project itself without dependencies. `make lock` rewrites the locks after a dependency changes in pyproject.toml.
@@ -107,6 +107,12 @@ bench: install
 bench-mock: install
 	$(BIN)/python bench/seed_bench.py
 	$(BIN)/python bench/lookup_bench.py
+
+## bench-console: console pages' server time with 1,000,000 audit events and residents (issue 16; PostgreSQL
+## at DANCU_TEST_POSTGRES_URL; CONSOLE_BENCH_ARGS="--events 50000 --residents 0" for a quick one)
+CONSOLE_BENCH_ARGS ?=
+bench-console: install
+	$(BIN)/python bench/console_bench.py $(CONSOLE_BENCH_ARGS)
 
 clean:
 	rm -rf var .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -23,7 +23,14 @@ from app.admin.schemas import (
     SigningKeyOut,
     SigningKeyPage,
 )
-from app.auth.errors import ClientNotFound, Conflict, NoKeysRegistered, PurposeExists
+from app.auth.errors import (
+    ClientNotFound,
+    Conflict,
+    NoKeysRegistered,
+    PurposeExists,
+    PurposeInUse,
+    PurposeNotFound,
+)
 from app.auth.schemas import (
     ClientCreate,
     ClientCreated,
@@ -44,6 +51,7 @@ from app.routing import GatewayRoute
 router = APIRouter(prefix="/v1/admin", tags=["admin"], route_class=GatewayRoute)
 
 ClientId = Annotated[str, Path(min_length=1, max_length=64, description="The client's `client_id`.")]
+PurposeCode = Annotated[str, Path(min_length=1, max_length=64, description="The purpose's `code`.")]
 ChangeId = Annotated[str, Path(min_length=1, max_length=36, description="The pending change's `change_id`.")]
 Limit = Annotated[int, Query(ge=1, le=1000, description="Page size (at most 1000).")]
 Cursor = Annotated[
@@ -190,6 +198,18 @@ async def add_purpose(body: PurposeIn, admin: Administration) -> PurposeOut:
 async def list_purposes(admin: Administration, limit: Limit = 50, cursor: Cursor = None) -> PurposePage:
     """Purposes in `code` order."""
     return await admin.list_purposes(cursor=cursor, limit=limit)
+
+
+@router.delete(
+    "/purposes/{code}",
+    response_model=PurposeOut,
+    responses=problem_responses(*_AUTH, PurposeNotFound, PurposeInUse, ValidationFailed),
+)
+async def retire_purpose(code: PurposeCode, admin: Administration) -> PurposeOut:
+    """Retire a purpose: kept (with `retired_at`) for the events and reports that name it, refused from now on in
+    grants (`unknown_purpose`) and calls (`purpose_not_allowed`). 409 while a grant still names it; retiring it
+    again answers it unchanged."""
+    return await admin.retire_purpose(code)
 
 
 # signing keys

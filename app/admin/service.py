@@ -348,6 +348,10 @@ class AdminService:
     async def add_purpose(self, data: PurposeIn) -> PurposeOut:
         return await self.auth.add_purpose(data)
 
+    async def retire_purpose(self, code: str) -> PurposeOut:
+        """Retire a purpose (it narrows what can be granted: never waits for approval)."""
+        return await self.auth.retire_purpose(code)
+
     async def list_purposes(self, *, cursor: str | None, limit: int) -> PurposePage:
         # Purposes are a short catalogue (procedure codes): paged in memory.
         items, next_cursor = page_of(

@@ -92,7 +92,7 @@ _CLIENT_QUERY: Final = (
     .join(ClientGrant, ClientGrant.client_id == Client.client_id)
     .where(Client.client_id == bindparam("client_id"))
 )
-_PURPOSES_QUERY: Final = select(Purpose.code)
+_PURPOSES_QUERY: Final = select(Purpose.code).where(Purpose.retired_at.is_(None))
 
 
 @dataclass(frozen=True, slots=True)

@@ -108,6 +108,18 @@ class PurposeExists(Conflict):
     default_detail_vi = "Mục đích sử dụng với mã này đã được đăng ký."
 
 
+class PurposeNotFound(NotFound):
+    title_en = "Purpose not found"
+    title_vi = "Không tìm thấy mục đích sử dụng"
+    default_detail_en = "No purpose has this code."
+    default_detail_vi = "Không có mục đích sử dụng nào có mã này."
+
+
+class PurposeInUse(Conflict):
+    default_detail_en = "The purpose is still in a client's grant: remove it from every grant first."
+    default_detail_vi = "Mục đích sử dụng vẫn có trong quyền được cấp của ứng dụng khách: hãy bỏ nó khỏi mọi quyền được cấp trước."
+
+
 class SelfSuspension(Conflict):
     default_detail_en = "A client cannot suspend itself; ask another administrator."
     default_detail_vi = "Ứng dụng khách không thể tự đình chỉ chính mình; hãy nhờ một quản trị viên khác."

@@ -40,6 +40,9 @@ class Purpose(Base):
     legal_basis: Mapped[str] = mapped_column(Text)
     """The legal document and article that allows the processing."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    retired_at: Mapped[datetime | None] = mapped_column(default=None)
+    """When it was retired (null: in use). A retired purpose is kept, for the events and reports that name it,
+    but no grant or call may use it any more."""
 
 
 class Client(Base):

@@ -75,11 +75,18 @@ class PurposeRepository:
         return (await self.session.scalars(select(Purpose).order_by(Purpose.code))).all()
 
     async def registered(self, codes: Collection[str]) -> set[str]:
-        """Which of ``codes`` are registered."""
+        """Which of ``codes`` are registered and not retired."""
         if not codes:
             return set()
-        found = await self.session.scalars(select(Purpose.code).where(Purpose.code.in_(list(codes))))
+        found = await self.session.scalars(
+            select(Purpose.code).where(Purpose.code.in_(list(codes)), Purpose.retired_at.is_(None))
+        )
         return set(found)
+
+    async def granted_to(self, code: str) -> list[str]:
+        """The clients whose grant names ``code``."""
+        rows = await self.session.execute(select(ClientGrant.client_id, ClientGrant.purposes))
+        return [client_id for client_id, purposes in rows if code in (purposes or [])]
 
     async def add(self, purpose: Purpose) -> None:
         self.session.add(purpose)

@@ -152,6 +152,8 @@ class PurposeOut(BaseModel):
     title: str
     legal_basis: str
     created_at: datetime
+    retired_at: datetime | None = None
+    """When it was retired (``DELETE /v1/admin/purposes/{code}``); null while in use."""
 
 
 # --- the OAuth endpoints -------------------------------------------------------------------------------------

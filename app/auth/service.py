@@ -31,6 +31,8 @@ from app.auth.errors import (
     LastAdministrator,
     NoKeysRegistered,
     PurposeExists,
+    PurposeInUse,
+    PurposeNotFound,
     ReplayStoreUnavailable,
     TemporarilyUnavailable,
 )
@@ -117,6 +119,16 @@ def _error(loc: Sequence[str | int], code: str, message: str) -> FieldError:
 
 def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+def _purpose_view(purpose: Purpose) -> PurposeOut:
+    return PurposeOut(
+        code=purpose.code,
+        title=purpose.title,
+        legal_basis=purpose.legal_basis,
+        created_at=purpose.created_at,
+        retired_at=purpose.retired_at,
+    )
 
 
 def _unique(values: Iterable[str]) -> list[str]:
@@ -547,18 +559,31 @@ class AuthService:
             raise PurposeExists() from None
         after = {"code": purpose.code, "title": purpose.title, "legal_basis": purpose.legal_basis}
         await self._audit("admin.purpose.create", None, None, after)
-        return PurposeOut(
-            code=purpose.code,
-            title=purpose.title,
-            legal_basis=purpose.legal_basis,
-            created_at=purpose.created_at,
+        return _purpose_view(purpose)
+
+    async def retire_purpose(self, code: str) -> PurposeOut:
+        """Retire a purpose: kept for the events and reports that name it, refused from now on in grants and
+        calls. 404 for an unknown code; 409 ``conflict`` while a grant still names it (narrow the grants
+        first). Retiring a retired purpose changes nothing and writes no event."""
+        purpose = await self.purposes.get(code)
+        if purpose is None:
+            raise PurposeNotFound()
+        if purpose.retired_at is not None:
+            return _purpose_view(purpose)
+        if await self.purposes.granted_to(code):
+            raise PurposeInUse()
+        purpose.retired_at = utcnow()
+        await self.session.flush()
+        await self._audit(
+            "admin.purpose.retire",
+            None,
+            {"code": purpose.code, "retired_at": None},
+            {"code": purpose.code, "retired_at": _iso(purpose.retired_at)},
         )
+        return _purpose_view(purpose)
 
     async def list_purposes(self) -> list[PurposeOut]:
-        return [
-            PurposeOut(code=p.code, title=p.title, legal_basis=p.legal_basis, created_at=p.created_at)
-            for p in await self.purposes.all()
-        ]
+        return [_purpose_view(p) for p in await self.purposes.all()]
 
     # keys
 

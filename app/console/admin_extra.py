@@ -83,6 +83,7 @@ async def _purposes_page(
     errors: Mapping[str, str] | None = None,
     shown: Mapping[str, str] | None = None,
     notice: str | None = None,
+    row_error: tuple[str, str] | None = None,
 ) -> Response:
     page = await admin_service(console).list_purposes(cursor=None, limit=MAX_PURPOSES_SHOWN)
     return console.page(
@@ -93,13 +94,17 @@ async def _purposes_page(
         errors=errors or {},
         shown=shown or {},
         notice=notice,
+        row_error=row_error,
     )
 
 
 @router.get("/purposes")
 async def purposes(console: AdminPage) -> Response:
-    added = console.request.query_params.get("added")
-    return await _purposes_page(console, notice=console.t("purposes.added") if added else None)
+    done = next((key for key in ("added", "retired") if console.request.query_params.get(key)), None)
+    return await _purposes_page(
+        console,
+        notice=console.t("purposes.added" if done == "added" else "purposes.retired_msg") if done else None,
+    )
 
 
 @router.post("/purposes")
@@ -121,6 +126,17 @@ async def add_purpose(console: AdminPage) -> Response:
             console, status=err.status, errors={"code": _message(console, err)}, shown=shown
         )
     return RedirectResponse("/console/purposes?added=1", status_code=303)
+
+
+@router.post("/purposes/{code}/retire")
+async def retire_purpose(code: str, console: AdminPage) -> Response:
+    code = code[:64]
+    try:
+        await admin_service(console).retire_purpose(code)
+    except GatewayError as err:  # 404 unknown; 409 still in a grant: shown beside its row
+        await console.rollback()
+        return await _purposes_page(console, status=err.status, row_error=(code, _message(console, err)))
+    return RedirectResponse("/console/purposes?retired=1", status_code=303)
 
 
 # --- signing keys (admin) ------------------------------------------------------------------------------------

@@ -393,6 +393,14 @@ TEXT: Final[dict[str, tuple[str, str]]] = {
     "purposes.add": ("Đăng ký mục đích mới", "Register a new purpose"),
     "purposes.submit": ("Đăng ký", "Register"),
     "purposes.added": ("Đã đăng ký mục đích sử dụng.", "Purpose registered."),
+    "purposes.retire": ("Ngừng sử dụng", "Retire"),
+    "purposes.retire_hint": (
+        "Mục đích đã ngừng vẫn được giữ cho nhật ký và báo cáo, nhưng không được cấp hay dùng nữa. Chỉ ngừng được "
+        "khi không còn ứng dụng khách nào được cấp mục đích này.",
+        "A retired purpose is kept for the log and reports, but can no longer be granted or used. It can be "
+        "retired once no client's grant names it.",
+    ),
+    "purposes.retired_msg": ("Đã ngừng sử dụng mục đích.", "Purpose retired."),
     "purposes.none": ("Chưa có mục đích nào được đăng ký.", "No purpose registered yet."),
     "purposes.error.code": (
         "Mã gồm 1–64 ký tự chữ không dấu, chữ số, dấu chấm, gạch dưới hoặc gạch ngang.",

@@ -69,6 +69,7 @@ def assert_round_trip(url: str) -> None:
         "legal_basis": False,
         "created_at": False,
         "code_folded": True,
+        "retired_at": True,
     }
     assert at_head["purposes_pk"]["name"] == "pk_purposes"
     assert at_head["purposes_pk"]["constrained_columns"] == ["code"]

@@ -171,3 +171,33 @@ async def test_a_rejection_with_a_reason(four_eyes_site: Site) -> None:
         (e.action, e.actor, (e.detail or {}).get("reason")) for e in await site.events("admin.change.r")
     ]
     assert events[-1] == ("admin.change.reject", "op:duyet", "Chưa có công văn")
+
+
+async def test_an_admin_retires_a_purpose_once_no_grant_names_it(site: Site) -> None:
+    await _add_purpose(site, PURPOSE, PURPOSE_TITLE)
+    client_id = await make_client(site)
+    async with site.state.sessionmaker() as session:
+        service = AuthService(session, site.state[KEYS].secrets, AdminLog(session, actor=CLI_ACTOR))
+        await service.replace_grant(
+            client_id, GrantIn(scopes=["citizen.verify"], provinces=["52"], purposes=[PURPOSE])
+        )
+        await session.commit()
+    admin, _ = await site.signed_in("quantri", "admin")
+    page = await admin.get("/console/purposes")
+    assert page.text.count('data-testid="purpose-retire"') == 1
+    in_use = await admin.post(f"/console/purposes/{PURPOSE}/retire", data={"csrf_token": csrf_of(page.text)})
+    assert in_use.status_code == 409
+    assert 'data-testid="purpose-retire-error"' in in_use.text
+    assert "hãy bỏ nó khỏi mọi quyền được cấp" in in_use.text
+    async with site.state.sessionmaker() as session:
+        service = AuthService(session, site.state[KEYS].secrets, AdminLog(session, actor=CLI_ACTOR))
+        await service.replace_grant(client_id, GrantIn(scopes=["citizen.verify"], provinces=["52"]))
+        await session.commit()
+    retired = await admin.post(f"/console/purposes/{PURPOSE}/retire", data={"csrf_token": csrf_of(page.text)})
+    assert retired.status_code == 303
+    after = await admin.get(retired.headers["location"])
+    assert 'data-retired="true"' in after.text
+    assert 'data-testid="purpose-retire"' not in after.text
+    assert "Đã ngừng sử dụng mục đích." in after.text
+    events = await site.events("admin.purpose.retire")
+    assert [(e.action, e.actor) for e in events] == [("admin.purpose.retire", "op:quantri")]

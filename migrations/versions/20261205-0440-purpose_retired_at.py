@@ -3,8 +3,8 @@
 Only a column: no table is rebuilt on SQLite, so the access-version triggers on ``purposes`` stay.
 
 Revision ID: c0501e000002
-Revises: e2d05e000001
-Create Date: 2026-12-05 04:30:00+00:00
+Revises: a5e9000c0001
+Create Date: 2026-12-05 04:40:00+00:00
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "c0501e000002"
-down_revision: str | None = "e2d05e000001"
+down_revision: str | None = "a5e9000c0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

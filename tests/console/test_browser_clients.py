@@ -92,7 +92,7 @@ def test_an_admin_creates_a_client_and_its_grant_and_the_client_reads_a_resident
     # By keyboard: type the name, Enter submits.
     page.get_by_test_id("client-name").focus()
     page.keyboard.type(NAME)
-    shot(page, "20-client-new")
+    shot(page, "60-client-new")
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r"/console/clients/new$"))
     secret = page.get_by_test_id("client-secret").inner_text().strip()
@@ -104,7 +104,7 @@ def test_an_admin_creates_a_client_and_its_grant_and_the_client_reads_a_resident
     copy.click()
     assert page.evaluate("navigator.clipboard.readText()") == secret
     assert fits(page)
-    shot(page, "21-client-created-secret-once")
+    shot(page, "61-client-created-secret-once")
 
     page.goto(f"{console.url}/console/clients/{client_id}")
     assert page.get_by_test_id("client-secret").count() == 0  # shown once, never again
@@ -117,7 +117,7 @@ def test_an_admin_creates_a_client_and_its_grant_and_the_client_reads_a_resident
     page.get_by_test_id("grant-submit").click()
     assert "Tách biệt nhiệm vụ" in page.get_by_test_id("error-scopes").inner_text()
     assert page.get_by_test_id("grant-scope-admin").is_checked()  # the choices are kept
-    shot(page, "22-grant-refused-beside-the-scopes")
+    shot(page, "62-grant-refused-beside-the-scopes")
     page.get_by_test_id("grant-scope-admin").uncheck()
     page.get_by_test_id("grant-fields-all").check()
     page.get_by_test_id("grant-province-52").focus()
@@ -126,21 +126,21 @@ def test_an_admin_creates_a_client_and_its_grant_and_the_client_reads_a_resident
     assert not page.get_by_test_id("grant-field-ethnicity").is_checked()
     page.get_by_test_id(f"grant-purpose-{PURPOSE}").check()
     page.get_by_test_id("grant-rate").fill("120")
-    shot(page, "23-grant-editor")
+    shot(page, "63-grant-editor")
     # By keyboard (a full-page screenshot just before leaves Chromium's mouse coordinates off by the scroll).
     page.get_by_test_id("grant-submit").press("Enter")
     page.get_by_test_id("grant-pending").wait_for()  # four-eyes: it widens access
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"{console.url}/console/clients/{client_id}/grant")
     assert fits(page)
-    shot(page, "24-grant-editor-narrow")
+    shot(page, "64-grant-editor-narrow")
     page.goto(f"{console.url}/console/clients/{client_id}")
     assert fits(page)
-    shot(page, "25-client-narrow")
+    shot(page, "65-client-narrow")
     page.set_viewport_size({"width": 1366, "height": 768})
     page.goto(f"{console.url}/console/clients")
     assert page.get_by_test_id("client-row").filter(has_text=client_id).count() == 1
-    shot(page, "26-clients")
+    shot(page, "66-clients")
 
     other = browser.new_context(locale="vi-VN", viewport={"width": 1366, "height": 768})
     other.set_default_timeout(BROWSER_WAIT_MS)

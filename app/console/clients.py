@@ -401,7 +401,11 @@ async def _grant_page(
     except NotFound:
         return _not_found(console)
     values = shown or grant.model_dump(mode="json")
-    purposes = (await service.list_purposes(cursor=None, limit=MAX_LISTED)).items
+    purposes = [  # a retired purpose is offered no more, but one the grant still names is shown ticked
+        p
+        for p in (await service.list_purposes(cursor=None, limit=MAX_LISTED)).items
+        if p.retired_at is None or p.code in values.get("purposes", [])
+    ]
     return console.page(
         "grant.html",
         "g.title",

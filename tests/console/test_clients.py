@@ -146,6 +146,7 @@ async def test_grant_editor_boxes_sensitive_fields_and_provinces(site: Site) -> 
             "distinct_subjects_per_day": "1000",
             "valid_from": "",
             "valid_until": "2027-01-01T00:00",
+            "require_end_user": "1",
         },
     )
     assert saved.status_code == 303, saved.text
@@ -158,6 +159,7 @@ async def test_grant_editor_boxes_sensitive_fields_and_provinces(site: Site) -> 
     assert grant.valid_until is not None
     assert grant.valid_until.isoformat().startswith("2026-12-31T17:00")
     assert not grant.verify_details
+    assert grant.require_end_user
     shown = await browser.get(saved.headers["location"])
     assert 'data-testid="grant-saved"' in shown.text
     assert re.search(r'value="religion" checked', shown.text)

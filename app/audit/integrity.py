@@ -11,6 +11,7 @@ only when something is wrong does the diagnosis look further (a lookup or two, a
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ Problem = Literal[
 ]
 
 BATCH_SIZE: Final = 1000
+YIELD_EVERY: Final = 100
+"""Events hashed between two turns given to the event loop during a walk."""
 MOVED_SEARCH: Final = 1024
 """How far ahead the diagnosis looks for the ``seq`` a displaced event was hashed at."""
 MAX_CHECKPOINT_FILE_BYTES: Final = 64 * 1024
@@ -270,6 +273,10 @@ async def _walk_chain(
             if expected in marks:
                 hashes[expected] = link
             expected += 1
+            if expected % YIELD_EVERY == 0:
+                # Let the event loop serve other requests: a check run by the gateway itself (the API, the
+                # console) shares its worker, and hashing a batch takes tens of milliseconds.
+                await asyncio.sleep(0)
         after = int(rows[-1].seq)
         if progress is not None:
             await progress(expected - start)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from app.backends.base import CodeSent, Household, PopulationQuery, RawAggregate
 from app.backends.embedded import EmbeddedBackend
 from app.backends.http import HttpBackend
 from app.sandbox import Fault, InvalidSandboxFault, fault_var, parse_fault
@@ -20,6 +21,7 @@ from tests.harness import MOCK_API_KEY as API_KEY
 from tests.harness import UNKNOWN
 
 HEAD = "052068000108"
+HOUSEHOLD = "525360708430"
 DEADLINE = 1.5
 """Short, so the slow faults end quickly; long enough that three attempts at a loaded mock fit in it."""
 
@@ -78,6 +80,10 @@ CALLS: dict[str, Call] = {
     "get-unknown": lambda backend: backend.get(UNKNOWN),
     "get_many": lambda backend: backend.get_many([HEAD, UNKNOWN]),
     "get_many-unknown": lambda backend: backend.get_many([UNKNOWN]),
+    "household": lambda backend: backend.household(HOUSEHOLD),
+    "statistics": lambda backend: backend.population_aggregate(PopulationQuery("52", group_by=("sex",))),
+    "send_code": lambda backend: backend.send_code(HEAD, "Xác nhận tờ khai thử nghiệm"),
+    "check_code": lambda backend: backend.check_code("no-such-challenge-0000000000", "123456"),
 }
 
 
@@ -89,6 +95,14 @@ def outcome(result: Any) -> Any:
         return None
     if isinstance(result, dict):
         return sorted(result)
+    if isinstance(result, Household):
+        return result.household_id
+    if isinstance(result, RawAggregate):
+        return result.group_by
+    if isinstance(result, CodeSent):
+        return result.destination_hint
+    if isinstance(result, bool):
+        return result
     return result.personal_id
 
 

@@ -180,8 +180,13 @@ def test_a_resident_report_page_print_and_pdf(
     assert page.get_by_test_id("report-personal-id").get_attribute("aria-invalid") == "true"
     shot(page, "40-report-invalid-id")
 
-    page.get_by_test_id("report-personal-id").fill(RESIDENT)
-    page.get_by_test_id("report-submit").click()
+    # By keyboard, through the field's label: type the ID and press Enter.
+    field = page.get_by_label("Số định danh cá nhân (12 chữ số)")
+    assert field.get_attribute("data-testid") == "report-personal-id"
+    field.fill("")
+    field.focus()
+    page.keyboard.type(RESIDENT)
+    page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r"/console/report/[A-Za-z0-9_-]{32}$"))
     history = page.evaluate("() => [location.href, document.title, history.length]")
     assert RESIDENT not in json.dumps(history)
@@ -283,7 +288,8 @@ def test_an_integrity_check_on_a_damaged_copy_names_the_damage(
         page.get_by_test_id("nav-integrity").click()
         page.wait_for_url(re.compile(r"/console/integrity$"))
         assert page.get_by_test_id("integrity-result").get_attribute("data-status") == "ok"  # the last one
-        page.get_by_test_id("integrity-run").click()
+        page.get_by_test_id("integrity-run").focus()  # by keyboard
+        page.keyboard.press("Enter")
         page.wait_for_selector('[data-testid="integrity-result"][data-status="damaged"]')
         assert page.get_by_test_id("integrity-first-bad-seq").inner_text() == str(seq)
         assert page.get_by_test_id("integrity-problem").inner_text() == "modified"

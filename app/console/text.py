@@ -271,6 +271,7 @@ TEXT: Final[dict[str, tuple[str, str]]] = {
         "Chưa có mục đích sử dụng nào được đăng ký.",
         "No purpose is registered yet.",
     ),
+    "g.window": ("Hiệu lực (giờ Việt Nam)", "In force (Vietnam time)"),
     "g.retired": ("đã ngừng sử dụng", "retired"),
     "g.limits": ("Giới hạn và hiệu lực", "Limits and validity"),
     "g.verify_details": (

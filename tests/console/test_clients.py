@@ -334,3 +334,17 @@ async def test_no_personal_id_in_any_url_of_the_admin_pages(site: Site) -> None:
     copy = await browser.get("/console/static/console-copy.js")
     assert copy.status_code == 200
     assert copy.headers["content-type"].startswith("text/javascript")
+
+
+async def test_refusals_follow_the_language_switch(site: Site) -> None:
+    client_id = await make_client(site)
+    browser, _ = await site.signed_in("quantri", "admin")
+    browser.cookies.set("dancu_lang", "en", path="/console")
+    page = await browser.get(f"/console/clients/{client_id}/grant")
+    assert "Every non-sensitive field" in page.text
+    refused = await browser.post(
+        f"/console/clients/{client_id}/grant",
+        data={"csrf_token": csrf_of(page.text), "editor": "1", "scopes": ["admin", "audit.read"]},
+    )
+    assert refused.status_code == 422
+    assert "Separation of duties" in _errors_of(refused.text, "scopes")

@@ -418,3 +418,20 @@ async def test_every_change_is_audited_with_before_and_after_and_no_secret(
         "before": {"name": "Cổng", "description": "Một cửa", "contact_email": None, "status": "active"},
         "after": {"name": "Cổng", "description": "Một cửa", "contact_email": None, "status": "suspended"},
     }
+
+
+async def test_a_suspension_s_reason_is_recorded_in_its_event(admin: Admin, gateway: Gateway) -> None:
+    portal = await admin.new_client()
+    too_long = await admin.patch(f"/clients/{portal.client_id}", {"status": "suspended", "reason": "x" * 501})
+    suspended = await admin.patch(
+        f"/clients/{portal.client_id}", {"status": "suspended", "reason": "Công văn 15/CV-CA"}
+    )
+
+    assert too_long.status_code == 422
+    assert too_long.json()["errors"][0]["loc"][-1] == "reason"
+    assert suspended.status_code == 200
+    assert "reason" not in suspended.json()  # kept in the log, not on the client
+    event = (await gateway.events("admin.client.update"))[-1]
+    assert event.detail is not None
+    assert event.detail["reason"] == "Công văn 15/CV-CA"
+    assert event.detail["after"]["status"] == "suspended"

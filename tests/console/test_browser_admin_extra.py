@@ -105,9 +105,16 @@ def test_an_approver_approves_a_widening_another_operator_made(
     page: Any, browser: Any, console: Console
 ) -> None:
     client_id = console.client()
-    admin = first_login(page, console, "admin", "quantri")
-
+    admin = first_login(page, console, "admin,approver", "quantri")
     _widen(console, client_id, f"op:{admin}")
+    page.get_by_test_id("nav-approvals").click()  # the author, an approver too, cannot approve it
+    own = page.get_by_test_id("approval-row").filter(has_text=client_id)
+    assert own.get_by_test_id("approval-own").is_visible()
+    own.get_by_test_id("approval-approve").click()
+    refused = page.get_by_test_id("approval-row").filter(has_text=client_id).get_by_test_id("approval-error")
+    refused.wait_for()
+    assert "Không được tự phê duyệt" in refused.inner_text()
+    shot(page, "25-self-approval-refused")
 
     context = browser.new_context(locale="vi-VN", viewport={"width": 1366, "height": 768})
     context.set_default_timeout(BROWSER_WAIT_MS)

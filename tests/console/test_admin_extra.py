@@ -201,3 +201,15 @@ async def test_an_admin_retires_a_purpose_once_no_grant_names_it(site: Site) -> 
     assert "Đã ngừng sử dụng mục đích." in after.text
     events = await site.events("admin.purpose.retire")
     assert [(e.action, e.actor) for e in events] == [("admin.purpose.retire", "op:quantri")]
+
+
+async def test_the_pages_follow_the_language_switch(site: Site) -> None:
+    admin, _ = await site.signed_in("quantri", "admin,approver")
+    admin.cookies.set("dancu_lang", "en", path="/console")
+    for path, title in (
+        ("/console/purposes", "Purposes of use"),
+        ("/console/keys", "The gateway's signing keys"),
+        ("/console/approvals", "Pending changes"),
+    ):
+        page = await admin.get(path)
+        assert f"<h1>{title}</h1>" in page.text.replace("&#39;", "'"), path

@@ -40,6 +40,8 @@ from tests.console.conftest import ENCRYPTION_KEY, NEW_PASSWORD, console_setting
 from tests.harness import REQUIRE_SERVICES, serve_in_thread
 
 playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+"""Assertions that wait (up to the default timeout) for a page still loading after a click."""
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = PROJECT_ROOT / "docs" / "console"
@@ -222,10 +224,10 @@ def test_wrong_password_lockout_and_its_end(page: Any, console: Console) -> None
     page.wait_for_url(re.compile(r"/console/login$"))
     for _ in range(5):
         log_in(page, console, username, "not the password!")
-        assert page.get_by_test_id("login-error").is_visible()
+        expect(page.get_by_test_id("login-error")).to_be_visible()
     shot(page, "06-login-error")
     log_in(page, console, username, NEW_PASSWORD)  # right password, locked account
-    assert page.get_by_test_id("login-error").is_visible()
+    expect(page.get_by_test_id("login-error")).to_be_visible()
     console.execute(
         update(Operator)
         .where(Operator.username == username)
@@ -317,10 +319,10 @@ def test_self_approval_refused_and_another_approver_s_approval_applies(
     assert console.rate_limit(client_id) == 60
     page.get_by_test_id("nav-approvals").click()
     row = page.get_by_test_id("approval-row").filter(has_text=client_id)
-    assert row.count() == 1
+    expect(row).to_have_count(1)
     shot(page, "12-approvals")
     row.get_by_test_id("approval-approve").click()
-    assert page.get_by_test_id("approval-error").is_visible()
+    expect(page.get_by_test_id("approval-error")).to_be_visible()
     assert "self_approval" in page.get_by_test_id("approval-error").inner_text()
     shot(page, "13-self-approval-refused")
     assert console.rate_limit(client_id) == 60

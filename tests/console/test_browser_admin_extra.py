@@ -24,6 +24,7 @@ from tests.console.test_browser import (  # noqa: F401 - fixtures
     Console,
     browser,
     console,
+    expect,
     first_login,
     page,
     shot,
@@ -84,7 +85,7 @@ def test_an_admin_registers_a_purpose_and_rotates_the_signing_key(page: Any, con
     page.get_by_test_id("purpose-title").fill(PURPOSE_TITLE)
     page.get_by_test_id("purpose-legal-basis").fill("Luật Căn cước 2023, Điều 19")
     page.get_by_test_id("purpose-submit").click()
-    assert page.get_by_test_id("purpose-code-error").is_visible()
+    expect(page.get_by_test_id("purpose-code-error")).to_be_visible()
     page.get_by_test_id("purpose-code").fill(PURPOSE)
     page.get_by_test_id("purpose-submit").click()
     page.wait_for_url(re.compile(r"/console/purposes\?added=1$"))
@@ -109,7 +110,7 @@ def test_an_approver_approves_a_widening_another_operator_made(
     _widen(console, client_id, f"op:{admin}")
     page.get_by_test_id("nav-approvals").click()  # the author, an approver too, cannot approve it
     own = page.get_by_test_id("approval-row").filter(has_text=client_id)
-    assert own.get_by_test_id("approval-own").is_visible()
+    expect(own.get_by_test_id("approval-own")).to_be_visible()
     own.get_by_test_id("approval-approve").click()
     refused = page.get_by_test_id("approval-row").filter(has_text=client_id).get_by_test_id("approval-error")
     refused.wait_for()
@@ -123,7 +124,7 @@ def test_an_approver_approves_a_widening_another_operator_made(
         approver = first_login(approver_page, console, "approver", "duyet")
         approver_page.get_by_test_id("nav-approvals").click()
         row = approver_page.get_by_test_id("approval-row").filter(has_text=client_id)
-        assert row.count() == 1
+        expect(row).to_have_count(1)
         added = row.get_by_test_id("approval-added").all_inner_texts()
         removed = row.get_by_test_id("approval-removed").all_inner_texts()
         assert any("Đắk Lắk" in text for text in added) or any("(56)" in text for text in added), added

@@ -15,7 +15,6 @@ import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Final
 from urllib.parse import quote
@@ -27,7 +26,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.addresses import Network, client_ip, trusted_networks
+from app.addresses import request_client_ip
 from app.auth.keys import load_encryption_key
 from app.console.dashboard import VIETNAM, dashboard
 from app.console.text import LANGS, Lang, translate
@@ -208,21 +207,12 @@ async def console_context(request: Request, db: DbSession) -> Console:
         actor="op:?",
         request_id=request.scope.get("state", {}).get(REQUEST_ID_KEY),
         require_totp=state.settings.console_requires_totp,
-        client_ip=client_ip(
-            request.client.host if request.client else None,
-            request.headers.getlist("x-forwarded-for"),
-            _networks(state.settings.trusted_proxies),
-        ),
+        client_ip=request_client_ip(request, state.settings.trusted_proxies),
     )
     return Console(request=request, db=db, state=state, lang=_language(request), service=service)
 
 
 ConsoleDep = Annotated[Console, Depends(console_context)]
-
-
-@lru_cache(maxsize=8)
-def _networks(setting: str) -> list[Network]:
-    return trusted_networks(setting)
 
 
 _FERNETS: dict[int, Fernet] = {}

@@ -34,7 +34,7 @@ from app.audit.models import AuditCheckpointRow
 from app.audit.schemas import SubjectReportRequest
 from app.audit.service import Reader
 from app.console import stash
-from app.console.pdf import VIETNAM, report_pdf
+from app.console.dashboard import VIETNAM
 from app.console.router import Console, _fernet, _form, require_operator
 from app.errors import InvalidPersonalId
 from vnid import InvalidPersonalId as BadPersonalId
@@ -198,6 +198,10 @@ async def report_pdf_file(token: str, console: AuditorPage) -> Response:
         return report
     # In a worker thread: laying out the table costs about 10 ms a row (seconds for the largest report), and
     # the event loop keeps serving other requests meanwhile.
+    # fpdf2 (and fontTools under it) is imported at the first PDF: ~240 ms and tens of MiB a worker
+    # would otherwise carry from start-up to serve the citizen API, which never makes one.
+    from app.console.pdf import report_pdf
+
     body = await asyncio.to_thread(report_pdf, console.t, console.lang, **report)
     stamp = report["made_at"].astimezone(VIETNAM).strftime("%Y%m%d-%H%M%S")  # the time on the report
     return Response(

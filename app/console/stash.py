@@ -4,7 +4,8 @@ browser's history, a referrer or an access log.
 
 The inputs are stored Fernet-encrypted (``DANCU_KEYS__ENCRYPTION_KEY``) under a SHA-256 of the token, bound
 to the session that asked (another session, even of the same operator, gets nothing) and to a ``kind``;
-ending the session removes them. Opening the page again runs the read again, audited again, as an API
+ending the session removes them, and each new result removes those older than a session can live (8 hours), so
+the inputs of a session that merely expired are not kept either. Opening the page again runs the read again, audited again, as an API
 client asking twice would be.
 """
 
@@ -17,11 +18,12 @@ from typing import Any, Final
 
 import orjson
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.console.models import ConsoleResult
 from app.db import utcnow
+from app.operators.service import ABSOLUTE_TIMEOUT
 
 TOKEN: Final = re.compile(r"[A-Za-z0-9_-]{32}")
 
@@ -33,13 +35,16 @@ def _hash(token: str) -> str:
 async def keep(db: AsyncSession, fernet: Fernet, session_hash: str, kind: str, data: dict[str, Any]) -> str:
     """Store ``data`` for the session; the token that opens it (URL-safe, 192 random bits)."""
     token = secrets.token_urlsafe(24)
+    now = utcnow()
+    # No session outlives ABSOLUTE_TIMEOUT: what older ones kept can never be opened again.
+    await db.execute(delete(ConsoleResult).where(ConsoleResult.created_at <= now - ABSOLUTE_TIMEOUT))
     db.add(
         ConsoleResult(
             token_hash=_hash(token),
             session_hash=session_hash,
             kind=kind,
             payload=fernet.encrypt(orjson.dumps(data)).decode("ascii"),
-            created_at=utcnow(),
+            created_at=now,
         )
     )
     await db.flush()

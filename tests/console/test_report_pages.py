@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import re
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -264,3 +265,18 @@ async def test_an_empty_report_and_both_languages(site: Site, lang: str) -> None
     assert ("Không có lượt truy cập nào" if lang == "vi" else "No access to this") in page.text
     pdf = await auditor.get(answer.headers["location"] + "/pdf")
     assert pdf.content.startswith(b"%PDF-")
+
+
+async def test_a_result_older_than_any_session_is_removed_when_the_next_is_kept(site: Site) -> None:
+    """A session that merely expired never logs out: what it kept goes once no session could still open it."""
+    auditor, _ = await site.signed_in("kiemtoan", "auditor")
+    first = (await open_report(auditor, PERSONAL_ID)).headers["location"]
+    async with site.state.sessionmaker() as session:
+        for row in await session.scalars(select(ConsoleResult)):
+            row.created_at -= timedelta(hours=8, seconds=1)
+        await session.commit()
+    second = (await open_report(auditor, PERSONAL_ID)).headers["location"]
+    async with site.state.sessionmaker() as session:
+        assert len(list(await session.scalars(select(ConsoleResult)))) == 1
+    assert (await auditor.get(first)).status_code == 404
+    assert (await auditor.get(second)).status_code == 200

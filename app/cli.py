@@ -313,6 +313,19 @@ def purposes_add(
     typer.echo(f"registered purpose {purpose.code}")
 
 
+@purposes_cli.command("retire")
+def purposes_retire(
+    code: Annotated[str, typer.Argument(help="The purpose code.")],
+    as_json: JsonOutput = False,
+) -> None:
+    """Retire a purpose: no longer grantable nor usable in calls (refused while a grant names it)."""
+    purpose = _administer(lambda service, _keys: service.retire_purpose(code))
+    if as_json:
+        typer.echo(json.dumps(purpose.model_dump(mode="json"), ensure_ascii=False))
+        return
+    typer.echo(f"retired purpose {purpose.code}")
+
+
 @keys_cli.command("rotate")
 def keys_rotate(as_json: JsonOutput = False) -> None:
     """Make a new token and attestation signing key; the old ones stay published in the JWKS."""
@@ -545,7 +558,10 @@ def purposes_list(as_json: JsonOutput = False) -> None:
     if as_json:
         _echo_json({"items": [p.model_dump(mode="json") for p in purposes]})
         return
-    _echo_table(("code", "title", "legal_basis"), [(p.code, p.title, p.legal_basis) for p in purposes])
+    _echo_table(
+        ("code", "title", "legal_basis", "retired_at"),
+        [(p.code, p.title, p.legal_basis, p.retired_at) for p in purposes],
+    )
 
 
 @keys_cli.command("list")

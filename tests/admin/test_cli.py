@@ -256,7 +256,7 @@ def test_purposes_list(database: Path) -> None:
     table = dancu("purposes", "list").stdout.splitlines()
     listed = as_json("purposes", "list")
 
-    assert table[0].split() == ["code", "title", "legal_basis"]
+    assert table[0].split() == ["code", "title", "legal_basis", "retired_at"]
     assert table[1].startswith("A ")
     assert "Cấp thẻ Căn cước" in table[2]
     assert [p["code"] for p in listed["items"]] == ["A", "B"]
@@ -308,3 +308,24 @@ def test_changes_print_one_json_object_with_json(database: Path) -> None:
     assert (purpose["code"], purpose["title"]) == (PURPOSE, "Đăng ký thường trú")
     assert key["active"] is True
     assert rows(database, "SELECT kid FROM signing_keys WHERE active") == [(key["kid"],)]
+
+
+def test_purposes_retire_refused_while_granted_then_retired(database: Path) -> None:
+    dancu(
+        "purposes", "add", "--code", PURPOSE, "--title", "Đăng ký thường trú", "--legal-basis", "Luật Cư trú"
+    )
+    client_id = new_client("Cổng", "--scopes", "citizen.verify", "--purposes", PURPOSE)["client_id"]
+
+    refused = runner.invoke(cli, ["purposes", "retire", PURPOSE])
+    assert refused.exit_code == 2
+    assert "still in a client's grant" in refused.output
+    assert rows(database, "SELECT retired_at FROM purposes") == [(None,)]
+
+    as_json("grants", "set", client_id, "--purposes", "")
+    retired = as_json("purposes", "retire", PURPOSE)
+    assert retired["code"] == PURPOSE
+    assert retired["retired_at"] is not None
+    assert [row["retired_at"] for row in as_json("purposes", "list")["items"]] == [retired["retired_at"]]
+    assert rows(database, "SELECT action, actor FROM audit_events WHERE action = 'admin.purpose.retire'") == [
+        ("admin.purpose.retire", "cli")
+    ]

@@ -243,6 +243,7 @@ async def client_page(client_id: str, console: AdminPage, done: str = "") -> Res
         "suspended": "cl.suspended.done",
         "reinstated": "cl.reinstated.done",
         "keys": "cl.jwks.saved",
+        "secret_off": "cl.secret_off.done",
         "grant": "grant.saved",
     }
     return await _detail_page(console, client_id[:64], notice=notices.get(done))
@@ -320,6 +321,22 @@ async def rotate_secret(client_id: str, console: AdminPage) -> Response:
         return _not_found(console)
     secret = result.client_secret if isinstance(result, ClientSecretOut) else None
     return await _after_change(console, client_id, result, "saved", secret=secret)
+
+
+@router.post("/clients/{client_id}/secret/off")
+async def disable_secret(client_id: str, console: AdminPage) -> Response:
+    """Secret authentication off for a key-only client (``DELETE /v1/admin/clients/{id}/secret``): 409 beside
+    the button while it has no registered keys (it would be locked out)."""
+    client_id = client_id[:64]
+    try:
+        result = await _admin(console).disable_secret(client_id)
+    except NotFound:
+        await console.rollback()
+        return _not_found(console)
+    except GatewayError as err:
+        await console.rollback()
+        return await _detail_page(console, client_id, status=err.status, errors=_gateway_error(console, err))
+    return await _after_change(console, client_id, result, "secret_off")
 
 
 @router.post("/clients/{client_id}/jwks")

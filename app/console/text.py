@@ -237,6 +237,15 @@ TEXT: Final[dict[str, tuple[str, str]]] = {
     "cl.rotate.24h": ("24 giờ", "24 hours"),
     "cl.rotate.submit": ("Đổi mã bí mật", "Rotate"),
     "cl.rotated": ("Đã đổi mã bí mật.", "Secret rotated."),
+    "cl.secret_off": ("Tắt đăng nhập bằng mã bí mật", "Turn secret authentication off"),
+    "cl.secret_off.hint": (
+        "Chỉ dành cho ứng dụng đã đăng ký khóa công khai: sau đó ứng dụng chỉ lấy token bằng private_key_jwt.",
+        "Only for a client with registered public keys: it then gets tokens with private_key_jwt alone.",
+    ),
+    "cl.secret_off.done": (
+        "Đã tắt đăng nhập bằng mã bí mật; ứng dụng chỉ dùng khóa đã đăng ký.",
+        "Secret authentication is off; the client uses its registered keys alone.",
+    ),
     "cl.jwks": ("Đăng ký khóa công khai (JWKS)", "Register public keys (JWKS)"),
     "cl.jwks.label": (
         'Dán tập khóa JWKS dạng JSON {"keys": [...]} (EC P-256 hoặc RSA từ 2048 bit, chỉ khóa công khai)',

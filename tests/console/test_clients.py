@@ -348,3 +348,41 @@ async def test_refusals_follow_the_language_switch(site: Site) -> None:
     )
     assert refused.status_code == 422
     assert "Separation of duties" in _errors_of(refused.text, "scopes")
+
+
+async def test_secret_authentication_turned_off_only_for_a_client_with_keys(site: Site) -> None:
+    browser, _ = await site.signed_in("quantri", "admin")
+    client_id, secret = await _create(browser)
+    page = await browser.get(f"/console/clients/{client_id}")
+    csrf = csrf_of(page.text)
+    assert 'data-testid="client-secret-off"' in page.text
+    path = f"/console/clients/{client_id}/secret/off"
+
+    assert (await browser.post(path)).status_code == 403  # no CSRF token: nothing changes
+    refused = await browser.post(path, data={"csrf_token": csrf})
+    assert refused.status_code == 409  # no registered keys: it would lock the client out
+    assert 'data-testid="client-error"' in refused.text
+    assert await site.events("admin.client.secret_disable") == []
+
+    public = {
+        **jwt.algorithms.ECAlgorithm.to_jwk(
+            ec.generate_private_key(ec.SECP256R1()).public_key(), as_dict=True
+        ),
+        "kid": "gialai-2026",
+    }
+    keys = await browser.post(
+        f"/console/clients/{client_id}/jwks",
+        data={"csrf_token": csrf, "jwks": json.dumps({"keys": [public]})},
+    )
+    assert keys.status_code == 303
+    turned_off = await browser.post(path, data={"csrf_token": csrf})
+    assert turned_off.status_code == 303
+    shown = await browser.get(turned_off.headers["location"])
+    assert "Đã tắt đăng nhập bằng mã bí mật" in shown.text
+    assert 'data-testid="client-secret-off"' not in shown.text
+    token = await browser.post(
+        "/oauth2/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret)
+    )
+    assert token.status_code == 401  # the secret no longer authenticates
+    events = [(e.action, e.actor) for e in await site.events("admin.client.secret_disable")]
+    assert events == [("admin.client.secret_disable", "op:quantri")]

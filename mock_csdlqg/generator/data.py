@@ -9,6 +9,8 @@ are the mock's own list in the same two-digit style (the GSO list is not vendore
 
 from __future__ import annotations
 
+from vnid.ethnicities import ETHNIC_GROUPS
+
 # Legacy (pre-2025) province populations, millions, keyed by the ID prefix (birth-registration code).
 LEGACY_POPULATION: dict[str, float] = {
     "001": 8.6, "002": 0.9, "004": 0.55, "006": 0.32, "008": 0.8, "010": 0.77, "011": 0.64, "012": 0.48,
@@ -21,18 +23,8 @@ LEGACY_POPULATION: dict[str, float] = {
     "089": 1.9, "091": 1.75, "092": 1.25, "093": 0.73, "094": 1.2, "095": 0.92, "096": 1.2,
 }  # fmt: skip
 
-# Ethnic groups: GSO code -> name (1979 list).
-ETHNICITIES: dict[str, str] = {
-    "01": "Kinh", "02": "Tày", "03": "Thái", "04": "Hoa", "05": "Khơ-me", "06": "Mường", "07": "Nùng",
-    "08": "HMông", "09": "Dao", "10": "Gia-rai", "11": "Ngái", "12": "Ê-đê", "13": "Ba-na", "14": "Xơ-Đăng",
-    "15": "Sán Chay", "16": "Cơ-ho", "17": "Chăm", "18": "Sán Dìu", "19": "Hrê", "20": "Mnông",
-    "21": "Ra-glai", "22": "Xtiêng", "23": "Bru-Vân Kiều", "24": "Thổ", "25": "Giáy", "26": "Cơ-tu",
-    "27": "Gié-Triêng", "28": "Mạ", "29": "Khơ-mú", "30": "Co", "31": "Tà-ôi", "32": "Chơ-ro", "33": "Kháng",
-    "34": "Xinh-mun", "35": "Hà Nhì", "36": "Chu-ru", "37": "Lào", "38": "La Chí", "39": "La Ha",
-    "40": "Phù Lá", "41": "La Hủ", "42": "Lự", "43": "Lô Lô", "44": "Chứt", "45": "Mảng", "46": "Pà Thẻn",
-    "47": "Co Lao", "48": "Cống", "49": "Bố Y", "50": "Si La", "51": "Pu Péo", "52": "Brâu", "53": "Ơ Đu",
-    "54": "Rơ-măm",
-}  # fmt: skip
+# Ethnic groups: GSO code -> name (1979 list); the list is vnid's, shared with the gateway.
+ETHNICITIES = ETHNIC_GROUPS
 
 RELIGIONS: dict[str, str] = {
     "00": "Không", "01": "Phật giáo", "02": "Công giáo", "03": "Tin lành", "04": "Cao Đài",

@@ -18,6 +18,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -28,15 +29,16 @@ from sqlalchemy import update
 
 from app.audit.writer import AdminLog
 from app.auth.keys import SecretHasher, load_encryption_key
-from app.auth.schemas import ClientCreate, GrantIn
+from app.auth.schemas import ClientCreate, GrantIn, PurposeIn
 from app.auth.service import CLI_ACTOR, AuthService
 from app.cli import PROJECT_ROOT
+from app.config import Settings
 from app.db import create_engine, create_sessionmaker, utcnow
 from app.main import create_app
 from app.operators import credentials
 from app.operators.models import Operator, OperatorSession
 from app.operators.service import OperatorService
-from tests.console.conftest import ENCRYPTION_KEY, NEW_PASSWORD, console_settings
+from tests.console.conftest import ENCRYPTION_KEY, NEW_PASSWORD, SUBJECT_KEYS, console_settings
 from tests.harness import REQUIRE_SERVICES, serve_in_thread
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -118,6 +120,21 @@ class Console:
 
         return str(self.run(make))
 
+    def portal(self, name: str, grant: GrantIn, purpose: PurposeIn) -> tuple[str, str]:
+        """A calling system: ``purpose`` registered (once), a client named ``name`` with ``grant``; its id
+        and secret."""
+
+        async def make(session: Any) -> tuple[str, str]:
+            service = AuthService(session, self.secrets, AdminLog(session, actor=CLI_ACTOR))
+            if purpose.code not in {p.code for p in await service.list_purposes()}:
+                await service.add_purpose(purpose)
+            created = await service.create_client(ClientCreate(name=name))
+            await service.replace_grant(created.client.client_id, grant)
+            return created.client.client_id, created.client_secret
+
+        client_id, secret = self.run(make)
+        return str(client_id), str(secret)
+
     def rate_limit(self, client_id: str) -> int:
         async def read(session: Any) -> int:
             service = AuthService(session, self.secrets, AdminLog(session, actor=CLI_ACTOR))
@@ -135,20 +152,35 @@ class Console:
 @pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory, console_template: Path) -> Iterator[Console]:
     folder = tmp_path_factory.mktemp("console-browser")
-    path = folder / "dancu.db"
-    shutil.copyfile(console_template, path)
-    database_url = f"sqlite:///{path}"
-    settings = console_settings(
-        database_url,
-        admin={"require_approval": True},
-        audit={
-            "subject_keys": "k1:QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVpBQkNERUY=",
-            "checkpoint_key_file": str(folder / "checkpoint.pem"),
-            "checkpoint_dir": str(folder / "checkpoints"),
-        },
+    settings = browser_settings(
+        folder, sqlite_copy(folder, console_template), admin={"require_approval": True}
     )
-    with serve_in_thread(create_app(settings), "console-browser") as url:
-        yield Console(url, database_url, settings)
+    with served(settings, "console-browser") as console:
+        yield console
+
+
+def sqlite_copy(folder: Path, template: Path) -> str:
+    """A copy of the migrated template database in ``folder``, as a URL."""
+    path = folder / "dancu.db"
+    shutil.copyfile(template, path)
+    return f"sqlite:///{path}"
+
+
+def browser_settings(folder: Path, database_url: str, **extra: Any) -> Settings:
+    """A browser test's gateway: the console's settings, with checkpoint key and files of its own in ``folder``."""
+    audit = {
+        "subject_keys": SUBJECT_KEYS,
+        "checkpoint_key_file": str(folder / "checkpoint.pem"),
+        "checkpoint_dir": str(folder / "checkpoints"),
+    }
+    return console_settings(database_url, audit=audit, **extra)
+
+
+@contextmanager
+def served(settings: Settings, name: str) -> Iterator[Console]:
+    """The gateway of ``settings`` under uvicorn in a thread, for the ``with`` block."""
+    with serve_in_thread(create_app(settings), name) as url:
+        yield Console(url, settings.database_url, settings)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import csv
 import io
 import json
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,19 +21,18 @@ import pytest
 from sqlalchemy import select
 
 from app.audit.models import AuditEventRow
-from app.audit.writer import AdminLog
-from app.auth.schemas import ClientCreate, GrantIn, PurposeIn
-from app.auth.service import CLI_ACTOR, AuthService
-from app.main import create_app
-from tests.console.conftest import console_settings
+from app.auth.schemas import GrantIn, PurposeIn
 from tests.console.test_browser import (  # noqa: F401 - fixtures used by name
     Console,
     browser,
+    browser_settings,
     first_login,
     page,
+    served,
     shot,
+    sqlite_copy,
 )
-from tests.harness import HEAD, seeded_mock, serve_in_thread
+from tests.harness import HEAD, seeded_mock
 
 RESIDENT = HEAD  # a persona of the seeded mock register, in Gia Lai (52)
 PURPOSE = "1.001234.000.00.00.H12"
@@ -44,44 +42,21 @@ PURPOSE = "1.001234.000.00.00.H12"
 def console(tmp_path_factory: pytest.TempPathFactory, console_template: Path) -> Iterator[Console]:
     """The gateway of ``test_browser.py``'s fixture, with a seeded mock register so a call is answered."""
     folder = tmp_path_factory.mktemp("console-audit-browser")
-    path = folder / "dancu.db"
-    shutil.copyfile(console_template, path)
-    database_url = f"sqlite:///{path}"
-    settings = console_settings(
-        database_url,
+    settings = browser_settings(
+        folder,
+        sqlite_copy(folder, console_template),
         MOCK_CSDLQG_DATABASE_URL=seeded_mock(tmp_path_factory, "console-audit-mock"),
-        audit={
-            "subject_keys": "k1:QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVpBQkNERUY=",
-            "checkpoint_key_file": str(folder / "checkpoint.pem"),
-            "checkpoint_dir": str(folder / "checkpoints"),
-        },
     )
-    with serve_in_thread(create_app(settings), "console-audit-browser") as url:
-        yield Console(url, database_url, settings)
+    with served(settings, "console-audit-browser") as console:
+        yield console
 
 
 def client_with_secret(console: Console) -> tuple[str, str]:
-    async def make(session: Any) -> tuple[str, str]:
-        service = AuthService(session, console.secrets, AdminLog(session, actor=CLI_ACTOR))
-        if PURPOSE not in {p.code for p in await service.list_purposes()}:
-            await service.add_purpose(
-                PurposeIn(
-                    code=PURPOSE,
-                    title="Đăng ký thường trú",
-                    legal_basis="Luật Cư trú 2020, Điều 20",
-                )
-            )
-        created = await service.create_client(ClientCreate(name="Cổng dịch vụ công tỉnh Gia Lai"))
-        await service.replace_grant(
-            created.client.client_id,
-            GrantIn(
-                scopes=["citizen.verify"], provinces=["52"], purposes=[PURPOSE], rate_limit_per_minute=60
-            ),
-        )
-        return created.client.client_id, created.client_secret
-
-    client_id, secret = console.run(make)
-    return str(client_id), str(secret)
+    return console.portal(
+        "Cổng dịch vụ công tỉnh Gia Lai",
+        GrantIn(scopes=["citizen.verify"], provinces=["52"], purposes=[PURPOSE], rate_limit_per_minute=60),
+        PurposeIn(code=PURPOSE, title="Đăng ký thường trú", legal_basis="Luật Cư trú 2020, Điều 20"),
+    )
 
 
 def call_the_api(console: Console) -> str:

@@ -10,7 +10,6 @@ module's too: one Chromium for this module).
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,17 +22,18 @@ from app.audit.models import AuditEventRow
 from app.audit.writer import AdminLog
 from app.auth.schemas import PurposeIn
 from app.auth.service import CLI_ACTOR, AuthService
-from app.main import create_app
-from tests.console.conftest import console_settings
 from tests.console.test_browser import (  # noqa: F401 - fixtures used by name
     BROWSER_WAIT_MS,
     Console,
     browser,
+    browser_settings,
     first_login,
     page,
+    served,
     shot,
+    sqlite_copy,
 )
-from tests.harness import HEAD, seeded_mock, serve_in_thread
+from tests.harness import HEAD, seeded_mock
 
 RESIDENT = HEAD  # a persona of the seeded mock register, in Gia Lai (52)
 PURPOSE = "1.001234.000.00.00.H12"
@@ -46,21 +46,13 @@ def console(tmp_path_factory: pytest.TempPathFactory, console_template: Path) ->
     """The gateway of ``test_browser.py``'s fixture (four-eyes on), with a seeded mock register and a
     registered purpose, so the new client's lookup is answered."""
     folder = tmp_path_factory.mktemp("console-clients-browser")
-    path = folder / "dancu.db"
-    shutil.copyfile(console_template, path)
-    database_url = f"sqlite:///{path}"
-    settings = console_settings(
-        database_url,
+    settings = browser_settings(
+        folder,
+        sqlite_copy(folder, console_template),
         admin={"require_approval": True},
         MOCK_CSDLQG_DATABASE_URL=seeded_mock(tmp_path_factory, "console-clients-mock"),
-        audit={
-            "subject_keys": "k1:QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVpBQkNERUY=",
-            "checkpoint_key_file": str(folder / "checkpoint.pem"),
-            "checkpoint_dir": str(folder / "checkpoints"),
-        },
     )
-    with serve_in_thread(create_app(settings), "console-clients-browser") as url:
-        gateway = Console(url, database_url, settings)
+    with served(settings, "console-clients-browser") as gateway:
 
         async def purpose(session: Any) -> None:
             service = AuthService(session, gateway.secrets, AdminLog(session, actor=CLI_ACTOR))

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from app.main import create_app
-from tests.console.conftest import console_settings
 from tests.console.test_browser import (  # noqa: F401 - fixtures and the tests run again here
     Console,
     browser,
+    browser_settings,
     page,
+    served,
     test_a_disabled_operator_s_session_ends,
     test_a_page_the_roles_do_not_allow_is_403_without_a_link,
     test_csrf_refusal_changes_nothing,
@@ -29,7 +29,7 @@ from tests.console.test_browser import (  # noqa: F401 - fixtures and the tests 
     test_session_expiry_and_logout,
     test_wrong_password_lockout_and_its_end,
 )
-from tests.harness import fresh_postgres, serve_in_thread
+from tests.harness import fresh_postgres
 
 
 @pytest.fixture(autouse=True)
@@ -52,14 +52,6 @@ def console(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) -> Iter
 
 
 def _served(folder: Path, database_url: str) -> Iterator[Console]:
-    settings = console_settings(
-        database_url,
-        admin={"require_approval": True},
-        audit={
-            "subject_keys": "k1:QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVpBQkNERUY=",
-            "checkpoint_key_file": str(folder / "checkpoint.pem"),
-            "checkpoint_dir": str(folder / "checkpoints"),
-        },
-    )
-    with serve_in_thread(create_app(settings), "console-browser-pg") as url:
-        yield Console(url, database_url, settings)
+    settings = browser_settings(folder, database_url, admin={"require_approval": True})
+    with served(settings, "console-browser-pg") as console:
+        yield console

@@ -29,41 +29,27 @@ from sqlalchemy import select, update
 
 from app.audit.checkpoints import Checkpointer, load_checkpoint_key
 from app.audit.models import AuditEventRow, AuditIntegrityRun
-from app.audit.writer import AdminLog
-from app.auth.schemas import ClientCreate, GrantIn, PurposeIn
-from app.auth.service import CLI_ACTOR, AuthService
-from app.config import Settings
+from app.auth.schemas import GrantIn, PurposeIn
 from app.db import create_engine, create_sessionmaker, utcnow
-from app.main import create_app
-from tests.console.conftest import NEW_PASSWORD, console_settings
+from tests.console.conftest import NEW_PASSWORD
 from tests.console.test_browser import (  # noqa: F401 - fixtures used by name
     SHOTS,
     Console,
     browser,
+    browser_settings,
     first_login,
     log_in,
     page,
+    served,
     shot,
+    sqlite_copy,
 )
-from tests.harness import HEAD, seeded_mock, serve_in_thread
+from tests.harness import HEAD, seeded_mock
 
 RESIDENT = HEAD  # a persona of the seeded mock register, in Gia Lai (52)
 PURPOSE = "1.000894.000.00.00.H12"
 PURPOSE_TITLE = "Đăng ký thường trú"
 CLIENT_NAME = "Cổng dịch vụ công tỉnh Gia Lai"
-SUBJECT_KEYS = "k1:QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVpBQkNERUY="
-
-
-def settings_for(folder: Path, database_url: str, mock_url: str) -> Settings:
-    return console_settings(
-        database_url,
-        MOCK_CSDLQG_DATABASE_URL=mock_url,
-        audit={
-            "subject_keys": SUBJECT_KEYS,
-            "checkpoint_key_file": str(folder / "checkpoint.pem"),
-            "checkpoint_dir": str(folder / "checkpoints"),
-        },
-    )
 
 
 @pytest.fixture(scope="module")
@@ -77,35 +63,25 @@ def console(
 ) -> Iterator[Console]:
     """A gateway like ``test_browser.py``'s, with a seeded mock register so calls are answered."""
     folder = tmp_path_factory.mktemp("console-report-browser")
-    path = folder / "dancu.db"
-    shutil.copyfile(console_template, path)
-    settings = settings_for(folder, f"sqlite:///{path}", mock_url)
-    with serve_in_thread(create_app(settings), "console-report-browser") as url:
-        yield Console(url, f"sqlite:///{path}", settings)
+    settings = browser_settings(
+        folder, sqlite_copy(folder, console_template), MOCK_CSDLQG_DATABASE_URL=mock_url
+    )
+    with served(settings, "console-report-browser") as console:
+        yield console
 
 
 def client_with_secret(console: Console) -> tuple[str, str]:
-    async def make(session: Any) -> tuple[str, str]:
-        service = AuthService(session, console.secrets, AdminLog(session, actor=CLI_ACTOR))
-        if PURPOSE not in {p.code for p in await service.list_purposes()}:
-            await service.add_purpose(
-                PurposeIn(code=PURPOSE, title=PURPOSE_TITLE, legal_basis="Luật Cư trú 2020, Điều 20")
-            )
-        created = await service.create_client(ClientCreate(name=CLIENT_NAME))
-        await service.replace_grant(
-            created.client.client_id,
-            GrantIn(
-                scopes=["citizen.verify", "citizen.read"],
-                fields=["full_name", "date_of_birth", "permanent_address"],
-                provinces=["52"],
-                purposes=[PURPOSE],
-                rate_limit_per_minute=60,
-            ),
-        )
-        return created.client.client_id, created.client_secret
-
-    client_id, secret = console.run(make)
-    return str(client_id), str(secret)
+    return console.portal(
+        CLIENT_NAME,
+        GrantIn(
+            scopes=["citizen.verify", "citizen.read"],
+            fields=["full_name", "date_of_birth", "permanent_address"],
+            provinces=["52"],
+            purposes=[PURPOSE],
+            rate_limit_per_minute=60,
+        ),
+        PurposeIn(code=PURPOSE, title=PURPOSE_TITLE, legal_basis="Luật Cư trú 2020, Điều 20"),
+    )
 
 
 def call_the_api(console: Console) -> str:
@@ -281,9 +257,9 @@ def test_an_integrity_check_on_a_damaged_copy_names_the_damage(
     shutil.copyfile(Path(console.settings.audit.checkpoint_key_file), folder / "checkpoint.pem")
     shutil.copytree(Path(console.settings.audit.checkpoint_dir), folder / "checkpoints")
     database_url, seq = damaged_copy(console, folder)
-    settings = settings_for(folder, database_url, mock_url)
-    with serve_in_thread(create_app(settings), "console-report-damaged") as url:
-        log_in(page, Console(url, database_url, settings), username, NEW_PASSWORD)
+    settings = browser_settings(folder, database_url, MOCK_CSDLQG_DATABASE_URL=mock_url)
+    with served(settings, "console-report-damaged") as damaged:
+        log_in(page, damaged, username, NEW_PASSWORD)
         page.wait_for_url(re.compile(r"/console/$"))
         page.get_by_test_id("nav-integrity").click()
         page.wait_for_url(re.compile(r"/console/integrity$"))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,19 +20,18 @@ from typing import Any
 import httpx
 import pytest
 
-from app.audit.writer import AdminLog
-from app.auth.schemas import ClientCreate, GrantIn, PurposeIn
-from app.auth.service import CLI_ACTOR, AuthService
-from app.main import create_app
-from tests.console.conftest import console_settings
+from app.auth.schemas import GrantIn, PurposeIn
 from tests.console.test_browser import (  # noqa: F401 - fixtures used by name
     Console,
     browser,
+    browser_settings,
     first_login,
     page,
+    served,
     shot,
+    sqlite_copy,
 )
-from tests.harness import seeded_mock, serve_in_thread
+from tests.harness import seeded_mock
 
 PURPOSE = "TK-DS.000001"
 PURPOSE_TITLE = "Thống kê dân số phục vụ quy hoạch"
@@ -45,42 +43,23 @@ API = "/v1/statistics/population"
 def console(tmp_path_factory: pytest.TempPathFactory, console_template: Path) -> Iterator[Console]:
     """The gateway of ``test_browser.py``'s fixture on a mock register of 20,000 generated residents (as `make run` seeds it)."""
     folder = tmp_path_factory.mktemp("console-stats-browser")
-    path = folder / "dancu.db"
-    shutil.copyfile(console_template, path)
-    database_url = f"sqlite:///{path}"
-    settings = console_settings(
-        database_url,
+    settings = browser_settings(
+        folder,
+        sqlite_copy(folder, console_template),
         MOCK_CSDLQG_DATABASE_URL=seeded_mock(tmp_path_factory, "console-stats-browser-mock", 20000),
-        audit={
-            "subject_keys": "k1:QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVpBQkNERUY=",
-            "checkpoint_key_file": str(folder / "checkpoint.pem"),
-            "checkpoint_dir": str(folder / "checkpoints"),
-        },
     )
-    with serve_in_thread(create_app(settings), "console-stats-browser") as url:
-        yield Console(url, database_url, settings)
+    with served(settings, "console-stats-browser") as console:
+        yield console
 
 
 def stats_client(console: Console) -> tuple[str, str]:
     """A planning office's client: ``stats.read`` for province 52 with the statistical purpose."""
 
-    async def make(session: Any) -> tuple[str, str]:
-        service = AuthService(session, console.secrets, AdminLog(session, actor=CLI_ACTOR))
-        if PURPOSE not in {p.code for p in await service.list_purposes()}:
-            await service.add_purpose(
-                PurposeIn(code=PURPOSE, title=PURPOSE_TITLE, legal_basis="Luật Thống kê 2015, Điều 4")
-            )
-        created = await service.create_client(ClientCreate(name="Sở Kế hoạch và Đầu tư tỉnh Gia Lai"))
-        await service.replace_grant(
-            created.client.client_id,
-            GrantIn(
-                scopes=["stats.read"], provinces=[PROVINCE], purposes=[PURPOSE], rate_limit_per_minute=60
-            ),
-        )
-        return created.client.client_id, created.client_secret
-
-    client_id, secret = console.run(make)
-    return str(client_id), str(secret)
+    return console.portal(
+        "Sở Kế hoạch và Đầu tư tỉnh Gia Lai",
+        GrantIn(scopes=["stats.read"], provinces=[PROVINCE], purposes=[PURPOSE], rate_limit_per_minute=60),
+        PurposeIn(code=PURPOSE, title=PURPOSE_TITLE, legal_basis="Luật Thống kê 2015, Điều 4"),
+    )
 
 
 def api_answer(console: Console, body: dict[str, Any]) -> dict[str, Any]:

@@ -1,15 +1,56 @@
-"""Process helpers for the benchmarks: run a command while sampling its process tree's memory."""
+"""Process helpers for the benchmarks: a free port, a command that must succeed, a server for a ``with`` block, and
+a command run while sampling its process tree's memory."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def run(args: Sequence[str], env: dict[str, str], cwd: Path) -> str:
+    """``args``'s standard output; SystemExit with the end of its standard error when it fails."""
+    done = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(args[:3])} failed: {done.stderr.strip()[-500:]}")
+    return done.stdout
+
+
+@contextmanager
+def serving(args: Sequence[str], env: dict[str, str], cwd: Path, url: str) -> Iterator[None]:
+    """The server ``args`` for the ``with`` block, once ``url`` answers 200 (within 120 s)."""
+    process = subprocess.Popen(args, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(url, timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"{args[0]} did not start")
+            time.sleep(0.2)
+        yield
+    finally:
+        process.terminate()
+        process.wait(10)
 
 
 @dataclass(frozen=True)

@@ -38,16 +38,13 @@ import random
 import re
 import secrets
 import shutil
-import socket
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -68,6 +65,7 @@ from app.cli import upgrade_database
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.operators.service import OperatorService
+from bench._proc import free_port, run, serving
 
 BIN = Path(sys.executable).parent
 PURPOSE = "1.001234.000.00.00.H12"
@@ -78,20 +76,6 @@ CLIENTS = 20
 SPAN_DAYS = 35
 ACTIONS = (("citizen.verify", 60), ("citizen.read", 30), ("household.read", 6), ("audit.search", 4))
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def run(args: Sequence[str], env: dict[str, str], cwd: Path) -> str:
-    done = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(args[:3])} failed: {done.stderr.strip()[-500:]}")
-    return done.stdout
 
 
 def with_database(url: str, name: str) -> str:
@@ -110,26 +94,6 @@ async def admin_sql(url: str, statement: str) -> None:
         await conn.execute(statement)
     finally:
         await conn.close()
-
-
-@contextmanager
-def serving(args: Sequence[str], env: dict[str, str], cwd: Path, url: str) -> Iterator[None]:
-    process = subprocess.Popen(args, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(url, timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"{args[0]} did not start")
-            time.sleep(0.2)
-        yield
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 # --- setting up ------------------------------------------------------------------------------------------------

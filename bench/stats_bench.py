@@ -21,18 +21,19 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._proc import free_port, run, serving
 
 BIN = Path(sys.executable).parent
 DIMENSIONS = (
@@ -61,40 +62,6 @@ HTTP_SHAPES: tuple[tuple[str, ...], ...] = (
     ("ward", "age_band", "sex"),
 )
 PURPOSE = "TK-BENCH.000001"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def run(args: Sequence[str], env: dict[str, str], cwd: Path) -> str:
-    done = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(args[:3])} failed: {done.stderr.strip()[-500:]}")
-    return done.stdout
-
-
-@contextmanager
-def serving(args: Sequence[str], env: dict[str, str], cwd: Path, url: str) -> Iterator[None]:
-    process = subprocess.Popen(args, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url, timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"{args[0]} did not start")
-            time.sleep(0.2)
-        yield
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 def token(base: str, client: dict[str, str]) -> str:

@@ -23,8 +23,6 @@ from pydantic import ValidationError
 import vnid
 from app.admin.errors import SelfApprovalForbidden
 from app.admin.schemas import ChangeOut
-from app.admin.service import AdminService
-from app.auth.dependencies import KEYS
 from app.auth.errors import Conflict
 from app.auth.schemas import ClientSecretOut, PurposeIn
 from app.backends.base import RESIDENT_FIELDS, SENSITIVE_FIELDS
@@ -54,18 +52,6 @@ LIST_MEMBERS: Final = frozenset({"scopes", "fields", "provinces", "purposes"})
 CLIENT_MEMBERS: Final = ("name", "description", "contact_email", "status")
 
 
-def admin_service(console: Console) -> AdminService:
-    """The REST API's use cases on behalf of the signed-in operator."""
-    assert console.me is not None  # noqa: S101 - require_operator set it
-    return AdminService(
-        console.db,
-        console.state[KEYS],
-        actor=console.me.actor,
-        request_id=console.service.request_id,
-        require_approval=console.state.settings.admin.require_approval,
-    )
-
-
 def _message(console: Console, err: GatewayError) -> str:
     return err.detail if console.lang == "en" else err.detail_vi
 
@@ -85,7 +71,7 @@ async def _purposes_page(
     notice: str | None = None,
     row_error: tuple[str, str] | None = None,
 ) -> Response:
-    page = await admin_service(console).list_purposes(cursor=None, limit=MAX_PURPOSES_SHOWN)
+    page = await console.admin().list_purposes(cursor=None, limit=MAX_PURPOSES_SHOWN)
     return console.page(
         "purposes.html",
         "purposes.title",
@@ -112,7 +98,7 @@ async def add_purpose(console: AdminPage) -> Response:
     form = await _form(console.request)
     shown = {name: form.get(name, "") for name in _PURPOSE_FORM}
     try:
-        await admin_service(console).add_purpose(PurposeIn.model_validate(shown))
+        await console.admin().add_purpose(PurposeIn.model_validate(shown))
     except ValidationError as err:  # each refusal next to its field; messages name no value
         await console.rollback()
         errors: dict[str, str] = {}
@@ -132,7 +118,7 @@ async def add_purpose(console: AdminPage) -> Response:
 async def retire_purpose(code: str, console: AdminPage) -> Response:
     code = code[:64]
     try:
-        await admin_service(console).retire_purpose(code)
+        await console.admin().retire_purpose(code)
     except GatewayError as err:  # 404 unknown; 409 still in a grant: shown beside its row
         await console.rollback()
         return await _purposes_page(console, status=err.status, row_error=(code, _message(console, err)))
@@ -144,7 +130,7 @@ async def retire_purpose(code: str, console: AdminPage) -> Response:
 
 @router.get("/keys")
 async def signing_keys(console: AdminPage) -> Response:
-    page = await admin_service(console).list_signing_keys(cursor=None, limit=1000)
+    page = await console.admin().list_signing_keys(cursor=None, limit=1000)
     rotated = console.request.query_params.get("rotated")
     return console.page(
         "keys.html",
@@ -156,7 +142,7 @@ async def signing_keys(console: AdminPage) -> Response:
 
 @router.post("/keys/rotate")
 async def rotate_signing_key(console: AdminPage) -> Response:
-    await admin_service(console).rotate_signing_key()
+    await console.admin().rotate_signing_key()
     return RedirectResponse("/console/keys?rotated=1", status_code=303)
 
 
@@ -298,7 +284,7 @@ async def _approvals_page(
     notice: str | None = None,
 ) -> Response:
     assert console.me is not None  # noqa: S101 - require_operator set it
-    service = admin_service(console)
+    service = console.admin()
     page = await service.list_changes(status="pending", cursor=None, limit=MAX_CHANGES_SHOWN)
     titles = {p.code: p.title for p in await service.auth.list_purposes()}
     names = Names(console, titles)
@@ -349,7 +335,7 @@ async def decide(change_id: str, console: ApproverPage) -> Response:
     form = await _form(console.request)
     decision = form.get("decision")
     reason = form.get("reason", "").strip()[:500] or None
-    service = admin_service(console)
+    service = console.admin()
     try:
         if decision == "approve":
             result: Any = await service.approve(change_id, reason=reason)

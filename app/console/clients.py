@@ -24,9 +24,7 @@ from pydantic import ValidationError
 
 import vnid
 from app.admin.schemas import ChangeOut
-from app.admin.service import AdminService
 from app.auth.context import SCOPES
-from app.auth.dependencies import KEYS
 from app.auth.schemas import (
     MAX_SECRET_GRACE_SECONDS,
     ClientCreate,
@@ -56,17 +54,6 @@ MAX_JWKS_TEXT: Final = 64 * 1024
 MAX_LISTED: Final = 1000
 GRACE_CHOICES: Final = (0, 3600, MAX_SECRET_GRACE_SECONDS)
 _LOCAL_TIME: Final = "%Y-%m-%dT%H:%M"
-
-
-def _admin(console: Console) -> AdminService:
-    assert console.me is not None  # noqa: S101 - require_operator set it
-    return AdminService(
-        console.db,
-        console.state[KEYS],
-        actor=console.me.actor,
-        request_id=console.service.request_id,
-        require_approval=console.state.settings.admin.require_approval,
-    )
 
 
 def _has(member: str) -> bool:
@@ -123,7 +110,7 @@ def _gateway_error(console: Console, err: GatewayError) -> dict[str, list[str]]:
 
 @router.get("/clients")
 async def clients(console: AdminPage, q: str = "", status: str = "") -> Response:
-    service = _admin(console)
+    service = console.admin()
     listed = await service.auth.list_clients(limit=MAX_LISTED)
     wanted = q.strip().casefold()[:200]
     if wanted:
@@ -175,7 +162,7 @@ async def new_client(console: AdminPage) -> Response:
         "contact_email": _optional(form, "contact_email"),
     }
     try:
-        created = await _admin(console).create_client(ClientCreate.model_validate(body))
+        created = await console.admin().create_client(ClientCreate.model_validate(body))
     except ValidationError as err:
         return _new_page(console, shown=form, errors=_by_control(console, _schema_errors(console, err)))
     except ValidationFailed as err:
@@ -201,7 +188,7 @@ async def _detail_page(
     errors: Mapping[str, list[str]] | None = None,
     shown: Mapping[str, str] | None = None,
 ) -> Response:
-    service = _admin(console)
+    service = console.admin()
     try:
         client = await service.get_client(client_id)
         grant = await service.get_grant(client_id)
@@ -291,7 +278,7 @@ async def _update(
     console: Console, client_id: str, body: dict[str, Any], form: Mapping[str, str], *, done: str
 ) -> Response:
     try:
-        result = await _admin(console).update_client(client_id, ClientUpdate.model_validate(body))
+        result = await console.admin().update_client(client_id, ClientUpdate.model_validate(body))
     except ValidationError as err:
         errors = _by_control(console, _schema_errors(console, err))
         return await _detail_page(console, client_id, status=422, errors=errors, shown=form)
@@ -315,7 +302,7 @@ async def rotate_secret(client_id: str, console: AdminPage) -> Response:
     if grace not in GRACE_CHOICES:
         grace = 0
     try:
-        result = await _admin(console).rotate_secret(client_id, grace)
+        result = await console.admin().rotate_secret(client_id, grace)
     except NotFound:
         await console.rollback()
         return _not_found(console)
@@ -329,7 +316,7 @@ async def disable_secret(client_id: str, console: AdminPage) -> Response:
     the button while it has no registered keys (it would be locked out)."""
     client_id = client_id[:64]
     try:
-        result = await _admin(console).disable_secret(client_id)
+        result = await console.admin().disable_secret(client_id)
     except NotFound:
         await console.rollback()
         return _not_found(console)
@@ -351,7 +338,7 @@ async def register_keys(client_id: str, console: AdminPage) -> Response:
         errors = {"jwks": [console.t("cerr.jwks_not_json")]}
         return await _detail_page(console, client_id, status=422, errors=errors, shown=shown)
     try:
-        result = await _admin(console).set_jwks(client_id, JWKSetIn.model_validate(document))
+        result = await console.admin().set_jwks(client_id, JWKSetIn.model_validate(document))
     except ValidationError as err:
         errors = {"jwks": _flat(_by_control(console, _schema_errors(console, err), document))}
         return await _detail_page(console, client_id, status=422, errors=errors, shown=shown)
@@ -411,7 +398,7 @@ async def _grant_page(
     saved: bool = False,
     shown: dict[str, Any] | None = None,
 ) -> Response:
-    service = _admin(console)
+    service = console.admin()
     try:
         client = await service.get_client(client_id)
         grant = await service.get_grant(client_id)
@@ -492,7 +479,7 @@ def _grant_body(
 async def grant_change(client_id: str, console: AdminPage) -> Response:
     client_id = client_id[:64]
     lists, form = await _grant_form(console)
-    service = _admin(console)
+    service = console.admin()
     try:
         current = await service.get_grant(client_id)
     except NotFound:

@@ -27,6 +27,8 @@ from markupsafe import Markup
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.addresses import request_client_ip
+from app.admin.service import AdminService
+from app.auth.dependencies import KEYS
 from app.auth.keys import load_encryption_key
 from app.console.dashboard import VIETNAM, dashboard
 from app.console.text import LANGS, Lang, translate
@@ -124,6 +126,17 @@ class Console:
         if self.me is not None:
             token = self.request.cookies.get(SESSION_COOKIE)
             self.me = await self.service.session_for(token, stages=ALL_STAGES)
+
+    def admin(self) -> AdminService:
+        """The REST API's administration use cases on behalf of the signed-in operator (``op:<username>``)."""
+        assert self.me is not None  # noqa: S101 - require_operator set it
+        return AdminService(
+            self.db,
+            self.state[KEYS],
+            actor=self.me.actor,
+            request_id=self.service.request_id,
+            require_approval=self.state.settings.admin.require_approval,
+        )
 
     def t(self, key: str) -> str:
         return translate(key, self.lang)

@@ -21,7 +21,7 @@ import csv
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, get_args
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
@@ -39,7 +39,7 @@ from app.console.router import _ENV, Console, require_operator
 from app.errors import GatewayError, ValidationFailed
 from app.problems import field_errors
 from app.stats.dependencies import STATS
-from app.stats.schemas import MAX_DIMENSIONS, PopulationRequest
+from app.stats.schemas import MAX_DIMENSIONS, Dimension, PopulationRequest
 from app.stats.service import StatsCaller
 from vnid.ethnicities import ETHNIC_GROUPS
 
@@ -47,16 +47,8 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 
 AnalystPage = Annotated[Console, Depends(require_operator("analyst"))]
 
-DIMENSIONS: Final = (
-    "ward",
-    "age_band",
-    "age_group",
-    "sex",
-    "ethnicity",
-    "residence_status",
-    "household_size",
-    "marital_status",
-)
+DIMENSIONS: Final = get_args(Dimension)
+"""The dimensions the API groups by, in its order."""
 CODED: Final = ("ward", "ethnicity")
 """Dimensions whose values are ``{code, name}``."""
 TRANSLATED: Final = ("sex", "residence_status", "marital_status")

@@ -56,11 +56,6 @@ GRACE_CHOICES: Final = (0, 3600, MAX_SECRET_GRACE_SECONDS)
 _LOCAL_TIME: Final = "%Y-%m-%dT%H:%M"
 
 
-def _has(member: str) -> bool:
-    """Whether the grant has ``member`` (``require_end_user`` arrives with the end-user issue)."""
-    return member in GrantIn.model_fields
-
-
 # --- errors beside their controls ------------------------------------------------------------------------
 
 
@@ -422,7 +417,6 @@ async def _grant_page(
         provinces=sorted((p.code, p.name) for p in vnid.PROVINCES_2025.values()),
         purposes=purposes,
         unknown_purposes=[p for p in values.get("purposes", []) if p not in {q.code for q in purposes}],
-        has_end_user=_has("require_end_user"),
         errors=errors or {},
         pending=console.t("cl.pending.notice").format(change_id=pending) if pending else None,
         saved=saved,
@@ -467,7 +461,7 @@ def _grant_body(
             text = form[member].strip()
             body[member] = int(text) if text.isascii() and text.isdigit() and len(text) <= 12 else text
     for member in _BOOL_MEMBERS:
-        if _has(member) and (editor or member in form):
+        if editor or member in form:
             body[member] = form.get(member) in ("1", "on", "true")
     for member in _TIME_MEMBERS:
         if member in form:

@@ -132,6 +132,7 @@ class EmbeddedBackend:
         reopen_interval: float = 1.0,
         clock: Clock = time.monotonic,
         sandbox: bool = False,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         try:
             parse_url(database_url)
@@ -143,6 +144,9 @@ class EmbeddedBackend:
         self.reopen_interval = reopen_interval
         self._clock = clock
         self.sandbox = sandbox
+        self._sleep = sleep
+        """How a rehearsal's back-off waits, as the http backend's (tests record the delays instead of spending
+        them); the upstream's own time (``latency``, ``trickle``) is simulated with ``asyncio.sleep``."""
         self._store: ResidentStore | None = None
         self._stats: StatsEngine | None = None
         """The mock's own aggregate engine over the open store (it caches the provinces it has loaded)."""
@@ -280,7 +284,7 @@ class EmbeddedBackend:
                             logger.warning("mock database %s: rehearsed fault answered", operation)
                             raise failed.final() from None
                         retries += 1
-                        await asyncio.sleep(delay)
+                        await self._sleep(delay)
                 result = await attempt()
                 size, success, about_someone = answer(result)
                 malformed = fault.malformed and success  # the mock cuts only a 2xx answer

@@ -1,13 +1,17 @@
 """Rehearsed upstream faults (``app.sandbox``, docs/contract.md section 17) at the backends: the vocabulary is
 the mock's, the http backend sends it to the mock as ``X-Mock-Fault``, and the embedded backend's simulation
-ends every call as the http backend does against the real mock.
+ends every call as the http backend does against the real mock, with the same retries after the same back-off.
+
+No clock is read: the back-off's waits are recorded instead of spent (both backends take ``sleep=``), so the
+retries a call made and how long each would have waited are compared, not how long the call took.
 """
 
 from __future__ import annotations
 
-import time
+import asyncio
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -106,29 +110,64 @@ def outcome(result: Any) -> Any:
     return result.personal_id
 
 
-async def ended(backend: Any, call: Call, fault: str) -> tuple[Any, float]:
+class Backoff:
+    """A backend's back-off waits (its ``sleep``), recorded instead of spent: one delay per retry."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+        await asyncio.sleep(0)
+
+
+class MidJitter(random.Random):
+    """The http backend's jitter drawn at the middle of its range: its back-off is then what the embedded
+    simulation waits (three quarters of each step), and the two compare delay by delay."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return (a + b) / 2
+
+
+class Backends(NamedTuple):
+    http: HttpBackend
+    embedded: EmbeddedBackend
+    http_backoff: Backoff
+    embedded_backoff: Backoff
+
+
+async def ended(backend: Any, backoff: Backoff, call: Call, fault: str) -> tuple[Any, list[float]]:
+    """How the call ended (``outcome``) and the back-off it waited before each retry."""
     token = fault_var.set(parse_fault(fault))
-    started = time.monotonic()
+    waited = len(backoff.delays)
     try:
         result = await call(backend)
     except Exception as error:  # the outcome compared
         result = error
     finally:
         fault_var.reset(token)
-    return outcome(result), time.monotonic() - started
+    return outcome(result), backoff.delays[waited:]
 
 
 @pytest.fixture
-async def backends(
-    live_mock: str, mock_sqlite_url: str
-) -> AsyncIterator[tuple[HttpBackend, EmbeddedBackend]]:
+async def backends(live_mock: str, mock_sqlite_url: str) -> AsyncIterator[Backends]:
     """The http backend on the live mock (faults on) and the embedded one on its database, both sandboxes,
-    with a short deadline so the slow faults end quickly."""
-    embedded = EmbeddedBackend(mock_sqlite_url, sandbox=True, deadline=DEADLINE)
+    with a short deadline so the slow faults end quickly, and their back-off recorded instead of spent."""
+    http_backoff, embedded_backoff = Backoff(), Backoff()
+    embedded = EmbeddedBackend(mock_sqlite_url, sandbox=True, deadline=DEADLINE, sleep=embedded_backoff)
     await embedded.open()
-    async with HttpBackend(live_mock, API_KEY, sandbox=True, deadline=DEADLINE) as http:
-        yield http, embedded
+    async with HttpBackend(
+        live_mock, API_KEY, sandbox=True, deadline=DEADLINE, sleep=http_backoff, rng=MidJitter()
+    ) as http:
+        yield Backends(http, embedded, http_backoff, embedded_backoff)
     await embedded.close()
+
+
+RETRIED = {"status=500", "status=502"}
+"""The faults of the list below that the http backend retries: a 5xx without ``Retry-After``, after its own
+back-off (the mock's 503 comes with ``Retry-After: 1``: the next test)."""
+NEVER_RETRIED = {"send_code", "check_code"}
+"""Calls that are not reads: one attempt whatever the upstream answers."""
 
 
 @pytest.mark.parametrize(
@@ -151,26 +190,25 @@ async def backends(
 )
 @pytest.mark.parametrize("name", list(CALLS))
 async def test_the_embedded_simulation_ends_as_the_mock_does(
-    backends: tuple[HttpBackend, EmbeddedBackend], name: str, fault: str
+    backends: Backends, name: str, fault: str
 ) -> None:
-    http, embedded = backends
-    over_http, http_took = await ended(http, CALLS[name], fault)
-    simulated, simulated_took = await ended(embedded, CALLS[name], fault)
+    http, embedded = backends.http, backends.embedded
+    over_http, http_waits = await ended(http, backends.http_backoff, CALLS[name], fault)
+    simulated, simulated_waits = await ended(embedded, backends.embedded_backoff, CALLS[name], fault)
     assert simulated == over_http
-    assert abs(simulated_took - http_took) < 1.0  # about the same time (a loaded machine slows http more)
+    assert simulated_waits == pytest.approx(http_waits)  # the same retries, each after the same back-off
+    assert len(http_waits) == http.retries == (2 if fault in RETRIED and name not in NEVER_RETRIED else 0)
     assert http.breaker_state == "closed"
 
 
-async def test_a_rehearsed_503_waits_as_the_mocks_retry_after_says(
-    backends: tuple[HttpBackend, EmbeddedBackend],
-) -> None:
-    http, embedded = backends
+async def test_a_rehearsed_503_waits_as_the_mocks_retry_after_says(backends: Backends) -> None:
+    """Retried twice, each time after the mock's ``Retry-After: 1`` (longer than the back-off's own step)."""
+    http, embedded = backends.http, backends.embedded
     http.deadline = embedded.deadline = 5.0
-    over_http, http_took = await ended(http, CALLS["get"], "status=503")
-    simulated, simulated_took = await ended(embedded, CALLS["get"], "status=503")
+    over_http, http_waits = await ended(http, backends.http_backoff, CALLS["get"], "status=503")
+    simulated, simulated_waits = await ended(embedded, backends.embedded_backoff, CALLS["get"], "status=503")
     assert simulated == over_http == ("UpstreamUnavailable", 1)
-    assert 1.9 < http_took < 3
-    assert 1.9 < simulated_took < 3
+    assert http_waits == simulated_waits == [1.0, 1.0]
     assert (http.retries, http.retries_refused) == (2, 0)
 
 
@@ -180,6 +218,6 @@ async def test_without_the_sandbox_no_fault_is_rehearsed(live_mock: str, mock_sq
     try:
         async with HttpBackend(live_mock, API_KEY) as http:
             for backend in (http, embedded):
-                assert (await ended(backend, CALLS["get"], "status=503;malformed"))[0] == HEAD
+                assert (await ended(backend, Backoff(), CALLS["get"], "status=503;malformed"))[0] == HEAD
     finally:
         await embedded.close()

@@ -72,7 +72,8 @@ def _networks(setting: str) -> tuple[Network, ...]:
 def request_client_ip(request: HTTPConnection, trusted_proxies: str) -> str | None:
     """``client_ip`` of a request, under ``DANCU_TRUSTED_PROXIES`` as set (parsed once per setting): what the
     audit events of citizen, statistics, confirmation and console requests record."""
-    peer = request.client.host if request.client else None
+    client = request.scope.get("client")  # as ``request.client`` reads it, without building an Address
+    peer = client[0] if client else None
     networks = _networks(trusted_proxies)
     if not networks:
         return peer

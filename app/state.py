@@ -10,7 +10,7 @@ aiohttp's ``AppKey``): ``state[KEYS]`` is a ``KeyStore`` to mypy, yet ``app.stat
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Generic, TypeVar, cast
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -42,7 +42,8 @@ class AppState:
     _parts: dict[StateKey[Any], Any] = field(default_factory=dict)
 
     def __getitem__(self, key: StateKey[T]) -> T:
-        return cast(T, self._parts[key])
+        # No typing.cast: it is a call at run time, and this is on every request's path several times.
+        return self._parts[key]  # type: ignore[no-any-return]
 
     def __setitem__(self, key: StateKey[T], value: T) -> None:
         """File ``value`` under ``key`` (the lifespan, at start-up)."""

@@ -33,6 +33,20 @@ class Limiter(Protocol):
         matters)."""
         ...
 
+    async def admit_verification(
+        self,
+        client_id: str,
+        per_minute: int,
+        subject_refs: list[str],
+        per_day: int,
+        attempts_per_day: int,
+        hits: int = 1,
+    ) -> tuple[list[bool], list[bool]]:
+        """``admit`` and ``verifiable`` (with ``attempts_per_day``) of the same subjects in one step (one round
+        trip where that matters): per subject, whether it is within the distinct quota, and whether it may
+        be checked. A verification's first question."""
+        ...
+
     async def hit_subjects_all(self, client_id: str, subject_refs: list[str], per_day: int) -> bool:
         """Count every subject of ``subject_refs`` or none: False (nothing counted) when the quota cannot take
         all of those not counted yet today (a household's members)."""
@@ -121,8 +135,13 @@ class MemoryLimiter:
         self._seen: dict[tuple[str, int], set[int]] = {}
         """Per (client, UTC day): the last 64 bits of each subject's keyed hash (an int takes a third of the
         memory of the 67-character ref; two residents sharing 64 bits among a million is a 1-in-10^7 chance)."""
+        self._day = -1
+        """The UTC day the counts above are of; yesterday's are dropped when it changes (``_on``)."""
 
     async def hit_request(self, client_id: str, per_minute: int, hits: int = 1) -> None:
+        self._hit_request(client_id, per_minute, hits)
+
+    def _hit_request(self, client_id: str, per_minute: int, hits: int) -> None:
         window = self._windows.get(client_id)
         if window is None:
             window = self._windows[client_id] = SlidingMinute()
@@ -133,16 +152,42 @@ class MemoryLimiter:
     async def admit(
         self, client_id: str, per_minute: int, subject_refs: list[str], per_day: int, hits: int = 1
     ) -> list[bool]:
-        await self.hit_request(client_id, per_minute, hits)
-        return await self.hit_subjects(client_id, subject_refs, per_day)
+        self._hit_request(client_id, per_minute, hits)
+        return self._hit_subjects(client_id, subject_refs, per_day)
+
+    async def admit_verification(
+        self,
+        client_id: str,
+        per_minute: int,
+        subject_refs: list[str],
+        per_day: int,
+        attempts_per_day: int,
+        hits: int = 1,
+    ) -> tuple[list[bool], list[bool]]:
+        self._hit_request(client_id, per_minute, hits)
+        return (
+            self._hit_subjects(client_id, subject_refs, per_day),
+            self._verifiable(client_id, subject_refs, attempts_per_day),
+        )
+
+    def _on(self) -> int:
+        """Today (UTC day number); the first call of a new day drops the counts of the days before."""
+        day = int(self._clock()) // DAY_SECONDS
+        if day != self._day:  # once a day, not on every call: a verification asks three times
+            for key in [k for k in self._seen if k[1] != day]:
+                del self._seen[key]
+            for key in [k for k in self._mismatches if k[1] != day]:
+                del self._mismatches[key]
+            self._day = day
+        return day
 
     def _today(self, client_id: str) -> set[int]:
-        day = int(self._clock()) // DAY_SECONDS
-        for key in [k for k in self._seen if k[1] != day]:  # yesterday's sets
-            del self._seen[key]
-        return self._seen.setdefault((client_id, day), set())
+        return self._seen.setdefault((client_id, self._on()), set())
 
     async def hit_subjects(self, client_id: str, subject_refs: list[str], per_day: int) -> list[bool]:
+        return self._hit_subjects(client_id, subject_refs, per_day)
+
+    def _hit_subjects(self, client_id: str, subject_refs: list[str], per_day: int) -> list[bool]:
         """Count each subject once per UTC day; True where the subject is within the quota."""
         seen = self._today(client_id)
         allowed: list[bool] = []
@@ -166,12 +211,12 @@ class MemoryLimiter:
         return True
 
     def _mismatches_today(self, client_id: str) -> dict[int, int]:
-        day = int(self._clock()) // DAY_SECONDS
-        for key in [k for k in self._mismatches if k[1] != day]:
-            del self._mismatches[key]
-        return self._mismatches.setdefault((client_id, day), {})
+        return self._mismatches.setdefault((client_id, self._on()), {})
 
     async def verifiable(self, client_id: str, subject_refs: list[str], per_day: int) -> list[bool]:
+        return self._verifiable(client_id, subject_refs, per_day)
+
+    def _verifiable(self, client_id: str, subject_refs: list[str], per_day: int) -> list[bool]:
         counts = self._mismatches_today(client_id)
         return [counts.get(int(ref[-16:], 16), 0) < per_day for ref in subject_refs]
 
@@ -197,13 +242,17 @@ class MemoryLimiter:
 
 
 _ADMIT = """
--- KEYS[1]: the client's per-second request counts (a hash); KEYS[2]: its residents of the day (a set).
+-- KEYS[1]: the client's per-second request counts (a hash); KEYS[2]: its residents of the day (a set);
+-- KEYS[3]: its mismatching verifications of the day per resident (a hash, as _VERIFIABLE's; read only).
 -- ARGV: now (whole seconds), requests per minute (0: count no request), residents per day, the set's TTL,
--- the requests to count (a batch: its items), then the residents' refs. Answers {0, {1|0 per ref}} or, when the
--- request rate cannot take the requests, {-1, seconds until a slot frees} (nothing counted).
+-- the requests to count (a batch: its items), mismatches per resident per day (0: not asked), then the
+-- residents' refs. Answers {0, {1|0 per ref: within the quota}, {1|0 per ref: may be checked; empty when not
+-- asked}} or, when the request rate cannot take the requests, {-1, seconds until a slot frees} (nothing
+-- counted).
 local now = tonumber(ARGV[1])
 local per_minute = tonumber(ARGV[2])
 local hits = tonumber(ARGV[5])
+local attempts = tonumber(ARGV[6])
 if per_minute > 0 then
   local counts = redis.call('HGETALL', KEYS[1])
   local total, oldest = 0, nil
@@ -226,10 +275,11 @@ if per_minute > 0 then
   redis.call('EXPIRE', KEYS[1], 61)
 end
 local within = {}
-if #ARGV > 5 then
+local open = {}
+if #ARGV > 6 then
   local per_day = tonumber(ARGV[3])
   local size = redis.call('SCARD', KEYS[2])
-  for i = 6, #ARGV do
+  for i = 7, #ARGV do
     if redis.call('SISMEMBER', KEYS[2], ARGV[i]) == 1 then
       within[#within + 1] = 1
     elseif size >= per_day then
@@ -241,8 +291,13 @@ if #ARGV > 5 then
     end
   end
   redis.call('EXPIRE', KEYS[2], tonumber(ARGV[4]))
+  if attempts > 0 then
+    for i = 7, #ARGV do
+      open[#open + 1] = (tonumber(redis.call('HGET', KEYS[3], ARGV[i]) or '0') < attempts) and 1 or 0
+    end
+  end
 end
-return {0, within}
+return {0, within, open}
 """
 
 
@@ -315,28 +370,51 @@ class RedisLimiter:
         await self.admit(client_id, per_minute, [], 0, hits)
 
     async def hit_subjects(self, client_id: str, subject_refs: list[str], per_day: int) -> list[bool]:
-        return await self._run(client_id, 0, subject_refs, per_day)
+        return (await self._run(client_id, 0, subject_refs, per_day))[0]
 
     async def admit(
         self, client_id: str, per_minute: int, subject_refs: list[str], per_day: int, hits: int = 1
     ) -> list[bool]:
-        return await self._run(client_id, max(1, per_minute), subject_refs, per_day, hits)
+        return (await self._run(client_id, max(1, per_minute), subject_refs, per_day, hits))[0]
+
+    async def admit_verification(
+        self,
+        client_id: str,
+        per_minute: int,
+        subject_refs: list[str],
+        per_day: int,
+        attempts_per_day: int,
+        hits: int = 1,
+    ) -> tuple[list[bool], list[bool]]:
+        return await self._run(
+            client_id, max(1, per_minute), subject_refs, per_day, hits, max(1, attempts_per_day)
+        )
 
     async def _run(
-        self, client_id: str, per_minute: int, subject_refs: list[str], per_day: int, hits: int = 1
-    ) -> list[bool]:
+        self,
+        client_id: str,
+        per_minute: int,
+        subject_refs: list[str],
+        per_day: int,
+        hits: int = 1,
+        attempts_per_day: int = 0,
+    ) -> tuple[list[bool], list[bool]]:
         now = self._clock()
-        keys = [f"{self._prefix}rate:{{{client_id}}}", f"{self._prefix}subjects:{{{client_id}}}:{_day(now)}"]
+        keys = [
+            f"{self._prefix}rate:{{{client_id}}}",
+            f"{self._prefix}subjects:{{{client_id}}}:{_day(now)}",
+            self._attempts_key(client_id, now),
+        ]
         ttl = seconds_to_utc_midnight(now) + 3600
         try:
-            status, detail = await self._script(
-                keys=keys, args=[int(now), per_minute, per_day, ttl, hits, *subject_refs]
+            status, detail, *asked = await self._script(
+                keys=keys, args=[int(now), per_minute, per_day, ttl, hits, attempts_per_day, *subject_refs]
             )
         except Exception as exc:
             raise LimitsUnavailable() from exc
         if status != 0:
             raise RateLimited(int(detail))
-        return [bool(flag) for flag in detail]
+        return [bool(flag) for flag in detail], [bool(flag) for flag in (asked[0] if asked else ())]
 
     async def hit_subjects_all(self, client_id: str, subject_refs: list[str], per_day: int) -> bool:
         now = self._clock()

@@ -72,13 +72,13 @@ def input_hash(salt: str, body: VerifyRequest) -> str:
     ``date_of_birth`` and ``gender`` as sent). Whoever holds the values (the dossier) recomputes it; the random
     salt keeps anyone who holds only the attestation from confirming a guess (docs/contract.md, Verification).
     """
-    lines = [f"personal_id={body.personal_id}"]
-    lines.extend(
-        f"{name}={unicodedata.normalize('NFC', value)}"
-        for name in VERIFY_CHECKED
-        if (value := getattr(body, name)) is not None
-    )
-    text = salt + "\n" + "".join(line + "\n" for line in lines)
+    text = f"{salt}\npersonal_id={body.personal_id}\n"  # one string built in place: a verification's hot path
+    if (full_name := body.full_name) is not None:
+        text += f"full_name={unicodedata.normalize('NFC', full_name)}\n"
+    if (date_of_birth := body.date_of_birth) is not None:
+        text += f"date_of_birth={unicodedata.normalize('NFC', date_of_birth)}\n"
+    if (gender := body.gender) is not None:
+        text += f"gender={unicodedata.normalize('NFC', gender)}\n"
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -209,6 +209,21 @@ class CitizenService:
     async def _finish(self, audit: _Audit) -> None:
         await self._audit.write(audit.events)
 
+    async def _admit_verification(
+        self, ctx: CallContext, audit: _Audit, subjects: Sequence[str], requests: int = 1
+    ) -> tuple[list[bool], list[bool]]:
+        """``_admit``, and per subject whether it has attempts left today (``Limiter.verifiable``), in one
+        call to the limiter."""
+        grant = ctx.auth.grant
+        return await self._limiter.admit_verification(
+            ctx.auth.client_id,
+            grant.rate_limit_per_minute,
+            [audit.ref(s) for s in subjects],
+            grant.distinct_subjects_per_day,
+            self._mismatches,
+            requests,
+        )
+
     async def _admit(
         self, ctx: CallContext, audit: _Audit, subjects: Sequence[str], requests: int = 1
     ) -> list[bool]:
@@ -321,13 +336,12 @@ class CitizenService:
         checked = self._checked(body)
         try:
             pid = _parse(body.personal_id)
-            (within,) = await self._admit(ctx, audit, [pid.number])
+            ((within,), (verifiable,)) = await self._admit_verification(ctx, audit, [pid.number])
             if not within:
                 raise _quota_error()
-            client_id, ref = ctx.auth.client_id, audit.ref(pid.number)
-            (verifiable,) = await self._limiter.verifiable(client_id, [ref], self._mismatches)
             if not verifiable:
                 raise _attempts_error()
+            client_id, ref = ctx.auth.client_id, audit.ref(pid.number)
             result = matching.precheck_verification(pid, body)
             if result is None:
                 record = await self._backend.get(pid.number, VERIFY_FIELDS)
@@ -378,22 +392,21 @@ class CitizenService:
                     continue
                 valid.append((index, body, pid))
             try:  # each item counts against the rate, each resident against the quota
-                within = await self._admit(ctx, audit, [pid.number for _, _, pid in valid], len(items))
+                within, verifiable = await self._admit_verification(
+                    ctx, audit, [pid.number for _, _, pid in valid], len(items)
+                )
             except GatewayError as error:  # the whole batch refused: each resident named is recorded
                 audit.refused_all(error, [(pid.number, tuple(self._checked(body))) for _, body, pid in valid])
                 raise
             for index, problem in invalid:
                 results[index] = self._item_problem(ctx, index, problem)
                 audit.refused(problem)
-            counted = [item for item, ok in zip(valid, within, strict=True) if ok]
+            counted = [(item, open_) for item, ok, open_ in zip(valid, within, verifiable, strict=True) if ok]
             for index, body, pid in (item for item, ok in zip(valid, within, strict=True) if not ok):
                 refused(index, body, pid, _quota_error())
             client_id = ctx.auth.client_id
-            verifiable = await self._limiter.verifiable(
-                client_id, [audit.ref(pid.number) for _, _, pid in counted], self._mismatches
-            )
             pending: list[tuple[int, VerifyRequest, PersonalId]] = []
-            for (index, body, pid), ok in zip(counted, verifiable, strict=True):
+            for (index, body, pid), ok in counted:
                 if not ok:
                     refused(index, body, pid, _attempts_error())
                     continue

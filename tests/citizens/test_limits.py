@@ -164,3 +164,23 @@ async def test_mismatching_verifications_per_resident(any_limiter: MemoryLimiter
     ]
     assert await any_limiter.verifiable("c", [a, b], 2) == [False, True]
     assert await any_limiter.verifiable("other", [a], 2) == [True]
+
+
+async def test_a_verification_is_admitted_and_its_attempts_read_in_one_step(
+    any_limiter: MemoryLimiter | RedisLimiter,
+) -> None:
+    """``admit_verification`` answers what ``admit`` then ``verifiable`` would (one Redis round trip):
+    the quota counts each resident, the attempts are only read, and a refused rate counts nothing."""
+    a, b, c = (f"k1:{n:064x}" for n in range(3))
+    await any_limiter.settle("v", [(a, True), (a, True)], 2)  # a's attempts are used up
+    assert await any_limiter.admit_verification("v", 10, [a, b], 2, 2) == ([True, True], [False, True])
+    # c does not fit in the quota of 2; its attempts are still answered (the caller refuses it for the quota)
+    assert await any_limiter.admit_verification("v", 10, [b, c], 2, 2) == ([True, False], [True, True])
+    assert await any_limiter.verifiable("v", [a, b], 2) == [False, True], "nothing was counted as an attempt"
+    assert await any_limiter.admit_verification("w", 10, [a], 5, 2, hits=8) == (
+        [True],
+        [True],
+    )  # v's attempts
+    with pytest.raises(RateLimited):  # 8 + 8 > 10: neither the rate nor the quota counts anything
+        await any_limiter.admit_verification("w", 10, [b], 5, 2, hits=8)
+    assert await any_limiter.hit_subjects("w", [a, b], 1) == [True, False], "a was counted, b was not"

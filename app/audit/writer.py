@@ -41,13 +41,14 @@ from app.config import Settings
 from app.db import new_time_uuid, sqlite_file, utcnow
 from app.errors import GatewayError
 from app.files import write_private_file
+from app.frozen import frozen
 
 logger = logging.getLogger(__name__)
 
 Outcome = Literal["allowed", "denied", "error"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen  # built once per event on the hot path (app.frozen)
 class AuditEvent:
     """What happened, before it is stored. ``subject`` is the personal ID: hashed on write, never stored."""
 
@@ -78,7 +79,7 @@ def outcome_of(error: GatewayError) -> Outcome:
     return "error" if error.status >= 500 else "denied"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AuditContext:
     """The call an event records: who acted (and for which client), in which request, for what purpose and
     dossier. Every ``AuditEvent`` is built here (``event``, ``refusal``), so a member all events carry is
@@ -123,7 +124,14 @@ class AuditContext:
     ) -> AuditEvent:
         """An event of this call. ``fields``: the resident fields released (asked about, for a refusal);
         ``personal_id`` never counts as released, and the sensitive ones are listed apart as well."""
-        released = tuple(f for f in fields if f != "personal_id")
+        released = (
+            tuple(f for f in fields if f != "personal_id") if "personal_id" in fields else tuple(fields)
+        )
+        sensitive = (
+            tuple(f for f in released if f in SENSITIVE_FIELDS)
+            if not SENSITIVE_FIELDS.isdisjoint(released)
+            else ()
+        )
         return AuditEvent(
             action=action,
             outcome=outcome,
@@ -136,7 +144,7 @@ class AuditContext:
             subject=subject,
             subject_ref=subject_ref,
             fields=released,
-            sensitive_fields=tuple(f for f in released if f in SENSITIVE_FIELDS),
+            sensitive_fields=sensitive,
             reason=reason,
             detail=detail,
             end_user=self.end_user,

@@ -41,6 +41,7 @@ from app.citizens.limits import Limiter, seconds_to_utc_midnight
 from app.citizens.schemas import HouseholdRequest, LookupRequest, VerifyRequest
 from app.db import new_uuid
 from app.errors import GatewayError, InvalidPersonalId, NotFound, ValidationFailed
+from app.frozen import frozen
 from app.problems import Language, problem_type
 from vnid import InvalidPersonalId as _BadId
 from vnid import PersonalId, parse_personal_id
@@ -88,7 +89,7 @@ class Attester(Protocol):
     async def sign_jws(self, claims: Mapping[str, Any], typ: str) -> str: ...
 
 
-@dataclass(frozen=True, slots=True)
+@frozen  # built once per request (app.frozen)
 class CallContext:
     """Who asks, for what, and how to answer: built once per request by the router."""
 

@@ -82,6 +82,18 @@ UNKNOWN = "052099000999"  # well formed, never on record
 # --- services ------------------------------------------------------------------------------------------------
 
 
+class Backoff:
+    """A backend's back-off waits (its ``sleep=``), recorded instead of spent: one delay per retry. Tests compare
+    the retries and their waits, never how long a call took."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+        await asyncio.sleep(0)
+
+
 def unavailable(what: str, err: BaseException) -> None:
     """Skip the test, or fail it under CI (``DANCU_TEST_REQUIRE_SERVICES=1``), when a service is down."""
     message = f"{what} is not reachable ({type(err).__name__})"

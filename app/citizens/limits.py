@@ -136,7 +136,7 @@ class MemoryLimiter:
         """Per (client, UTC day): the last 64 bits of each subject's keyed hash (an int takes a third of the
         memory of the 67-character ref; two residents sharing 64 bits among a million is a 1-in-10^7 chance)."""
         self._day = -1
-        """The UTC day the counts above are of; yesterday's are dropped when it changes (``_on``)."""
+        """The UTC day the counts above are of; yesterday's are dropped when it changes (``_current_day``)."""
 
     async def hit_request(self, client_id: str, per_minute: int, hits: int = 1) -> None:
         self._hit_request(client_id, per_minute, hits)
@@ -170,7 +170,7 @@ class MemoryLimiter:
             self._verifiable(client_id, subject_refs, attempts_per_day),
         )
 
-    def _on(self) -> int:
+    def _current_day(self) -> int:
         """Today (UTC day number); the first call of a new day drops the counts of the days before."""
         day = int(self._clock()) // DAY_SECONDS
         if day != self._day:  # once a day, not on every call: a verification asks three times
@@ -182,7 +182,7 @@ class MemoryLimiter:
         return day
 
     def _today(self, client_id: str) -> set[int]:
-        return self._seen.setdefault((client_id, self._on()), set())
+        return self._seen.setdefault((client_id, self._current_day()), set())
 
     async def hit_subjects(self, client_id: str, subject_refs: list[str], per_day: int) -> list[bool]:
         return self._hit_subjects(client_id, subject_refs, per_day)
@@ -211,7 +211,7 @@ class MemoryLimiter:
         return True
 
     def _mismatches_today(self, client_id: str) -> dict[int, int]:
-        return self._mismatches.setdefault((client_id, self._on()), {})
+        return self._mismatches.setdefault((client_id, self._current_day()), {})
 
     async def verifiable(self, client_id: str, subject_refs: list[str], per_day: int) -> list[bool]:
         return self._verifiable(client_id, subject_refs, per_day)
@@ -245,7 +245,7 @@ _ADMIT = """
 -- KEYS[1]: the client's per-second request counts (a hash); KEYS[2]: its residents of the day (a set);
 -- KEYS[3]: its mismatching verifications of the day per resident (a hash, as _VERIFIABLE's; read only).
 -- ARGV: now (whole seconds), requests per minute (0: count no request), residents per day, the set's TTL,
--- the requests to count (a batch: its items), mismatches per resident per day (0: not asked), then the
+-- the requests to count (a batch: its items), mismatches per resident per day (-1: not asked), then the
 -- residents' refs. Answers {0, {1|0 per ref: within the quota}, {1|0 per ref: may be checked; empty when not
 -- asked}} or, when the request rate cannot take the requests, {-1, seconds until a slot frees} (nothing
 -- counted).
@@ -291,7 +291,7 @@ if #ARGV > 6 then
     end
   end
   redis.call('EXPIRE', KEYS[2], tonumber(ARGV[4]))
-  if attempts > 0 then
+  if attempts >= 0 then
     for i = 7, #ARGV do
       open[#open + 1] = (tonumber(redis.call('HGET', KEYS[3], ARGV[i]) or '0') < attempts) and 1 or 0
     end
@@ -386,9 +386,7 @@ class RedisLimiter:
         attempts_per_day: int,
         hits: int = 1,
     ) -> tuple[list[bool], list[bool]]:
-        return await self._run(
-            client_id, max(1, per_minute), subject_refs, per_day, hits, max(1, attempts_per_day)
-        )
+        return await self._run(client_id, max(1, per_minute), subject_refs, per_day, hits, attempts_per_day)
 
     async def _run(
         self,
@@ -397,8 +395,10 @@ class RedisLimiter:
         subject_refs: list[str],
         per_day: int,
         hits: int = 1,
-        attempts_per_day: int = 0,
+        attempts_per_day: int = -1,
     ) -> tuple[list[bool], list[bool]]:
+        """The ``_ADMIT`` script's answer: per subject, within the quota, and (unless ``attempts_per_day`` is -1)
+        whether it may be checked."""
         now = self._clock()
         keys = [
             f"{self._prefix}rate:{{{client_id}}}",

@@ -335,8 +335,8 @@ class InstrumentedLimiter:
 
     def _count_false(self, answers: list[bool], code: str) -> list[bool]:
         """``answers``, each ``False`` in it counted as one refusal with ``code``."""
-        if False in answers:
-            self._metrics.refused(code, answers.count(False))
+        if refused := answers.count(False):
+            self._metrics.refused(code, refused)
         return answers
 
     async def hit_request(self, client_id: str, per_minute: int, hits: int = 1) -> None:

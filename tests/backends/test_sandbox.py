@@ -8,7 +8,6 @@ retries a call made and how long each would have waited are compared, not how lo
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, NamedTuple
@@ -22,7 +21,7 @@ from app.sandbox import Fault, InvalidSandboxFault, fault_var, parse_fault
 from mock_csdlqg.faults import parse_fault_header
 from mock_csdlqg.problems import InvalidFault
 from tests.harness import MOCK_API_KEY as API_KEY
-from tests.harness import UNKNOWN
+from tests.harness import UNKNOWN, Backoff
 
 HEAD = "052068000108"
 HOUSEHOLD = "525360708430"
@@ -108,17 +107,6 @@ def outcome(result: Any) -> Any:
     if isinstance(result, bool):
         return result
     return result.personal_id
-
-
-class Backoff:
-    """A backend's back-off waits (its ``sleep``), recorded instead of spent: one delay per retry."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
-        await asyncio.sleep(0)
 
 
 class MidJitter(random.Random):

@@ -16,9 +16,8 @@ from app.backends.embedded import EmbeddedBackend
 from app.backends.http import HttpBackend
 from app.citizens.dependencies import BACKEND
 from app.health.metrics import InstrumentedBackend
-from tests.backends.test_sandbox import Backoff
 from tests.citizens.test_endpoints import problem
-from tests.harness import HEAD, UNKNOWN, Gateway, gateway_settings, running
+from tests.harness import HEAD, UNKNOWN, Backoff, Gateway, gateway_settings, running
 
 LOOKUP = "/v1/citizens/lookup"
 VERIFY = "/v1/citizens/verify"
